@@ -1,0 +1,99 @@
+"""The values that travel along MODEL, CLIP, VAE, CONDITIONING and LATENT links.
+
+They are frozen: a node that changes one (a LoRA, a new latent) returns a new handle and never
+mutates its input, so cached outputs stay valid. Heavy modules are shared between handles;
+weight patches such as LoRA deltas are recorded on the handle and applied only for the
+duration of a forward pass (see `models/patching.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+import torch
+
+from latentloom.models.family import Family
+
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+PredictionType = Literal["epsilon", "v_prediction"]
+
+
+class WeightPatch(Protocol):
+    """A change to one parameter, applied as `weight + delta(weight)` while in use."""
+
+    @property
+    def target(self) -> str:
+        """Dotted parameter name inside the module being patched, e.g. `down_blocks.0...weight`."""
+        ...
+
+    def delta(self, weight: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class DiffusionModel:
+    """MODEL: the denoising UNet and the discrete noise schedule it was trained with."""
+
+    unet: UNet2DConditionModel
+    family: Family
+    prediction_type: PredictionType
+    alphas_cumprod: torch.Tensor  # float64, one entry per training timestep (1000)
+    source: str  # the file or folder it came from, for messages
+    patches: tuple[WeightPatch, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClipTextEncoder:
+    """One CLIP text tower and its tokenizer."""
+
+    model: CLIPTextModel | CLIPTextModelWithProjection
+    tokenizer: CLIPTokenizer
+    layer: Literal["last", "penultimate"]
+    # SD 2.x applies the final layer norm to the penultimate hidden state; SDXL does not.
+    final_norm_on_penultimate: bool
+    pad_token_id: int
+    patches: tuple[WeightPatch, ...] = ()
+
+
+@dataclass(frozen=True)
+class TextEncoders:
+    """CLIP: one encoder for SD 1.x / 2.x, two (CLIP-L, OpenCLIP bigG) for SDXL."""
+
+    family: Family
+    encoders: tuple[ClipTextEncoder, ...]
+    source: str
+
+
+@dataclass(frozen=True)
+class Vae:
+    """VAE: the autoencoder between pixels and the family's scaled latent space."""
+
+    module: AutoencoderKL
+    family: Family
+    source: str
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    model: DiffusionModel
+    clip: TextEncoders
+    vae: Vae
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """CONDITIONING: token embeddings for cross-attention, plus SDXL's pooled embedding."""
+
+    embeds: torch.Tensor  # [1, tokens, context_dim]
+    pooled: torch.Tensor | None = None  # [1, 1280] for SDXL, else None
+
+
+@dataclass(frozen=True)
+class Latent:
+    """LATENT: a batch in the family's scaled latent space ([B, C, H/8, W/8])."""
+
+    samples: torch.Tensor
+    family: Family | None = None  # None until a model or VAE has fixed it
