@@ -1,0 +1,81 @@
+"""What a node function receives besides its inputs: where to run and how to report.
+
+Nodes know nothing of the server, the queue or the websocket: progress, previews and
+cancellation go through this object, which the executor wires to whoever is listening.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latentloom.engine.events import Preview
+from latentloom.models.folders import ModelFolders
+
+
+class Cancelled(Exception):
+    """Raised inside a run when its cancel token is set; the run stops where it is."""
+
+
+class CancelToken:
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled("cancelled")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Per-engine settings every node may need."""
+
+    device: torch.device
+    dtype: torch.dtype
+    models: ModelFolders
+    output_dir: Path
+    input_dir: Path
+
+
+@dataclass
+class NodeContext:
+    node_id: str
+    settings: RunSettings
+    cancel: CancelToken
+    on_progress: Callable[[int, int], None] = lambda step, total: None
+    on_preview: Callable[[Preview], None] = lambda preview: None
+    # The workflow being run, as JSON: Save Image embeds it in the PNG.
+    workflow_json: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return self.settings.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.settings.dtype
+
+    @property
+    def models(self) -> ModelFolders:
+        return self.settings.models
+
+    def check_cancelled(self) -> None:
+        self.cancel.check()
+
+    def progress(self, step: int, total: int) -> None:
+        self.on_progress(step, total)
+
+    def preview(self, step: int, latent: torch.Tensor, family: str | None) -> None:
+        self.on_preview(Preview(self.node_id, step, latent, family))

@@ -1,0 +1,164 @@
+"""The executor: validate, plan, then run each needed node once, serving what it can from cache.
+
+A run is synchronous and single-threaded; concurrency belongs to the job layer above. Events
+go to one callback; a node failure becomes a `NodeExecutionError` that names the node, its
+type and the cause, and a set cancel token stops the run between nodes (and, through the
+context, inside samplers at every step).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from latentloom.engine.cache import OutputCache
+from latentloom.engine.context import Cancelled, CancelToken, NodeContext, RunSettings
+from latentloom.engine.events import (
+    NodeCached,
+    NodeFailed,
+    NodeFinished,
+    NodeProgress,
+    NodeStarted,
+    Preview,
+)
+from latentloom.engine.keys import literal_inputs, node_key
+from latentloom.graph.plan import plan
+from latentloom.graph.validate import Problem, WorkflowInvalid, validate
+from latentloom.graph.workflow import Link, Workflow
+from latentloom.node import NodeSpec
+from latentloom.registry import Registry
+
+EventSink = Callable[[Any], None]
+PreviewSink = Callable[[Preview], None]
+
+
+class NodeExecutionError(Exception):
+    def __init__(self, node_id: str, node_type: str, display_name: str, cause: BaseException) -> None:
+        self.node_id, self.node_type, self.cause = node_id, node_type, cause
+        super().__init__(
+            f'node "{node_id}" ({display_name}, {node_type}) failed: {type(cause).__name__}: {cause}'
+        )
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    outputs: Mapping[str, Any]
+    report: Mapping[str, Any]  # what the node showed the user (saved files...), JSON-ready
+
+
+@dataclass
+class RunResult:
+    executed: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    reports: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class Engine:
+    def __init__(self, registry: Registry, settings: RunSettings, cache: OutputCache) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.cache = cache
+
+    def list_choices(self, folder: str) -> list[str]:
+        return self.settings.models.list(folder)
+
+    def validate(self, workflow: Workflow) -> list[Problem]:
+        return validate(workflow, self.registry, self.list_choices)
+
+    def run(
+        self,
+        workflow: Workflow,
+        *,
+        on_event: EventSink = lambda event: None,
+        on_preview: PreviewSink = lambda preview: None,
+        cancel: CancelToken | None = None,
+        targets: Iterable[str] | None = None,
+    ) -> RunResult:
+        """Run what the target nodes (default: every output node) need; raises on any problem."""
+        problems = self.validate(workflow)
+        if problems:
+            raise WorkflowInvalid(problems)
+        if targets is None:
+            targets = [n for n, node in workflow.nodes.items() if self.registry.specs[node.type].output_node]
+        run = _Run(self, workflow, cancel or CancelToken(), on_event, on_preview)
+        started = time.perf_counter()
+        for node_id in plan(workflow, targets):
+            run.cancel.check()
+            run.execute(node_id)
+        run.result.seconds = time.perf_counter() - started
+        return run.result
+
+
+class _Run:
+    """The state of one run: keys and values computed so far, listeners, the cancel token."""
+
+    def __init__(
+        self, engine: Engine, workflow: Workflow, cancel: CancelToken, on_event: EventSink,
+        on_preview: PreviewSink,
+    ) -> None:
+        self.engine, self.workflow, self.cancel = engine, workflow, cancel
+        self.on_event, self.on_preview = on_event, on_preview
+        self.workflow_json = workflow.to_json()
+        self.keys: dict[str, str] = {}
+        self.values: dict[str, Mapping[str, Any]] = {}
+        self.result = RunResult()
+
+    def execute(self, node_id: str) -> None:
+        node = self.workflow.nodes[node_id]
+        spec = self.engine.registry.specs[node.type]
+        upstream = {v.node: self.keys[v.node] for v in node.inputs.values() if isinstance(v, Link)}
+        key = node_key(spec, node, upstream, self.engine.settings.models.fingerprint)
+        self.keys[node_id] = key
+        cached = self.engine.cache.get(key)
+        if isinstance(cached, NodeResult):
+            self.result.cached.append(node_id)
+            self.on_event(NodeCached(node=node_id, type=node.type))
+            node_result = cached
+        else:
+            self.result.executed.append(node_id)
+            node_result = self._call(node_id, spec)
+            self.engine.cache.put(key, node_result, keep=self.keys.values())
+        self.values[node_id] = node_result.outputs
+        if node_result.report:
+            self.result.reports[node_id] = node_result.report
+
+    def _call(self, node_id: str, spec: NodeSpec) -> NodeResult:
+        node = self.workflow.nodes[node_id]
+        arguments = literal_inputs(spec, node)
+        for name, value in node.inputs.items():
+            if isinstance(value, Link):
+                arguments[name] = self.values[value.node][value.output]
+        context = NodeContext(
+            node_id=node_id,
+            settings=self.engine.settings,
+            cancel=self.cancel,
+            on_progress=lambda step, total: self.on_event(NodeProgress(node=node_id, step=step, total=total)),
+            on_preview=self.on_preview,
+            workflow_json=self.workflow_json,
+        )
+        self.on_event(NodeStarted(node=node_id, type=node.type))
+        started = time.perf_counter()
+        try:
+            node_result = _as_result(spec, spec.function(context, **arguments))
+        except Cancelled:
+            raise
+        except Exception as error:
+            self.on_event(NodeFailed(node=node_id, type=node.type, error=f"{type(error).__name__}: {error}"))
+            raise NodeExecutionError(node_id, node.type, spec.display_name, error) from error
+        seconds = time.perf_counter() - started
+        self.on_event(NodeFinished(node=node_id, type=node.type, seconds=seconds, outputs=dict(node_result.report)))
+        return node_result
+
+
+def _as_result(spec: NodeSpec, returned: Any) -> NodeResult:
+    """Check a node function's return value against its spec; `report` is for the user."""
+    names = {output.name for output in spec.outputs}
+    if not isinstance(returned, Mapping):
+        raise TypeError(f"{spec.id} returned {type(returned).__name__}, expected a mapping of {sorted(names)}")
+    if set(returned) - {"report"} != names:
+        raise TypeError(f"{spec.id} returned outputs {sorted(returned)}, its spec declares {sorted(names)}")
+    outputs = {name: value for name, value in returned.items() if name != "report"}
+    return NodeResult(outputs, returned.get("report", {}))

@@ -1,0 +1,121 @@
+"""The workflow document, version 1, as pydantic models.
+
+Only `nodes[*].type` and `nodes[*].inputs` are executable; `title`, `ui`, `groups` and `meta`
+are editor state and never reach results or cache keys. Documents of older versions are
+migrated forward in one step each (`MIGRATIONS`); anything else fails whole with the reason,
+so a file is never half-loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SCHEMA_ID = "latentloom/workflow"
+CURRENT_VERSION = 1
+
+Scalar = int | float | str | bool
+LiteralValue = Scalar | list[Scalar]
+
+
+class WorkflowFormatError(Exception):
+    """The document is not a workflow this version can read; nothing was loaded."""
+
+
+class Link(BaseModel):
+    """An input fed by another node's output."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    node: str = Field(min_length=1)
+    output: str = Field(min_length=1)
+
+
+class WorkflowNode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1, description="Catalog id of the node type, e.g. 'sampling.ksampler'")
+    inputs: dict[str, Link | LiteralValue] = Field(default_factory=dict)
+    title: str | None = None
+    ui: dict[str, Any] = Field(default_factory=dict, description="Editor state: pos, size, collapsed...")
+
+
+class Workflow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_: Literal["latentloom/workflow"] = Field(SCHEMA_ID, alias="schema")
+    version: Literal[1] = CURRENT_VERSION
+    nodes: dict[str, WorkflowNode]
+    groups: list[dict[str, Any]] = Field(default_factory=list)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_defaults=False)
+
+    def with_input(self, node_id: str, input_name: str, value: LiteralValue) -> Workflow:
+        """A copy with one literal input replaced (used by `latentloom run --set`)."""
+        if node_id not in self.nodes:
+            raise WorkflowFormatError(f"--set names node {node_id!r}, which the workflow does not have")
+        copy = self.model_copy(deep=True)
+        copy.nodes[node_id].inputs[input_name] = value
+        return copy
+
+
+# version -> function turning a document of that version into one of the next version.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def parse_workflow(document: Any) -> Workflow:
+    if not isinstance(document, dict):
+        raise WorkflowFormatError(f"a workflow is a JSON object, got {type(document).__name__}")
+    if document.get("schema") != SCHEMA_ID:
+        raise WorkflowFormatError(
+            f"not a Latentloom workflow: expected \"schema\": \"{SCHEMA_ID}\", "
+            f"got {document.get('schema')!r}"
+        )
+    document = _migrate(document)
+    try:
+        return Workflow.model_validate(document)
+    except ValidationError as error:
+        raise WorkflowFormatError(_describe(error)) from None
+
+
+def _migrate(document: dict[str, Any]) -> dict[str, Any]:
+    version = document.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise WorkflowFormatError(f"\"version\" must be an integer, got {version!r}")
+    if version > CURRENT_VERSION:
+        raise WorkflowFormatError(
+            f"workflow version {version} was written by a newer Latentloom; "
+            f"this one reads versions up to {CURRENT_VERSION}"
+        )
+    while version < CURRENT_VERSION:
+        if version not in MIGRATIONS:
+            raise WorkflowFormatError(f"workflow version {version} is not supported (no migration)")
+        document = MIGRATIONS[version](document)
+        version += 1
+    return document
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for detail in error.errors():
+        where = ".".join(str(part) for part in detail["loc"])
+        lines.append(f"{where}: {detail['msg']}")
+    return "invalid workflow document:\n  " + "\n  ".join(lines)
+
+
+def load_workflow_file(path: Path) -> Workflow:
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise WorkflowFormatError(f"{path} is not valid JSON: {error}") from None
+    return parse_workflow(document)
+
+
+def workflow_json_schema() -> dict[str, Any]:
+    return Workflow.model_json_schema(by_alias=True)
