@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from latentloom.engine.events import Preview
-from latentloom.models.folders import ModelFolders
+from latentloom.engine.folders import Folders
 
 
 class Cancelled(Exception):
@@ -44,9 +44,8 @@ class RunSettings:
 
     device: torch.device
     dtype: torch.dtype
-    models: ModelFolders
+    folders: Folders
     output_dir: Path
-    input_dir: Path
 
 
 @dataclass
@@ -68,8 +67,8 @@ class NodeContext:
         return self.settings.dtype
 
     @property
-    def models(self) -> ModelFolders:
-        return self.settings.models
+    def folders(self) -> Folders:
+        return self.settings.folders
 
     def check_cancelled(self) -> None:
         self.cancel.check()

@@ -29,6 +29,7 @@ class NodeCached(_Event):
     kind: Literal["node.cached"] = "node.cached"
     node: str
     type: str
+    outputs: dict[str, Any] = Field(default_factory=dict)  # as in NodeFinished
 
 
 class NodeProgress(_Event):

@@ -63,7 +63,7 @@ class Engine:
         self.cache = cache
 
     def list_choices(self, folder: str) -> list[str]:
-        return self.settings.models.list(folder)
+        return self.settings.folders.list(folder)
 
     def validate(self, workflow: Workflow) -> list[Problem]:
         return validate(workflow, self.registry, self.list_choices)
@@ -110,12 +110,12 @@ class _Run:
         node = self.workflow.nodes[node_id]
         spec = self.engine.registry.specs[node.type]
         upstream = {v.node: self.keys[v.node] for v in node.inputs.values() if isinstance(v, Link)}
-        key = node_key(spec, node, upstream, self.engine.settings.models.fingerprint)
+        key = node_key(spec, node, upstream, self.engine.settings.folders.fingerprint)
         self.keys[node_id] = key
         cached = self.engine.cache.get(key)
         if isinstance(cached, NodeResult):
             self.result.cached.append(node_id)
-            self.on_event(NodeCached(node=node_id, type=node.type))
+            self.on_event(NodeCached(node=node_id, type=node.type, outputs=dict(cached.report)))
             node_result = cached
         else:
             self.result.executed.append(node_id)
@@ -131,6 +131,8 @@ class _Run:
         for name, value in node.inputs.items():
             if isinstance(value, Link):
                 arguments[name] = self.values[value.node][value.output]
+        for spec_input in spec.inputs:
+            arguments.setdefault(spec_input.name, None)  # unconnected optional inputs
         context = NodeContext(
             node_id=node_id,
             settings=self.engine.settings,

@@ -1,0 +1,180 @@
+"""The command line: run workflows, print the node catalog, make tiny checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from latentloom.engine.context import Cancelled, CancelToken
+from latentloom.engine.events import NodeCached, NodeFailed, NodeFinished, NodeProgress, NodeStarted
+
+EXIT_INVALID = 2
+EXIT_FAILED = 1
+EXIT_CANCELLED = 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    return int(args.handler(args) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="latentloom", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a workflow file")
+    run.add_argument("workflow", type=Path)
+    run.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
+                     help="override a literal input (VALUE is JSON, or else a plain string)")
+    _add_engine_options(run)
+    run.set_defaults(handler=_run)
+
+    nodes = commands.add_parser("nodes", help="print the node catalog")
+    nodes.add_argument("--json", action="store_true", help="the full catalog as JSON")
+    nodes.add_argument("--models", type=Path, action="append", default=[])
+    nodes.set_defaults(handler=_nodes)
+
+    tiny = commands.add_parser("make-tiny-checkpoint", help="write a tiny random-weight checkpoint")
+    tiny.add_argument("--family", choices=("sd15", "sd2", "sdxl"), default="sd15")
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--v-prediction", action="store_true")
+    tiny.add_argument("out", type=Path)
+    tiny.set_defaults(handler=_make_tiny)
+
+    schema = commands.add_parser("schema", help="print the workflow JSON Schema")
+    schema.set_defaults(handler=lambda args: print(json.dumps(_workflow_schema(), indent=2)))
+    return parser
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", type=Path, action="append", default=[],
+                        help="a model folder (ComfyUI or AUTOMATIC1111 layout); repeatable")
+    parser.add_argument("--output", type=Path, default=Path("output"))
+    parser.add_argument("--input", type=Path, default=Path("input"))
+    parser.add_argument("--device", choices=("cpu", "cuda", "mps"))
+    parser.add_argument("--nodes", type=Path, action="append", default=[], help="an extra node pack folder")
+
+
+def _workflow_schema() -> dict[str, Any]:
+    from latentloom.graph.workflow import workflow_json_schema
+
+    return workflow_json_schema()
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    target, separator, raw = text.partition("=")
+    node_id, dot, input_name = target.rpartition(".")
+    if not separator or not dot or not node_id or not input_name:
+        raise ValueError(f"--set {text!r}: expected NODE.INPUT=VALUE, e.g. --set 5.seed=42")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return node_id, input_name, value
+
+
+def _run(args: argparse.Namespace) -> int:
+    from latentloom.engine.executor import NodeExecutionError
+    from latentloom.engine.setup import make_engine
+    from latentloom.graph.validate import WorkflowInvalid
+    from latentloom.graph.workflow import WorkflowFormatError, load_workflow_file
+
+    try:
+        workflow = load_workflow_file(args.workflow)
+        for override in args.set:
+            workflow = workflow.with_input(*parse_override(override))
+    except (WorkflowFormatError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    engine = make_engine(model_dirs=args.models or [Path("models")], output_dir=args.output,
+                         input_dir=args.input, device=args.device, node_packs=args.nodes)
+    cancel = CancelToken()
+    signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    progress = _ProgressPrinter()
+    try:
+        result = engine.run(workflow, on_event=progress, cancel=cancel)
+    except WorkflowInvalid as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except NodeExecutionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except Cancelled:
+        print("cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    finally:
+        progress.close()
+    _print_outputs(result.reports, engine.settings.output_dir)
+    print(f"done in {result.seconds:.2f} s: {len(result.executed)} nodes executed, "
+          f"{len(result.cached)} from cache", file=sys.stderr)
+    return 0
+
+
+def _print_outputs(reports: dict[str, Any], output_dir: Path) -> None:
+    for report in reports.values():
+        for entries in report.values():
+            for entry in entries:
+                print(output_dir / entry["subfolder"] / entry["filename"])
+
+
+class _ProgressPrinter:
+    """Node lines and one progress bar per sampling node, on stderr."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, event: Any) -> None:
+        from tqdm import tqdm
+
+        if isinstance(event, NodeStarted):
+            print(f"[{event.node}] {event.type}", file=sys.stderr)
+        elif isinstance(event, NodeCached):
+            print(f"[{event.node}] {event.type} (cached)", file=sys.stderr)
+        elif isinstance(event, NodeProgress):
+            bar = self.bars.get(event.node)
+            if bar is None:
+                bar = self.bars[event.node] = tqdm(total=event.total, desc=f"[{event.node}]",
+                                                   file=sys.stderr, unit="step")
+            bar.update(event.step - bar.n)
+        elif isinstance(event, (NodeFinished, NodeFailed)) and event.node in self.bars:
+            self.bars.pop(event.node).close()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+
+
+def _nodes(args: argparse.Namespace) -> int:
+    from latentloom.catalog import catalog
+    from latentloom.models.folders import ModelFolders
+    from latentloom.registry import build_registry
+
+    folders = ModelFolders.of(args.models or [Path("models")])
+    entries = catalog(build_registry(), folders.list)
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    for entry in entries:
+        inputs = ", ".join(f"{i['name']}: {i['type']}" for i in entry["inputs"])
+        outputs = ", ".join(f"{o['name']}: {o['type']}" for o in entry["outputs"])
+        print(f"{entry['id']:<28} {entry['display_name']:<22} ({inputs}) -> ({outputs})")
+    return 0
+
+
+def _make_tiny(args: argparse.Namespace) -> int:
+    from latentloom.models.tiny import make_tiny_checkpoint
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    make_tiny_checkpoint(args.family, args.out, seed=args.seed, v_prediction=args.v_prediction)
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

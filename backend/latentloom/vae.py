@@ -1,0 +1,38 @@
+"""VAE decode and encode between IMAGE tensors and the family's scaled latent space."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from latentloom.models.handles import Vae
+
+
+def _module_placement(vae: Vae) -> tuple[torch.device, torch.dtype]:
+    parameter = next(vae.module.parameters())
+    return parameter.device, parameter.dtype
+
+
+@torch.inference_mode()
+def decode(vae: Vae, latent: torch.Tensor, *, check_cancelled: Callable[[], None] = lambda: None) -> torch.Tensor:
+    """[B, C, h, w] scaled latents -> [B, H, W, 3] float32 images in 0..1 on the CPU, one at a time."""
+    device, dtype = _module_placement(vae)
+    frames = []
+    for item in latent:  # one at a time: a long morph must not need memory for every frame at once
+        check_cancelled()
+        scaled = item.unsqueeze(0).to(device, dtype) / vae.family.vae_scaling_factor
+        pixels = vae.module.decode(scaled).sample
+        frames.append(((pixels.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu())
+    return torch.cat(frames)
+
+
+@torch.inference_mode()
+def encode(vae: Vae, images: torch.Tensor) -> torch.Tensor:
+    """[B, H, W, 3] images in 0..1 -> [B, C, H/8, W/8] scaled latents (the distribution's mean)."""
+    device, dtype = _module_placement(vae)
+    downscale = vae.family.downscale
+    height, width = images.shape[1] // downscale * downscale, images.shape[2] // downscale * downscale
+    pixels = images[:, :height, :width].permute(0, 3, 1, 2).to(device, dtype) * 2 - 1
+    latents = vae.module.encode(pixels).latent_dist.mean
+    return (latents.float() * vae.family.vae_scaling_factor).cpu()

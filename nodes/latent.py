@@ -1,0 +1,119 @@
+"""Latent tricks: empty latents, interpolation (morphs), added noise, upscaling."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from latentloom.engine.context import NodeContext
+from latentloom.latent_math import add_noise as mix_noise
+from latentloom.latent_math import interpolate, seeded_noise
+from latentloom.models.family import SD15
+from latentloom.models.handles import DiffusionModel, Latent
+from latentloom.node import (
+    NodeSpec,
+    Output,
+    SocketType,
+    enum_input,
+    float_input,
+    int_input,
+    socket,
+)
+from latentloom.nodes_limits import MAX_BATCH, MAX_SIDE
+
+UPSCALE_METHODS = ("nearest-exact", "bilinear", "bicubic", "area")
+
+
+def empty_latent(
+    ctx: NodeContext, width: int, height: int, batch: int, model: DiffusionModel | None
+) -> dict[str, object]:
+    family = model.family if model is not None else None
+    spec = family or SD15  # all supported families share 4 channels at 1/8 scale
+    shape = (batch, spec.latent_channels, height // spec.downscale, width // spec.downscale)
+    return {"latent": Latent(torch.zeros(shape), family)}
+
+
+def latent_interpolation(
+    ctx: NodeContext, a: Latent, b: Latent, ratio: float | list[float], mode: str
+) -> dict[str, object]:
+    ratios = ratio if isinstance(ratio, list) else [ratio]
+    if a.samples.shape != b.samples.shape:
+        raise ValueError(f"latents a {tuple(a.samples.shape)} and b {tuple(b.samples.shape)} differ in shape")
+    frames = [interpolate(a.samples, b.samples, r, mode) for r in ratios]
+    return {"latent": Latent(torch.cat(frames), a.family or b.family)}
+
+
+def add_noise(ctx: NodeContext, latent: Latent, seed: int, mode: str, amount: float) -> dict[str, object]:
+    noise = seeded_noise(seed, latent.samples.shape)
+    return {"latent": Latent(mix_noise(latent.samples, noise, mode, amount), latent.family)}
+
+
+def latent_upscale(ctx: NodeContext, latent: Latent, width: int, height: int, method: str) -> dict[str, object]:
+    downscale = (latent.family or SD15).downscale
+    size = (height // downscale, width // downscale)
+    align = {"align_corners": False} if method in ("bilinear", "bicubic") else {}
+    samples = F.interpolate(latent.samples, size=size, mode=method, **align)
+    return {"latent": Latent(samples, latent.family)}
+
+
+_SIDE = {"min": 64, "max": MAX_SIDE, "step": 8}
+
+NODES = [
+    NodeSpec(
+        id="latent.empty",
+        display_name="Empty Latent",
+        category="latent",
+        description="A batch of zero latents of the given image size. Connect a model to size it for "
+        "that model's family (all supported families use 4 channels at 1/8 scale).",
+        inputs=(
+            int_input("width", 512, **_SIDE),
+            int_input("height", 512, **_SIDE),
+            int_input("batch", 1, min=1, max=MAX_BATCH),
+            socket("model", SocketType.MODEL, optional=True),
+        ),
+        outputs=(Output("latent", SocketType.LATENT),),
+        function=empty_latent,
+    ),
+    NodeSpec(
+        id="latent.interpolate",
+        display_name="Latent Interpolation",
+        category="latent",
+        description="Blends latent a into b. With a list of ratios it yields one frame per ratio, a morph.",
+        inputs=(
+            socket("a", SocketType.LATENT),
+            socket("b", SocketType.LATENT),
+            float_input("ratio", 0.5, min=0.0, max=1.0, accepts_list=True),
+            enum_input("mode", ("slerp", "lerp")),
+        ),
+        outputs=(Output("latent", SocketType.LATENT),),
+        function=latent_interpolation,
+    ),
+    NodeSpec(
+        id="latent.add_noise",
+        display_name="Add Noise",
+        category="latent",
+        description="Adds seeded Gaussian noise: 'strength' blends toward noise keeping the variance "
+        "(sqrt(1-s^2)*x + s*noise); 'sigma' adds noise of that standard deviation (x + sigma*noise).",
+        inputs=(
+            socket("latent", SocketType.LATENT),
+            int_input("seed", 0, min=0, max=2**64 - 1),
+            enum_input("mode", ("strength", "sigma")),
+            float_input("amount", 0.3, min=0.0, max=100.0),
+        ),
+        outputs=(Output("latent", SocketType.LATENT),),
+        function=add_noise,
+    ),
+    NodeSpec(
+        id="latent.upscale",
+        display_name="Latent Upscale",
+        category="latent",
+        inputs=(
+            socket("latent", SocketType.LATENT),
+            int_input("width", 1024, **_SIDE),
+            int_input("height", 1024, **_SIDE),
+            enum_input("method", UPSCALE_METHODS),
+        ),
+        outputs=(Output("latent", SocketType.LATENT),),
+        function=latent_upscale,
+    ),
+]

@@ -1,0 +1,59 @@
+"""Loaders: checkpoints and LoRAs from the configured model folders."""
+
+from __future__ import annotations
+
+from latentloom.engine.context import NodeContext
+from latentloom.models.handles import DiffusionModel, TextEncoders
+from latentloom.node import DynamicChoices, NodeSpec, Output, SocketType, enum_input, float_input, socket
+
+
+def load_checkpoint(ctx: NodeContext, checkpoint: str) -> dict[str, object]:
+    from latentloom.models.load import load_checkpoint as load
+
+    loaded = load(ctx.folders.resolve("checkpoints", checkpoint), device=ctx.device, dtype=ctx.dtype)
+    return {"model": loaded.model, "clip": loaded.clip, "vae": loaded.vae}
+
+
+def load_lora(
+    ctx: NodeContext,
+    model: DiffusionModel,
+    clip: TextEncoders,
+    lora: str,
+    strength_model: float,
+    strength_clip: float,
+) -> dict[str, object]:
+    from latentloom.models.lora import apply_lora
+
+    patched_model, patched_clip = apply_lora(
+        model, clip, ctx.folders.resolve("loras", lora), strength_model, strength_clip
+    )
+    return {"model": patched_model, "clip": patched_clip}
+
+
+NODES = [
+    NodeSpec(
+        id="loaders.checkpoint",
+        display_name="Load Checkpoint",
+        category="loaders",
+        description="Loads a single-file .safetensors checkpoint or a diffusers folder "
+        "(SD 1.x, SD 2.x, SDXL; the family is detected from the weights).",
+        inputs=(enum_input("checkpoint", DynamicChoices("checkpoints")),),
+        outputs=(Output("model", SocketType.MODEL), Output("clip", SocketType.CLIP), Output("vae", SocketType.VAE)),
+        function=load_checkpoint,
+    ),
+    NodeSpec(
+        id="loaders.lora",
+        display_name="LoRA Loader",
+        category="loaders",
+        description="Applies a LoRA (kohya or diffusers layout) to the model and text encoder.",
+        inputs=(
+            socket("model", SocketType.MODEL),
+            socket("clip", SocketType.CLIP),
+            enum_input("lora", DynamicChoices("loras")),
+            float_input("strength_model", 1.0, min=-10.0, max=10.0),
+            float_input("strength_clip", 1.0, min=-10.0, max=10.0),
+        ),
+        outputs=(Output("model", SocketType.MODEL), Output("clip", SocketType.CLIP)),
+        function=load_lora,
+    ),
+]

@@ -1,0 +1,65 @@
+"""The sampler node."""
+
+from __future__ import annotations
+
+import torch
+
+from latentloom.engine.context import NodeContext
+from latentloom.models.handles import Conditioning, DiffusionModel, Latent
+from latentloom.node import NodeSpec, Output, SocketType, enum_input, float_input, int_input, socket
+from latentloom.sampling.run import sample
+from latentloom.sampling.samplers import SAMPLERS
+from latentloom.sampling.schedules import SCHEDULES
+
+MAX_SEED = 2**64 - 1
+
+
+def ksampler(
+    ctx: NodeContext,
+    model: DiffusionModel,
+    positive: Conditioning,
+    negative: Conditioning,
+    latent: Latent,
+    seed: int,
+    steps: int,
+    cfg: float,
+    sampler: str,
+    scheduler: str,
+    denoise: float,
+) -> dict[str, object]:
+    def on_step(step: int, total: int, x: torch.Tensor, denoised: torch.Tensor) -> None:
+        ctx.check_cancelled()
+        ctx.progress(step + 1, total)
+        ctx.preview(step + 1, denoised, model.family.name)
+
+    samples = sample(
+        model, positive, negative, latent.samples,
+        seed=seed, steps=steps, cfg=cfg, sampler=sampler, scheduler=scheduler, denoise=denoise,
+        callback=on_step, device=ctx.device,
+    )
+    return {"latent": Latent(samples.float().cpu(), model.family)}
+
+
+NODES = [
+    NodeSpec(
+        id="sampling.ksampler",
+        display_name="KSampler",
+        category="sampling",
+        description="Denoises a latent with the model, guided by positive and negative prompts. "
+        "Noise is drawn on the CPU from the seed, so a seed gives the same image on any device.",
+        inputs=(
+            socket("model", SocketType.MODEL),
+            socket("positive", SocketType.CONDITIONING),
+            socket("negative", SocketType.CONDITIONING),
+            socket("latent", SocketType.LATENT),
+            int_input("seed", 0, min=0, max=MAX_SEED),
+            int_input("steps", 20, min=1, max=1000),
+            float_input("cfg", 7.0, min=0.0, max=100.0, step=0.1),
+            enum_input("sampler", tuple(SAMPLERS), "euler"),
+            enum_input("scheduler", tuple(SCHEDULES), "normal"),
+            float_input("denoise", 1.0, min=0.0, max=1.0),
+        ),
+        outputs=(Output("latent", SocketType.LATENT),),
+        function=ksampler,
+    ),
+]
