@@ -1,0 +1,40 @@
+# Two commands: `make run` and `make test`. Both install what they need first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+MODELS ?= models
+TINY := $(MODELS)/checkpoints/tiny-sd15.safetensors
+
+.PHONY: install run demo test lint bench clean
+
+install: $(STAMP)
+
+# torch first, pinned to the CPU wheel: the project's own range then installs nothing more.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+$(TINY): | $(STAMP)
+	$(VENV)/bin/latentloom make-tiny-checkpoint --family sd15 $(TINY)
+
+# Until the server lands (see the issues), `make run` renders the txt2img example with the
+# tiny demo checkpoint (or your own, with MODELS=/path/to/models) and prints where it went.
+run: $(STAMP) $(TINY)
+	$(VENV)/bin/latentloom run workflows/txt2img.json --models $(MODELS) --output output
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check backend nodes tests bench
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) output .pytest_cache
