@@ -2,8 +2,9 @@
 
 A node's key hashes its type, spec version, canonical literal inputs and the keys of the
 nodes feeding it (see `keys.py`), so equal keys mean equal outputs. Entries are evicted least
-recently used first when their estimated size passes the budget. Modules shared between
-entries (a LoRA'd model shares the UNet of its checkpoint) are counted once.
+recently used first when their estimated size passes the budget. Tensors are counted by
+storage, with a reference count, so weights shared between entries (a LoRA'd model shares
+the UNet of its checkpoint) count once and leave the total only with their last entry.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import torch
 class OutputCache:
     def __init__(self, budget_bytes: int) -> None:
         self.budget_bytes = budget_bytes
-        # key -> (value, {storage pointer: bytes})
         self._entries: OrderedDict[str, tuple[Any, dict[int, int]]] = OrderedDict()
+        self._references: dict[int, int] = {}  # storage pointer -> entries holding it
+        self._used = 0
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Any | None:
@@ -33,12 +35,18 @@ class OutputCache:
             return entry[0]
 
     def put(self, key: str, value: Any, *, keep: Iterable[str] = ()) -> None:
-        """Store a value, evicting old entries past the budget (never those in `keep`)."""
+        """Store a value, evicting old entries past the budget (never `key` nor those in `keep`)."""
         storages = _storage_sizes([value])
         with self._lock:
+            if key in self._entries:
+                self._remove(key)
             self._entries[key] = (value, storages)
-            self._entries.move_to_end(key)
-            self._evict(protected=set(keep) | {key})
+            for pointer, size in storages.items():
+                self._references[pointer] = self._references.get(pointer, 0) + 1
+                if self._references[pointer] == 1:
+                    self._used += size
+            if self._used > self.budget_bytes:
+                self._evict(protected={key, *keep})
 
     def __contains__(self, key: object) -> bool:
         return key in self._entries
@@ -49,24 +57,26 @@ class OutputCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._references.clear()
+            self._used = 0
 
     @property
     def used_bytes(self) -> int:
-        return _bytes_of(self._entries.values())
+        return self._used
 
     def _evict(self, protected: set[str]) -> None:
-        while _bytes_of(self._entries.values()) > self.budget_bytes:
-            victim = next((k for k in self._entries if k not in protected), None)
-            if victim is None:
+        for victim in [k for k in self._entries if k not in protected]:
+            if self._used <= self.budget_bytes:
                 return
-            del self._entries[victim]
+            self._remove(victim)
 
-
-def _bytes_of(entries: Iterable[tuple[Any, dict[int, int]]]) -> int:
-    merged: dict[int, int] = {}
-    for _, storages in entries:
-        merged.update(storages)
-    return sum(merged.values())
+    def _remove(self, key: str) -> None:
+        _, storages = self._entries.pop(key)
+        for pointer, size in storages.items():
+            self._references[pointer] -= 1
+            if self._references[pointer] == 0:
+                del self._references[pointer]
+                self._used -= size
 
 
 def _storage_sizes(values: Iterable[Any]) -> dict[int, int]:

@@ -7,6 +7,7 @@ expected, what arrived and what would be accepted. Nothing is "fixed" silently.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable
 
 from pydantic import BaseModel
@@ -147,6 +148,8 @@ def _scalar_problem(spec_input: Input, value: object, list_choices: ChoiceLister
     }[WidgetType(kind)]
     if not type_ok:
         return ("wrong_type", f"expects {kind}, got {value!r} ({type(value).__name__})")
+    if numeric and not math.isfinite(value):  # type: ignore[arg-type]
+        return ("out_of_range", f"{value!r} is not a finite number")
     if numeric:
         low, high = spec_input.min, spec_input.max
         if (low is not None and value < low) or (high is not None and value > high):  # type: ignore[operator]

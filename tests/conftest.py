@@ -1,0 +1,36 @@
+"""Shared fixtures: tiny random-weight models in the real single-file layout, made once per run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOWS = REPO / "workflows"
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder in the ComfyUI layout with the checkpoints and LoRA the examples name."""
+    from latentloom.models.load import load_checkpoint
+    from latentloom.models.lora_tiny import make_tiny_lora
+    from latentloom.models.tiny import make_tiny_checkpoint
+
+    root = tmp_path_factory.mktemp("models")
+    (root / "checkpoints").mkdir()
+    (root / "loras").mkdir()
+    sd15 = root / "checkpoints" / "tiny-sd15.safetensors"
+    make_tiny_checkpoint("sd15", sd15, seed=0)
+    make_tiny_checkpoint("sdxl", root / "checkpoints" / "tiny-sdxl.safetensors", seed=0)
+    loaded = load_checkpoint(sd15, device=None, dtype=None)
+    make_tiny_lora(loaded.model.unet, loaded.clip, root / "loras" / "tiny-lora-sd15.safetensors")
+    return root
+
+
+@pytest.fixture
+def input_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "input"
+    shutil.copytree(WORKFLOWS / "inputs", folder)
+    return folder
