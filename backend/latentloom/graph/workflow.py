@@ -54,7 +54,7 @@ class Workflow(BaseModel):
     meta: dict[str, Any] = Field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True, exclude_defaults=False)
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
     def with_input(self, node_id: str, input_name: str, value: LiteralValue) -> Workflow:
         """A copy with one literal input replaced (used by `latentloom run --set`)."""
