@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOWS = REPO / "workflows"
+from latentloom.engine.executor import Engine
+from tests.support import WORKFLOWS, make_engine
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +34,8 @@ def input_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "input"
     shutil.copytree(WORKFLOWS / "inputs", folder)
     return folder
+
+
+@pytest.fixture
+def engine(models_dir: Path, tmp_path: Path, input_dir: Path) -> Engine:
+    return make_engine(models_dir, tmp_path / "output", input_dir)

@@ -53,6 +53,7 @@ class RunResult:
     executed: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
     reports: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # of the target nodes
     seconds: float = 0.0
 
 
@@ -85,9 +86,11 @@ class Engine:
             targets = [n for n, node in workflow.nodes.items() if self.registry.specs[node.type].output_node]
         run = _Run(self, workflow, cancel or CancelToken(), on_event, on_preview)
         started = time.perf_counter()
+        targets = list(targets)
         for node_id in plan(workflow, targets):
             run.cancel.check()
             run.execute(node_id)
+        run.result.outputs = {node_id: run.values[node_id] for node_id in targets}
         run.result.seconds = time.perf_counter() - started
         return run.result
 
