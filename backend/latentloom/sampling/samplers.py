@@ -1,0 +1,51 @@
+"""The sampler registry: names as they appear in workflows, mapped to sampler functions.
+
+Samplers live in `samplers_euler.py` (single-step, Euler family), `samplers_dpmpp.py`
+(DPM-Solver++) and `samplers_multistep.py` (LMS, UniPC); this module only names them.
+"""
+
+from __future__ import annotations
+
+from latentloom.sampling.errors import UnknownNameError
+from latentloom.sampling.protocols import SamplerFn
+from latentloom.sampling.samplers_dpmpp import (
+    sample_dpmpp_2m,
+    sample_dpmpp_2m_sde,
+    sample_dpmpp_sde,
+)
+from latentloom.sampling.samplers_euler import (
+    sample_ddim,
+    sample_dpm_2,
+    sample_dpm_2_ancestral,
+    sample_euler,
+    sample_euler_ancestral,
+    sample_heun,
+    sample_lcm,
+)
+from latentloom.sampling.samplers_multistep import sample_lms, sample_uni_pc
+
+SAMPLERS: dict[str, SamplerFn] = {
+    "euler": sample_euler,
+    "euler_ancestral": sample_euler_ancestral,
+    "heun": sample_heun,
+    "dpm_2": sample_dpm_2,
+    "dpm_2_ancestral": sample_dpm_2_ancestral,
+    "lms": sample_lms,
+    "dpmpp_2m": sample_dpmpp_2m,
+    "dpmpp_2m_sde": sample_dpmpp_2m_sde,
+    "dpmpp_sde": sample_dpmpp_sde,
+    "ddim": sample_ddim,
+    "uni_pc": sample_uni_pc,
+    "lcm": sample_lcm,
+}
+
+# Samplers whose sub-steps need correlated noise from one Brownian path (see noise.py);
+# every other stochastic sampler takes independent Gaussian noise per step.
+BROWNIAN_NOISE_SAMPLERS: frozenset[str] = frozenset({"dpmpp_sde"})
+
+
+def get_sampler(name: str) -> SamplerFn:
+    """The sampler called `name`; unknown names raise UnknownNameError listing valid ones."""
+    if name not in SAMPLERS:
+        raise UnknownNameError("sampler", name, tuple(SAMPLERS))
+    return SAMPLERS[name]

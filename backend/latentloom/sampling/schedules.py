@@ -1,0 +1,143 @@
+"""Sigma schedules: which noise levels a sampler visits, from the model's training schedule.
+
+Each `sigmas_<name>(schedule, n)` is a small pure function returning a float32 tensor of n + 1
+descending sigmas whose last entry is 0 (the clean image). Math is done in float64 and cast
+once at the end, as diffusers does, so schedules that coincide with a diffusers option match it
+to the last bit. The names and behaviours follow ComfyUI's schedulers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from latentloom.sampling.beta_distribution import beta_ppf
+from latentloom.sampling.discrete import DiscreteSchedule
+from latentloom.sampling.errors import UnknownNameError
+
+ScheduleFn = Callable[[DiscreteSchedule, int], Tensor]
+
+
+def _finish(sigmas: Tensor | list[float]) -> Tensor:
+    """Append the final 0 and cast to float32."""
+    body = torch.as_tensor(sigmas, dtype=torch.float64)
+    return torch.cat([body, body.new_zeros(1)]).to(torch.float32)
+
+
+def _check_steps(n: int) -> None:
+    if n < 1:
+        raise ValueError(f"a schedule needs at least 1 step, got {n}")
+
+
+def sigmas_karras(schedule: DiscreteSchedule, n: int, *, rho: float = 7.0) -> Tensor:
+    """Karras et al. 2022 (EDM): uniform steps in sigma^(1/rho) between sigma_max and sigma_min."""
+    _check_steps(n)
+    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
+    min_inv_rho = schedule.sigma_min ** (1 / rho)
+    max_inv_rho = schedule.sigma_max ** (1 / rho)
+    return _finish((max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho)
+
+
+def sigmas_exponential(schedule: DiscreteSchedule, n: int) -> Tensor:
+    """Uniform steps in log-sigma between sigma_max and sigma_min (k-diffusion)."""
+    _check_steps(n)
+    log_sigmas = torch.linspace(
+        math.log(schedule.sigma_max), math.log(schedule.sigma_min), n, dtype=torch.float64
+    )
+    return _finish(log_sigmas.exp())
+
+
+def sigmas_normal(schedule: DiscreteSchedule, n: int) -> Tensor:
+    """Uniform timesteps from the last to the first training step, log-sigma interpolated."""
+    _check_steps(n)
+    # diffusers' "linspace" spacing picks the same timesteps but interpolates sigma linearly;
+    # ComfyUI (and we) interpolate log-sigma, which differs slightly between integer steps.
+    t_max = schedule.sigma_to_t(schedule.sigma_max)
+    t_min = schedule.sigma_to_t(schedule.sigma_min)
+    timesteps = torch.linspace(float(t_max), float(t_min), n, dtype=torch.float64)
+    return _finish(schedule.t_to_sigma(timesteps))
+
+
+def sigmas_sgm_uniform(schedule: DiscreteSchedule, n: int) -> Tensor:
+    """Like "normal" but over n + 1 points with the last dropped (SGM/SDXL "uniform" spacing)."""
+    _check_steps(n)
+    t_max = schedule.sigma_to_t(schedule.sigma_max)
+    t_min = schedule.sigma_to_t(schedule.sigma_min)
+    timesteps = torch.linspace(float(t_max), float(t_min), n + 1, dtype=torch.float64)[:-1]
+    return _finish(schedule.t_to_sigma(timesteps))
+
+
+def sigmas_simple(schedule: DiscreteSchedule, n: int) -> Tensor:
+    """Every (T/n)-th training sigma counted down from the last one (ComfyUI "simple")."""
+    _check_steps(n)
+    stride = schedule.sigmas.numel() / n
+    indices = [schedule.sigmas.numel() - 1 - int(i * stride) for i in range(n)]
+    return _finish(schedule.sigmas[indices])
+
+
+def sigmas_ddim_uniform(schedule: DiscreteSchedule, n: int) -> Tensor:
+    """The DDIM paper's uniform timesteps 1, 1 + T//n, ... (diffusers "leading", offset 1)."""
+    _check_steps(n)
+    # ComfyUI keeps stepping while t < T, which yields extra steps when T % n != 0 (31 sigmas
+    # for n=30); we take exactly n timesteps, as diffusers' DDIM does.
+    stride = max(schedule.sigmas.numel() // n, 1)
+    indices = [min(1 + i * stride, schedule.sigmas.numel() - 1) for i in reversed(range(n))]
+    return _finish(schedule.sigmas[indices])
+
+
+def sigmas_beta(
+    schedule: DiscreteSchedule, n: int, *, alpha: float = 0.6, beta: float = 0.6
+) -> Tensor:
+    """Lee et al. 2024, "Beta Sampling is All You Need": timesteps at Beta(0.6, 0.6) quantiles."""
+    _check_steps(n)
+    # As in ComfyUI: quantiles of 1, 1 - 1/n, ..., 1/n are rounded to training timesteps, and a
+    # timestep repeated by rounding is dropped (for SD's 1000 timesteps, from n = 139 on), so a
+    # long schedule may have fewer than n + 1 entries. diffusers' `use_beta_sigmas` differs: it
+    # spaces sigma itself, not the timestep, by the quantiles.
+    last = schedule.sigmas.numel() - 1
+    indices: list[int] = []
+    for i in range(n):
+        t = round(beta_ppf(1.0 - i / n, alpha, beta) * last)
+        if not indices or indices[-1] != t:
+            indices.append(t)
+    return _finish(schedule.sigmas[indices])
+
+
+SCHEDULES: dict[str, ScheduleFn] = {
+    "normal": sigmas_normal,
+    "karras": sigmas_karras,
+    "exponential": sigmas_exponential,
+    "sgm_uniform": sigmas_sgm_uniform,
+    "simple": sigmas_simple,
+    "ddim_uniform": sigmas_ddim_uniform,
+    "beta": sigmas_beta,
+}
+
+
+def partial_sigmas(
+    schedule_fn: ScheduleFn, schedule: DiscreteSchedule, steps: int, denoise: float
+) -> Tensor:
+    """The last steps + 1 sigmas of a steps/denoise-step schedule (img2img; ComfyUI's rule).
+
+    denoise = 1 is the full schedule; denoise = 0.5 with 20 steps runs the quieter half of a
+    40-step schedule. denoise = 0 means "leave the latent alone": an empty tensor.
+    """
+    if not 0.0 <= denoise <= 1.0:
+        raise ValueError(f"denoise must be between 0 and 1, got {denoise}")
+    _check_steps(steps)
+    if denoise == 0.0:
+        return torch.zeros(0, dtype=torch.float32)
+    total = int(steps / denoise)
+    return schedule_fn(schedule, total)[-(steps + 1) :]
+
+
+def compute_sigmas(
+    scheduler: str, schedule: DiscreteSchedule, steps: int, denoise: float = 1.0
+) -> Tensor:
+    """The sigmas for a scheduler named in SCHEDULES; unknown names raise UnknownNameError."""
+    if scheduler not in SCHEDULES:
+        raise UnknownNameError("scheduler", scheduler, tuple(SCHEDULES))
+    return partial_sigmas(SCHEDULES[scheduler], schedule, steps, denoise)

@@ -1,0 +1,60 @@
+"""DiscreteSchedule: sigma <-> timestep maps against diffusers' own implementation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from diffusers import EulerDiscreteScheduler
+
+from latentloom.sampling.discrete import DiscreteSchedule, scaled_linear_alphas_cumprod
+from tests.sampling.oracles import IGNORE_DIFFUSERS_NUMPY_WARNINGS, SD_SCHEDULER_CONFIG
+
+pytestmark = IGNORE_DIFFUSERS_NUMPY_WARNINGS
+
+
+@pytest.fixture(scope="module")
+def schedule() -> DiscreteSchedule:
+    return DiscreteSchedule.from_alphas_cumprod(scaled_linear_alphas_cumprod())
+
+
+def test_alphas_match_diffusers_scaled_linear_betas() -> None:
+    # diffusers computes the same betas in float32, so agreement is to float32 precision.
+    scheduler: Any = EulerDiscreteScheduler(**SD_SCHEDULER_CONFIG)
+    theirs = scheduler.alphas_cumprod.double()
+    ours = scaled_linear_alphas_cumprod()
+    assert ours.dtype == torch.float64 and ours.shape == (1000,)
+    torch.testing.assert_close(ours, theirs, rtol=2e-6, atol=0)
+
+
+def test_sd_sigma_range(schedule: DiscreteSchedule) -> None:
+    # The well-known SD 1.x/2.x/XL range (ComfyUI prints the same values).
+    assert schedule.sigma_min == pytest.approx(0.029167, abs=1e-6)
+    assert schedule.sigma_max == pytest.approx(14.614642, abs=1e-6)
+
+
+def test_sigma_to_t_matches_diffusers(schedule: DiscreteSchedule) -> None:
+    scheduler: Any = EulerDiscreteScheduler(**SD_SCHEDULER_CONFIG)
+    log_sigmas = schedule.log_sigmas.numpy()
+    # In range, at both ends, between training steps, and outside the range (clamped).
+    probe = np.concatenate(
+        [np.geomspace(0.01, 20.0, 97), [schedule.sigma_min, schedule.sigma_max, 1.0]]
+    )
+    theirs = scheduler._sigma_to_t(probe, log_sigmas)
+    ours = schedule.sigma_to_t(torch.from_numpy(probe))
+    np.testing.assert_allclose(ours.numpy(), theirs, rtol=0, atol=1e-9)
+
+
+def test_t_to_sigma_inverts_sigma_to_t(schedule: DiscreteSchedule) -> None:
+    t = torch.linspace(0, 999, 1234, dtype=torch.float64)
+    torch.testing.assert_close(schedule.sigma_to_t(schedule.t_to_sigma(t)), t, rtol=0, atol=1e-9)
+    # At integer timesteps it is the training sigma (up to exp(log(sigma)) rounding).
+    integers = torch.arange(1000, dtype=torch.float64)
+    torch.testing.assert_close(schedule.t_to_sigma(integers), schedule.sigmas, rtol=1e-15, atol=0)
+
+
+def test_rejects_a_non_vector_schedule() -> None:
+    with pytest.raises(ValueError, match=r"1-D tensor of at least 2 entries, got shape \(2, 500\)"):
+        DiscreteSchedule.from_alphas_cumprod(torch.ones(2, 500))
