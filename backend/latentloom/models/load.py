@@ -1,0 +1,134 @@
+"""Load a checkpoint (single `.safetensors` file or diffusers folder) into the link handles.
+
+Single file: validate the header (`safetensors_file.py`), detect the family and prediction type
+(`detect.py`), derive every config from tensor shapes (`configs.py`), build the modules on the
+meta device (`build.py`), rehearse the whole name mapping (`keymap.py`) so that any mismatch is
+reported before a byte of weights is read, then stream tensor by tensor into the modules
+(`streaming.py`). Diffusers folders take the same path with their own configs and names
+(`diffusers_folder.py`). Pickle checkpoints are refused, never unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from latentloom.models.build import Modules, TextModel, empty_modules
+from latentloom.models.configs import derive_configs
+from latentloom.models.detect import Detection, detect
+from latentloom.models.device import VAE_DTYPE, choose_device, choose_dtype
+from latentloom.models.errors import CheckpointError
+from latentloom.models.handles import (
+    Checkpoint,
+    ClipTextEncoder,
+    DiffusionModel,
+    PredictionType,
+    TextEncoders,
+    Vae,
+)
+from latentloom.models.keymap import KeyMap
+from latentloom.models.layout import TextTower
+from latentloom.models.safetensors_file import SafetensorsFile, refuse_pickle_path
+from latentloom.models.schedule import alphas_cumprod
+from latentloom.models.streaming import ModuleFiller, Transfer, rehearse, stream
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    device: torch.device | str | None,
+    dtype: torch.dtype | str | None,
+    vae_dtype: torch.dtype = VAE_DTYPE,
+    prediction_type: PredictionType | None = None,
+) -> Checkpoint:
+    """Load every component.
+
+    `device`/`dtype` None choose automatically (`device.py`); `prediction_type` overrides
+    detection, for files that carry no marker (SD 2.x 768-v as Stability published it).
+    """
+    source = Path(path)
+    device = device if isinstance(device, torch.device) else choose_device(device)
+    dtype = choose_dtype(device, dtype)
+    if source.is_dir():
+        from latentloom.models.diffusers_folder import load_diffusers_folder
+
+        return load_diffusers_folder(
+            source, device=device, dtype=dtype, vae_dtype=vae_dtype, prediction_type=prediction_type
+        )
+    refuse_pickle_path(source)
+    if not source.is_file():
+        raise CheckpointError(source, "no such file or folder")
+    with SafetensorsFile(source) as file:
+        detection = detect(file.keys(), file.metadata, source)
+        if prediction_type is not None:
+            detection = dataclasses.replace(
+                detection, prediction_type=prediction_type, prediction_rule="set by the caller"
+            )
+        configs = derive_configs(file.shapes(), detection, source)
+        modules = empty_modules(configs)
+        keymap = KeyMap(detection.family, configs.unet, configs.vae, modules.text_roots())
+        transfers = [
+            Transfer(file, key, target)
+            for key in file
+            if (target := keymap.to_diffusers(key)) is not None
+        ]
+        fill_modules(modules, transfers, source, device, dtype, vae_dtype)
+    towers = tuple(item.tower for item in configs.text_encoders)
+    return assemble(modules, detection, towers, source)
+
+
+def fill_modules(
+    modules: Modules,
+    transfers: Sequence[Transfer],
+    source: Path,
+    device: torch.device,
+    dtype: torch.dtype,
+    vae_dtype: torch.dtype,
+) -> None:
+    """Rehearse, then stream `transfers` into the meta-built `modules`."""
+    components = modules.components()
+    fillers = {name: ModuleFiller(name, module) for name, module in components.items()}
+    rehearse(transfers, fillers, source)
+    dtypes = {name: vae_dtype if name == "vae" else dtype for name in components}
+    stream(transfers, fillers, device, dtypes)
+
+
+def _text_encoder(model: TextModel, tower: TextTower) -> ClipTextEncoder:
+    # Imported here: the text package imports model handles, and most of this package's users
+    # (tests of shapes and names) never need a tokenizer.
+    from latentloom.text.tokenizer import clip_tokenizer
+
+    return ClipTextEncoder(
+        model=model,
+        tokenizer=clip_tokenizer(tower.pad_token),
+        layer=tower.layer,
+        final_norm_on_penultimate=tower.final_norm_on_penultimate,
+        pad_token_id=tower.pad_token_id,
+    )
+
+
+def assemble(
+    modules: Modules,
+    detection: Detection,
+    towers: Sequence[TextTower],
+    source: Path,
+    schedule: torch.Tensor | None = None,
+) -> Checkpoint:
+    """Wrap loaded modules in the frozen handles that travel along graph links."""
+    family = detection.family
+    models = dict(modules.text)
+    encoders = tuple(_text_encoder(models[tower.component], tower) for tower in towers)
+    return Checkpoint(
+        model=DiffusionModel(
+            unet=modules.unet,
+            family=family,
+            prediction_type=detection.prediction_type,
+            alphas_cumprod=alphas_cumprod() if schedule is None else schedule,
+            source=str(source),
+        ),
+        clip=TextEncoders(family=family, encoders=encoders, source=str(source)),
+        vae=Vae(module=modules.vae, family=family, source=str(source)),
+    )

@@ -1,0 +1,71 @@
+"""Full-size SD 1.5 shapes: detection, configs and the memory bound of streaming loads."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from latentloom.models.configs import derive_configs
+from latentloom.models.detect import detect
+from latentloom.models.safetensors_file import SafetensorsFile
+from latentloom.models.tiny import make_sd15_checkpoint, sd15_configs
+from tests.models.test_configs import assert_same_configs
+
+# Loads the file into fp32 in a fresh interpreter and reports resident memory (Linux /proc).
+MEASURE = """
+import json, sys, time, torch
+def kib(field):
+    for line in open('/proc/self/status'):
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+from latentloom.models.load import load_checkpoint
+from latentloom.text.tokenizer import clip_tokenizer
+clip_tokenizer('<|endoftext|>')  # the tokenizer is not weights: build it before measuring
+before = kib('VmRSS:')
+start = time.perf_counter()
+checkpoint = load_checkpoint(sys.argv[1], device='cpu', dtype=torch.float32)
+seconds = time.perf_counter() - start
+modules = [checkpoint.model.unet, checkpoint.vae.module, checkpoint.clip.encoders[0].model]
+weights = sum(t.numel() * t.element_size() for m in modules for t in m.state_dict().values())
+print(json.dumps({'before': before, 'peak': kib('VmHWM:'), 'weights': weights, 'seconds': seconds}))
+"""
+
+
+@pytest.fixture(scope="module")
+def sd15_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_sd15_checkpoint(tmp_path_factory.mktemp("full") / "sd15.safetensors", seed=0)
+
+
+@pytest.mark.slow
+def test_full_size_sd15_is_detected_with_the_published_config(sd15_file: Path) -> None:
+    assert 2.0e9 < sd15_file.stat().st_size < 2.2e9
+    with SafetensorsFile(sd15_file) as file:
+        detection = detect(file.keys(), file.metadata, sd15_file)
+        configs = derive_configs(file.shapes(), detection, sd15_file)
+    assert (detection.family.name, detection.prediction_type) == ("sd15", "epsilon")
+    assert_same_configs(configs, sd15_configs())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_streaming_load_holds_little_more_than_the_fp32_weights(sd15_file: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(sd15_file)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    numbers = json.loads(result.stdout.strip().splitlines()[-1])
+    growth = (numbers["peak"] - numbers["before"]) / numbers["weights"]
+    print(
+        f"weights {numbers['weights'] / 1e9:.2f} GB, interpreter before load "
+        f"{numbers['before'] / 1e9:.2f} GB, peak {numbers['peak'] / 1e9:.2f} GB "
+        f"({numbers['peak'] / numbers['weights']:.3f}x weights; growth {growth:.3f}x), "
+        f"{numbers['seconds']:.1f} s"
+    )
+    assert 4.2e9 < numbers["weights"] < 4.3e9
+    assert growth <= 1.10
