@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     nodes = commands.add_parser("nodes", help="print the node catalog")
     nodes.add_argument("--json", action="store_true", help="the full catalog as JSON")
     nodes.add_argument("--models", type=Path, action="append", default=[])
+    nodes.add_argument("--input", type=Path, default=Path("input"))
+    nodes.add_argument("--nodes", type=Path, action="append", default=[], help="an extra node pack folder")
     nodes.set_defaults(handler=_nodes)
 
     tiny = commands.add_parser("make-tiny-checkpoint", help="write a tiny random-weight checkpoint")
@@ -152,11 +154,12 @@ class _ProgressPrinter:
 
 def _nodes(args: argparse.Namespace) -> int:
     from latentloom.catalog import catalog
+    from latentloom.engine.folders import Folders
     from latentloom.models.folders import ModelFolders
     from latentloom.registry import build_registry
 
-    folders = ModelFolders.of(args.models or [Path("models")])
-    entries = catalog(build_registry(), folders.list)
+    folders = Folders(ModelFolders.of(args.models or [Path("models")]), args.input.resolve())
+    entries = catalog(build_registry(args.nodes), folders.list)
     if args.json:
         print(json.dumps(entries, indent=2))
         return 0
