@@ -32,9 +32,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check backend nodes tests bench
+	$(VENV)/bin/ruff format --check backend nodes tests bench
 
 bench: $(STAMP)
-	$(PY) bench/run_all.py
+	$(PY) -m bench.run_all
 
 clean:
 	rm -rf $(VENV) output .pytest_cache

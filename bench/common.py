@@ -24,8 +24,12 @@ def tiny_models(root: Path) -> Path:
 
 
 def cpu_engine(root: Path) -> Engine:
-    return make_engine(model_dirs=[root / "models"], output_dir=root / "output",
-                       input_dir=WORKFLOWS / "inputs", device="cpu")
+    return make_engine(
+        model_dirs=[root / "models"],
+        output_dir=root / "output",
+        input_dir=WORKFLOWS / "inputs",
+        device="cpu",
+    )
 
 
 def median_seconds(action: Callable[[], object], repeats: int) -> float:

@@ -23,8 +23,14 @@ from bench.common import WORKFLOWS, cpu_engine, median_seconds, tiny_models
 from latentloom.graph.workflow import load_workflow_file
 from latentloom.models.load import load_checkpoint
 
-SCHEDULE = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
-            "num_train_timesteps": 1000, "use_karras_sigmas": True, "steps_offset": 1}
+SCHEDULE = {
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "num_train_timesteps": 1000,
+    "use_karras_sigmas": True,
+    "steps_offset": 1,
+}
 
 
 def main() -> None:
@@ -39,22 +45,34 @@ def main() -> None:
         models = tiny_models(root)
         engine = cpu_engine(root)
         workflow = load_workflow_file(WORKFLOWS / "txt2img.json")
-        for node, name, value in [("sampler", "sampler", "euler"), ("sampler", "scheduler", "karras"),
-                                  ("sampler", "steps", args.steps), ("latent", "width", args.size),
-                                  ("latent", "height", args.size)]:
+        for node, name, value in [
+            ("sampler", "sampler", "euler"),
+            ("sampler", "scheduler", "karras"),
+            ("sampler", "steps", args.steps),
+            ("latent", "width", args.size),
+            ("latent", "height", args.size),
+        ]:
             workflow = workflow.with_input(node, name, value)
         counter = itertools.count()
 
         def engine_run() -> None:
-            engine.run(workflow.with_input("positive", "text", f"a photo of cat number {next(counter)}"))
+            engine.run(
+                workflow.with_input("positive", "text", f"a photo of cat number {next(counter)}")
+            )
 
         pipe = pipeline(models / "checkpoints" / "tiny-sd15.safetensors")
         out = root / "pipeline.png"
 
         def pipeline_run() -> None:
-            image = pipe(prompt=f"a photo of cat number {next(counter)}", negative_prompt="blurry, low quality",
-                         num_inference_steps=args.steps, guidance_scale=7.0, height=args.size, width=args.size,
-                         generator=torch.Generator("cpu").manual_seed(42)).images[0]
+            image = pipe(
+                prompt=f"a photo of cat number {next(counter)}",
+                negative_prompt="blurry, low quality",
+                num_inference_steps=args.steps,
+                guidance_scale=7.0,
+                height=args.size,
+                width=args.size,
+                generator=torch.Generator("cpu").manual_seed(42),
+            ).images[0]
             image.save(out)
 
         engine_run(), pipeline_run()  # warm-up: loads the checkpoint into the engine's cache
@@ -63,9 +81,14 @@ def main() -> None:
         for _ in range(args.repeats):
             engine_times.append(median_seconds(engine_run, 1))
             pipeline_times.append(median_seconds(pipeline_run, 1))
-    engine_s, pipeline_s = sorted(engine_times)[len(engine_times) // 2], sorted(pipeline_times)[len(pipeline_times) // 2]
-    print(f"end to end, tiny SD 1.x, {args.size}x{args.size}, {args.steps} steps euler/karras, "
-          f"CPU threads {torch.get_num_threads()}, median of {args.repeats}")
+    engine_s, pipeline_s = (
+        sorted(engine_times)[len(engine_times) // 2],
+        sorted(pipeline_times)[len(pipeline_times) // 2],
+    )
+    print(
+        f"end to end, tiny SD 1.x, {args.size}x{args.size}, {args.steps} steps euler/karras, "
+        f"CPU threads {torch.get_num_threads()}, median of {args.repeats}"
+    )
     print(f"  engine (txt2img workflow)   {engine_s * 1000:8.1f} ms")
     print(f"  diffusers pipeline          {pipeline_s * 1000:8.1f} ms (baseline)")
     print(f"  ratio engine / pipeline: {engine_s / pipeline_s:.3f} (target <= 1.05)")
@@ -75,8 +98,13 @@ def pipeline(path: Path) -> StableDiffusionPipeline:
     loaded = load_checkpoint(path, device="cpu", dtype=None)
     text = loaded.clip.encoders[0]
     pipe = StableDiffusionPipeline(
-        vae=loaded.vae.module, text_encoder=text.model, tokenizer=text.tokenizer, unet=loaded.model.unet,
-        scheduler=EulerDiscreteScheduler(**SCHEDULE), safety_checker=None, feature_extractor=None,
+        vae=loaded.vae.module,
+        text_encoder=text.model,
+        tokenizer=text.tokenizer,
+        unet=loaded.model.unet,
+        scheduler=EulerDiscreteScheduler(**SCHEDULE),
+        safety_checker=None,
+        feature_extractor=None,
         requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)

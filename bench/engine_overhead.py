@@ -3,7 +3,7 @@
 Prints microseconds per node for validation + planning + execution, next to the baseline of
 calling the same node functions directly in a loop, measured in the same run.
 
-    .venv/bin/python bench/engine_overhead.py
+    .venv/bin/python -m bench.engine_overhead
 """
 
 from __future__ import annotations
@@ -32,8 +32,14 @@ def chain_workflow(count: int) -> dict:
     """number -> add -> add -> ... -> sink: every node depends on the previous one."""
     nodes: dict[str, dict] = {"n0": {"type": "arith.number", "inputs": {"value": 1}}}
     for index in range(1, count - 1):
-        nodes[f"n{index}"] = {"type": "arith.add", "inputs": {"a": {"node": f"n{index - 1}", "output": "value"}, "b": 1}}
-    nodes["sink"] = {"type": "arith.sink", "inputs": {"value": {"node": f"n{count - 2}", "output": "value"}}}
+        nodes[f"n{index}"] = {
+            "type": "arith.add",
+            "inputs": {"a": {"node": f"n{index - 1}", "output": "value"}, "b": 1},
+        }
+    nodes["sink"] = {
+        "type": "arith.sink",
+        "inputs": {"value": {"node": f"n{count - 2}", "output": "value"}},
+    }
     return {"schema": "latentloom/workflow", "version": 1, "nodes": nodes}
 
 
@@ -51,7 +57,9 @@ def main() -> None:
     load_pack_folder(registry, ARITH)
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        settings = RunSettings(torch.device("cpu"), torch.float32, Folders(ModelFolders.of([root]), root), root)
+        settings = RunSettings(
+            torch.device("cpu"), torch.float32, Folders(ModelFolders.of([root]), root), root
+        )
         document = chain_workflow(NODES)
         cold, cached, validate, baseline = [], [], [], []
         for _ in range(5):
@@ -63,13 +71,18 @@ def main() -> None:
             cold.append(engine.run(workflow).seconds)
             cached.append(engine.run(workflow).seconds)
             baseline.append(direct_baseline(registry, NODES))
-    per_node = lambda samples: statistics.median(samples) / NODES * 1e6  # noqa: E731
+
+    def per_node(samples: list[float]) -> float:
+        return statistics.median(samples) / NODES * 1e6
+
     print(f"engine overhead, {NODES}-node chain (median of 5), python {sys.version.split()[0]}")
     print(f"  validate only          {per_node(validate):8.1f} us/node")
     print(f"  cold run (all execute) {per_node(cold):8.1f} us/node")
     print(f"  re-run (all cached)    {per_node(cached):8.1f} us/node")
     print(f"  direct function calls  {per_node(baseline):8.3f} us/node (baseline)")
-    print(f"  ratio cold run / direct calls: {statistics.median(cold) / statistics.median(baseline):.0f}x")
+    print(
+        f"  ratio cold run / direct calls: {statistics.median(cold) / statistics.median(baseline):.0f}x"
+    )
 
 
 if __name__ == "__main__":

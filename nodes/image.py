@@ -66,7 +66,12 @@ def preview_image(ctx: NodeContext, images: torch.Tensor) -> dict[str, object]:
 
 
 def save_animation_node(
-    ctx: NodeContext, images: torch.Tensor, filename_prefix: str, fps: float, format: str, loop: bool
+    ctx: NodeContext,
+    images: torch.Tensor,
+    filename_prefix: str,
+    fps: float,
+    format: str,
+    loop: bool,
 ) -> dict[str, object]:
     root = ctx.settings.output_dir
     path = next_free_path(root, filename_prefix, f".{format}")

@@ -38,17 +38,23 @@ def latent_interpolation(
 ) -> dict[str, object]:
     ratios = ratio if isinstance(ratio, list) else [ratio]
     if a.samples.shape != b.samples.shape:
-        raise ValueError(f"latents a {tuple(a.samples.shape)} and b {tuple(b.samples.shape)} differ in shape")
+        raise ValueError(
+            f"latents a {tuple(a.samples.shape)} and b {tuple(b.samples.shape)} differ in shape"
+        )
     frames = [interpolate(a.samples, b.samples, r, mode) for r in ratios]
     return {"latent": Latent(torch.cat(frames), a.family or b.family)}
 
 
-def add_noise(ctx: NodeContext, latent: Latent, seed: int, mode: str, amount: float) -> dict[str, object]:
+def add_noise(
+    ctx: NodeContext, latent: Latent, seed: int, mode: str, amount: float
+) -> dict[str, object]:
     noise = seeded_noise(seed, latent.samples.shape)
     return {"latent": Latent(mix_noise(latent.samples, noise, mode, amount), latent.family)}
 
 
-def latent_upscale(ctx: NodeContext, latent: Latent, width: int, height: int, method: str) -> dict[str, object]:
+def latent_upscale(
+    ctx: NodeContext, latent: Latent, width: int, height: int, method: str
+) -> dict[str, object]:
     downscale = (latent.family or SD15).downscale
     size = (height // downscale, width // downscale)
     align = {"align_corners": False} if method in ("bilinear", "bicubic") else {}

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from latentloom.engine.context import NodeContext
 from latentloom.models.handles import DiffusionModel, TextEncoders
-from latentloom.node import DynamicChoices, NodeSpec, Output, SocketType, enum_input, float_input, socket
+from latentloom.node import (
+    DynamicChoices,
+    NodeSpec,
+    Output,
+    SocketType,
+    enum_input,
+    float_input,
+    socket,
+)
 
 
 def load_checkpoint(ctx: NodeContext, checkpoint: str) -> dict[str, object]:
     from latentloom.models.load import load_checkpoint as load
 
-    loaded = load(ctx.folders.resolve("checkpoints", checkpoint), device=ctx.device, dtype=ctx.dtype)
+    loaded = load(
+        ctx.folders.resolve("checkpoints", checkpoint), device=ctx.device, dtype=ctx.dtype
+    )
     return {"model": loaded.model, "clip": loaded.clip, "vae": loaded.vae}
 
 
@@ -38,7 +48,11 @@ NODES = [
         description="Loads a single-file .safetensors checkpoint or a diffusers folder "
         "(SD 1.x, SD 2.x, SDXL; the family is detected from the weights).",
         inputs=(enum_input("checkpoint", DynamicChoices("checkpoints")),),
-        outputs=(Output("model", SocketType.MODEL), Output("clip", SocketType.CLIP), Output("vae", SocketType.VAE)),
+        outputs=(
+            Output("model", SocketType.MODEL),
+            Output("clip", SocketType.CLIP),
+            Output("vae", SocketType.VAE),
+        ),
         function=load_checkpoint,
     ),
     NodeSpec(

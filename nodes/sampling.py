@@ -33,9 +33,18 @@ def ksampler(
         ctx.preview(step + 1, denoised, model.family.name)
 
     samples = sample(
-        model, positive, negative, latent.samples,
-        seed=seed, steps=steps, cfg=cfg, sampler=sampler, scheduler=scheduler, denoise=denoise,
-        callback=on_step, device=ctx.device,
+        model,
+        positive,
+        negative,
+        latent.samples,
+        seed=seed,
+        steps=steps,
+        cfg=cfg,
+        sampler=sampler,
+        scheduler=scheduler,
+        denoise=denoise,
+        callback=on_step,
+        device=ctx.device,
     )
     return {"latent": Latent(samples.float().cpu(), model.family)}
 

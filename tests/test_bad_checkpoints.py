@@ -72,13 +72,17 @@ def test_bad_checkpoint_fails_cleanly_and_runs_nothing_from_it(
     assert not list((tmp_path / "output").glob("*.png"))
 
 
-def test_pickle_errors_say_how_to_convert(bad_models: Path, tmp_path: Path, input_dir: Path) -> None:
+def test_pickle_errors_say_how_to_convert(
+    bad_models: Path, tmp_path: Path, input_dir: Path
+) -> None:
     engine = make_engine(bad_models, tmp_path / "output", input_dir)
     error, _ = run_with_checkpoint(engine, "renamed-pickle.safetensors")
     assert "weights_only=True" in str(error) and "save_file" in str(error)
 
 
-def test_the_engine_keeps_working_after_a_bad_checkpoint(bad_models: Path, tmp_path: Path, input_dir: Path) -> None:
+def test_the_engine_keeps_working_after_a_bad_checkpoint(
+    bad_models: Path, tmp_path: Path, input_dir: Path
+) -> None:
     engine = make_engine(bad_models, tmp_path / "output", input_dir)
     run_with_checkpoint(engine, "truncated.safetensors")
     result = engine.run(load_example("txt2img.json"))

@@ -24,32 +24,61 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 
 SEED, STEPS, CFG, SIZE = 42, 8, 7.0, 256
 POSITIVE, NEGATIVE = "a photo of a cat", "blurry"
-SCHEDULE = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
-            "num_train_timesteps": 1000, "use_karras_sigmas": True, "steps_offset": 1}
+SCHEDULE = {
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "num_train_timesteps": 1000,
+    "use_karras_sigmas": True,
+    "steps_offset": 1,
+}
 
 
 def run_graph(engine: Engine, sampler: str) -> tuple[torch.Tensor, torch.Tensor]:
     workflow = load_example("txt2img.json")
-    for node, name, value in [("positive", "text", POSITIVE), ("negative", "text", NEGATIVE),
-                              ("sampler", "sampler", sampler), ("sampler", "scheduler", "karras"),
-                              ("sampler", "steps", STEPS), ("sampler", "cfg", CFG), ("sampler", "seed", SEED)]:
+    for node, name, value in [
+        ("positive", "text", POSITIVE),
+        ("negative", "text", NEGATIVE),
+        ("sampler", "sampler", sampler),
+        ("sampler", "scheduler", "karras"),
+        ("sampler", "steps", STEPS),
+        ("sampler", "cfg", CFG),
+        ("sampler", "seed", SEED),
+    ]:
         workflow = workflow.with_input(node, name, value)
     outputs = engine.run(workflow, targets=["sampler", "decode"]).outputs
     return outputs["sampler"]["latent"].samples, outputs["decode"]["image"]
 
 
-def run_pipeline(models_dir: Path, scheduler: object, start_scale: float) -> tuple[torch.Tensor, np.ndarray]:
-    loaded = load_checkpoint(models_dir / "checkpoints" / "tiny-sd15.safetensors", device="cpu", dtype=None)
+def run_pipeline(
+    models_dir: Path, scheduler: object, start_scale: float
+) -> tuple[torch.Tensor, np.ndarray]:
+    loaded = load_checkpoint(
+        models_dir / "checkpoints" / "tiny-sd15.safetensors", device="cpu", dtype=None
+    )
     text = loaded.clip.encoders[0]
     pipe = StableDiffusionPipeline(
-        vae=loaded.vae.module, text_encoder=text.model, tokenizer=text.tokenizer, unet=loaded.model.unet,
-        scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        vae=loaded.vae.module,
+        text_encoder=text.model,
+        tokenizer=text.tokenizer,
+        unet=loaded.model.unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
     shape = (1, 4, SIZE // 8, SIZE // 8)
     noise = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(SEED))
-    common = {"prompt": POSITIVE, "negative_prompt": NEGATIVE, "num_inference_steps": STEPS,
-              "guidance_scale": CFG, "height": SIZE, "width": SIZE, "latents": noise * start_scale}
+    common = {
+        "prompt": POSITIVE,
+        "negative_prompt": NEGATIVE,
+        "num_inference_steps": STEPS,
+        "guidance_scale": CFG,
+        "height": SIZE,
+        "width": SIZE,
+        "latents": noise * start_scale,
+    }
     latent = pipe(**common, output_type="latent").images
     # The pipeline's own decode path for output_type="np", run on the latent we already have.
     with torch.no_grad():
@@ -80,12 +109,23 @@ def load_alphas() -> torch.Tensor:
         # noise * sigma_max / sqrt(1 + sigma_max^2). It also rounds timesteps to integers
         # before calling the UNet, which we do not; that bounds the agreement (measured:
         # 0.041 absolute on latents of magnitude 56, i.e. 7e-4 relative).
-        ("dpmpp_2m", lambda: DPMSolverMultistepScheduler(**SCHEDULE, algorithm_type="dpmsolver++",
-                                                         solver_order=2), None, 2e-3),
+        (
+            "dpmpp_2m",
+            lambda: DPMSolverMultistepScheduler(
+                **SCHEDULE, algorithm_type="dpmsolver++", solver_order=2
+            ),
+            None,
+            2e-3,
+        ),
     ],
 )
 def test_txt2img_matches_stable_diffusion_pipeline(
-    engine: Engine, models_dir: Path, sampler: str, make_scheduler, start_scale, latent_tolerance: float
+    engine: Engine,
+    models_dir: Path,
+    sampler: str,
+    make_scheduler,
+    start_scale,
+    latent_tolerance: float,
 ) -> None:
     ours_latent, ours_image = run_graph(engine, sampler)
     if start_scale is None:

@@ -17,8 +17,11 @@ def test_progress_and_a_preview_for_every_step(engine: Engine) -> None:
     progress: list[tuple[int, int]] = []
     previews: list[Preview] = []
     workflow = load_example("txt2img.json").with_input("sampler", "steps", STEPS)
-    engine.run(workflow, on_event=lambda e: isinstance(e, NodeProgress) and progress.append((e.step, e.total)),
-               on_preview=previews.append)
+    engine.run(
+        workflow,
+        on_event=lambda e: isinstance(e, NodeProgress) and progress.append((e.step, e.total)),
+        on_preview=previews.append,
+    )
     assert progress == [(step, STEPS) for step in range(1, STEPS + 1)]
     assert [p.step for p in previews] == list(range(1, STEPS + 1))
     assert all(p.node == "sampler" and p.family == "sd15" for p in previews)

@@ -29,8 +29,13 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a workflow file")
     run.add_argument("workflow", type=Path)
-    run.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
-                     help="override a literal input (VALUE is JSON, or else a plain string)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NODE.INPUT=VALUE",
+        help="override a literal input (VALUE is JSON, or else a plain string)",
+    )
     _add_engine_options(run)
     run.set_defaults(handler=_run)
 
@@ -38,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     nodes.add_argument("--json", action="store_true", help="the full catalog as JSON")
     nodes.add_argument("--models", type=Path, action="append", default=[])
     nodes.add_argument("--input", type=Path, default=Path("input"))
-    nodes.add_argument("--nodes", type=Path, action="append", default=[], help="an extra node pack folder")
+    nodes.add_argument(
+        "--nodes", type=Path, action="append", default=[], help="an extra node pack folder"
+    )
     nodes.set_defaults(handler=_nodes)
 
     tiny = commands.add_parser("make-tiny-checkpoint", help="write a tiny random-weight checkpoint")
@@ -54,12 +61,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", type=Path, action="append", default=[],
-                        help="a model folder (ComfyUI or AUTOMATIC1111 layout); repeatable")
+    parser.add_argument(
+        "--models",
+        type=Path,
+        action="append",
+        default=[],
+        help="a model folder (ComfyUI or AUTOMATIC1111 layout); repeatable",
+    )
     parser.add_argument("--output", type=Path, default=Path("output"))
     parser.add_argument("--input", type=Path, default=Path("input"))
     parser.add_argument("--device", choices=("cpu", "cuda", "mps"))
-    parser.add_argument("--nodes", type=Path, action="append", default=[], help="an extra node pack folder")
+    parser.add_argument(
+        "--nodes", type=Path, action="append", default=[], help="an extra node pack folder"
+    )
 
 
 def _workflow_schema() -> dict[str, Any]:
@@ -93,8 +107,13 @@ def _run(args: argparse.Namespace) -> int:
     except (WorkflowFormatError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID
-    engine = make_engine(model_dirs=args.models or [Path("models")], output_dir=args.output,
-                         input_dir=args.input, device=args.device, node_packs=args.nodes)
+    engine = make_engine(
+        model_dirs=args.models or [Path("models")],
+        output_dir=args.output,
+        input_dir=args.input,
+        device=args.device,
+        node_packs=args.nodes,
+    )
     cancel = CancelToken()
     signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     progress = _ProgressPrinter()
@@ -112,8 +131,11 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     _print_outputs(result.reports, engine.settings.output_dir)
-    print(f"done in {result.seconds:.2f} s: {len(result.executed)} nodes executed, "
-          f"{len(result.cached)} from cache", file=sys.stderr)
+    print(
+        f"done in {result.seconds:.2f} s: {len(result.executed)} nodes executed, "
+        f"{len(result.cached)} from cache",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -140,8 +162,9 @@ class _ProgressPrinter:
         elif isinstance(event, NodeProgress):
             bar = self.bars.get(event.node)
             if bar is None:
-                bar = self.bars[event.node] = tqdm(total=event.total, desc=f"[{event.node}]",
-                                                   file=sys.stderr, unit="step")
+                bar = self.bars[event.node] = tqdm(
+                    total=event.total, desc=f"[{event.node}]", file=sys.stderr, unit="step"
+                )
             bar.update(event.step - bar.n)
         elif isinstance(event, (NodeFinished, NodeFailed)) and event.node in self.bars:
             self.bars.pop(event.node).close()

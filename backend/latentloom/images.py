@@ -47,7 +47,11 @@ def save_animation(
     frames: list[Image.Image], path: Path, *, fps: float, format: Literal["webp", "gif"], loop: bool
 ) -> None:
     duration_ms = max(1, round(1000 / fps))
-    options: dict[str, Any] = {"save_all": True, "append_images": frames[1:], "duration": duration_ms}
+    options: dict[str, Any] = {
+        "save_all": True,
+        "append_images": frames[1:],
+        "duration": duration_ms,
+    }
     options["loop"] = 0 if loop else 1
     if format == "webp":
         options.update(lossless=False, quality=90, method=4)

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from latentloom.engine.context import NodeContext
+    pass
 
 
 class SocketType(StrEnum):
@@ -127,7 +127,9 @@ def float_input(
     )
 
 
-def string_input(name: str, default: str = "", *, multiline: bool = False, tooltip: str = "") -> Input:
+def string_input(
+    name: str, default: str = "", *, multiline: bool = False, tooltip: str = ""
+) -> Input:
     return Input(name, WidgetType.STRING, default, multiline=multiline, tooltip=tooltip)
 
 

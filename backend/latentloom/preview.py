@@ -12,7 +12,9 @@ from PIL import Image
 from latentloom.models.family import FAMILIES, SD15
 
 
-def latent_to_preview(latent: torch.Tensor, family: str | None, *, max_size: int = 256) -> Image.Image:
+def latent_to_preview(
+    latent: torch.Tensor, family: str | None, *, max_size: int = 256
+) -> Image.Image:
     """The first image of a latent batch as an RGB picture, at most `max_size` on its long side."""
     spec = FAMILIES.get(family or "", SD15)
     factors = torch.tensor(spec.preview_factors, dtype=torch.float32)
@@ -23,5 +25,7 @@ def latent_to_preview(latent: torch.Tensor, family: str | None, *, max_size: int
     image = Image.fromarray(pixels, mode="RGB")
     scale = max_size / max(image.size)
     if scale < 1:
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+        image = image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        )
     return image

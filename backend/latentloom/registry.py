@@ -71,7 +71,10 @@ def spec_problems(spec: NodeSpec) -> list[str]:
     problems: list[str] = []
     if not _NODE_ID.match(spec.id):
         problems.append("id must look like 'family.name' (lowercase letters, digits, _)")
-    for kind, names in (("input", [i.name for i in spec.inputs]), ("output", [o.name for o in spec.outputs])):
+    for kind, names in (
+        ("input", [i.name for i in spec.inputs]),
+        ("output", [o.name for o in spec.outputs]),
+    ):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             problems.append(f"duplicate {kind} names {duplicates}")
@@ -85,13 +88,15 @@ def _widget_problems(spec_input: Input) -> list[str]:
     if spec_input.type == WidgetType.ENUM and spec_input.choices is None:
         return ["an ENUM needs choices"]
     if isinstance(spec_input.choices, tuple) and spec_input.default not in spec_input.choices:
-        return [f"default {spec_input.default!r} is not among the choices {list(spec_input.choices)}"]
+        return [
+            f"default {spec_input.default!r} is not among the choices {list(spec_input.choices)}"
+        ]
     if isinstance(spec_input.choices, DynamicChoices) or spec_input.default is None:
         return []
     low, high, default = spec_input.min, spec_input.max, spec_input.default
-    if isinstance(default, (int, float)) and not isinstance(default, bool):
-        if (low is not None and default < low) or (high is not None and default > high):
-            return [f"default {default} is outside [{low}, {high}]"]
+    numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+    if numeric and ((low is not None and default < low) or (high is not None and default > high)):
+        return [f"default {default} is outside [{low}, {high}]"]
     return []
 
 
@@ -110,7 +115,9 @@ def _signature_problems(spec: NodeSpec) -> list[str]:
     if declared - accepted:
         problems.append(f"its function has no parameter for inputs {sorted(declared - accepted)}")
     if accepted - declared:
-        problems.append(f"its function takes {sorted(accepted - declared)}, which the spec does not declare")
+        problems.append(
+            f"its function takes {sorted(accepted - declared)}, which the spec does not declare"
+        )
     return problems
 
 
@@ -152,10 +159,14 @@ def _import_file(folder: Path, path: Path) -> ModuleType:
 def load_entry_points(registry: Registry) -> None:
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         specs = entry_point.load()
-        registry.register_pack(f"{entry_point.dist.name if entry_point.dist else '?'}:{entry_point.name}", specs)
+        registry.register_pack(
+            f"{entry_point.dist.name if entry_point.dist else '?'}:{entry_point.name}", specs
+        )
 
 
-def build_registry(extra_folders: Iterable[Path] = (), *, entry_point_packs: bool = True) -> Registry:
+def build_registry(
+    extra_folders: Iterable[Path] = (), *, entry_point_packs: bool = True
+) -> Registry:
     registry = Registry()
     load_pack_folder(registry, BUILTIN_PACK_FOLDER)
     for folder in extra_folders:
@@ -163,4 +174,3 @@ def build_registry(extra_folders: Iterable[Path] = (), *, entry_point_packs: boo
     if entry_point_packs:
         load_entry_points(registry)
     return registry
-

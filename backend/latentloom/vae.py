@@ -15,7 +15,9 @@ def _module_placement(vae: Vae) -> tuple[torch.device, torch.dtype]:
 
 
 @torch.inference_mode()
-def decode(vae: Vae, latent: torch.Tensor, *, check_cancelled: Callable[[], None] = lambda: None) -> torch.Tensor:
+def decode(
+    vae: Vae, latent: torch.Tensor, *, check_cancelled: Callable[[], None] = lambda: None
+) -> torch.Tensor:
     """[B, C, h, w] scaled latents -> [B, H, W, 3] float32 images in 0..1 on the CPU, one at a time."""
     device, dtype = _module_placement(vae)
     frames = []
@@ -32,7 +34,10 @@ def encode(vae: Vae, images: torch.Tensor) -> torch.Tensor:
     """[B, H, W, 3] images in 0..1 -> [B, C, H/8, W/8] scaled latents (the distribution's mean)."""
     device, dtype = _module_placement(vae)
     downscale = vae.family.downscale
-    height, width = images.shape[1] // downscale * downscale, images.shape[2] // downscale * downscale
+    height, width = (
+        images.shape[1] // downscale * downscale,
+        images.shape[2] // downscale * downscale,
+    )
     pixels = images[:, :height, :width].permute(0, 3, 1, 2).to(device, dtype) * 2 - 1
     latents = vae.module.encode(pixels).latent_dist.mean
     return (latents.float() * vae.family.vae_scaling_factor).cpu()

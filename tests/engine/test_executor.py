@@ -25,8 +25,12 @@ ARITH = Path(__file__).parents[1] / "fixtures" / "packs" / "arith"
 def engine(tmp_path: Path) -> Engine:
     registry = Registry()
     load_pack_folder(registry, ARITH)
-    settings = RunSettings(torch.device("cpu"), torch.float32, Folders(ModelFolders.of([tmp_path]), tmp_path),
-                           tmp_path / "output")
+    settings = RunSettings(
+        torch.device("cpu"),
+        torch.float32,
+        Folders(ModelFolders.of([tmp_path]), tmp_path),
+        tmp_path / "output",
+    )
     return Engine(registry, settings, OutputCache(2**30))
 
 
@@ -53,7 +57,9 @@ def test_runs_only_what_output_nodes_need_in_dependency_order(engine: Engine) ->
     assert result.reports == {"out": {"values": [3]}}
 
 
-def test_unchanged_rerun_executes_nothing_and_a_change_reruns_only_downstream(engine: Engine) -> None:
+def test_unchanged_rerun_executes_nothing_and_a_change_reruns_only_downstream(
+    engine: Engine,
+) -> None:
     engine.run(workflow(SUM))
     again = engine.run(workflow(SUM))
     assert again.executed == []
@@ -96,7 +102,10 @@ def test_node_failure_names_node_type_and_cause(engine: Engine) -> None:
     }
     with pytest.raises(NodeExecutionError) as error:
         engine.run(workflow(broken), on_event=events.append)
-    assert str(error.value) == 'node "boom" (Explode, arith.explode) failed: RuntimeError: cannot handle 7'
+    assert (
+        str(error.value)
+        == 'node "boom" (Explode, arith.explode) failed: RuntimeError: cannot handle 7'
+    )
     assert any(isinstance(e, NodeFailed) and e.node == "boom" for e in events)
 
 
@@ -111,7 +120,10 @@ def test_invalid_workflow_runs_nothing(engine: Engine) -> None:
 
 def test_cancellation_stops_a_running_node_within_one_step(engine: Engine) -> None:
     slow = {
-        "count": {"type": "arith.count_slowly", "inputs": {"steps": 1000, "seconds_per_step": 0.01}},
+        "count": {
+            "type": "arith.count_slowly",
+            "inputs": {"steps": 1000, "seconds_per_step": 0.01},
+        },
         "out": {"type": "arith.sink", "inputs": {"value": link("count")}},
     }
     cancel = CancelToken()

@@ -8,7 +8,10 @@ from latentloom.graph.workflow import parse_workflow
 
 def graph(edges: dict[str, list[str]]) -> object:
     nodes = {
-        node: {"type": "t.t", "inputs": {f"in{i}": {"node": up, "output": "o"} for i, up in enumerate(ups)}}
+        node: {
+            "type": "t.t",
+            "inputs": {f"in{i}": {"node": up, "output": "o"} for i, up in enumerate(ups)},
+        }
         for node, ups in edges.items()
     }
     return parse_workflow({"schema": "latentloom/workflow", "version": 1, "nodes": nodes})
@@ -24,12 +27,20 @@ def test_shared_dependencies_run_once() -> None:
     workflow = graph({"a": [], "b": ["a"], "c": ["a"], "out1": ["b"], "out2": ["c", "b"]})
     order = plan(workflow, ["out1", "out2"])
     assert sorted(order) == ["a", "b", "c", "out1", "out2"]
-    assert all(order.index(dep) < order.index(n) for n, deps in
-               {"b": ["a"], "c": ["a"], "out1": ["b"], "out2": ["c", "b"]}.items() for dep in deps)
+    assert all(
+        order.index(dep) < order.index(n)
+        for n, deps in {"b": ["a"], "c": ["a"], "out1": ["b"], "out2": ["c", "b"]}.items()
+        for dep in deps
+    )
 
 
 def test_cycle_is_named() -> None:
-    assert find_cycle(graph({"a": [], "b": ["a", "d"], "c": ["b"], "d": ["c"]})) == ["b", "d", "c", "b"]
+    assert find_cycle(graph({"a": [], "b": ["a", "d"], "c": ["b"], "d": ["c"]})) == [
+        "b",
+        "d",
+        "c",
+        "b",
+    ]
     assert find_cycle(graph({"a": [], "b": ["a"]})) is None
 
 

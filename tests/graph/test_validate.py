@@ -26,10 +26,24 @@ def test_broken_fixture_reports_its_pinned_problems(name: str, engine: Engine) -
 
 
 def test_every_error_code_is_covered_by_a_fixture() -> None:
-    codes = {p["code"] for name in CASES for p in json.loads((BROKEN / f"{name}.problems.json").read_text())}
-    assert codes >= {"unknown_type", "missing_input", "missing_node", "missing_output", "type_mismatch",
-                     "out_of_range", "invalid_choice", "model_not_found", "cycle", "unknown_input",
-                     "wrong_type"}
+    codes = {
+        p["code"]
+        for name in CASES
+        for p in json.loads((BROKEN / f"{name}.problems.json").read_text())
+    }
+    assert codes >= {
+        "unknown_type",
+        "missing_input",
+        "missing_node",
+        "missing_output",
+        "type_mismatch",
+        "out_of_range",
+        "invalid_choice",
+        "model_not_found",
+        "cycle",
+        "unknown_input",
+        "wrong_type",
+    }
 
 
 def test_non_finite_numbers_are_out_of_range(engine: Engine) -> None:

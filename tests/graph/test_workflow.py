@@ -30,8 +30,22 @@ def test_example_round_trips_through_the_model(path: Path) -> None:
 
 
 def test_links_and_literals_are_told_apart() -> None:
-    workflow = parse_workflow(doc(nodes={"a": {"type": "x.y", "inputs": {
-        "link": {"node": "b", "output": "latent"}, "int": 3, "float": 0.5, "flag": True, "list": [0.0, 0.5]}}}))
+    workflow = parse_workflow(
+        doc(
+            nodes={
+                "a": {
+                    "type": "x.y",
+                    "inputs": {
+                        "link": {"node": "b", "output": "latent"},
+                        "int": 3,
+                        "float": 0.5,
+                        "flag": True,
+                        "list": [0.0, 0.5],
+                    },
+                }
+            }
+        )
+    )
     inputs = workflow.nodes["a"].inputs
     assert inputs["link"] == Link(node="b", output="latent")
     assert [type(inputs[k]) for k in ("int", "float", "flag")] == [int, float, bool]
@@ -53,7 +67,9 @@ def test_other_documents_are_refused_with_the_reason() -> None:
         'not a Latentloom workflow: expected "schema": "latentloom/workflow", got None'
     )
     with pytest.raises(WorkflowFormatError) as error:
-        parse_workflow(doc(nodes={"a": {"type": "x.y", "inputs": {"bad": {"node": "b"}}, "colour": 1}}))
+        parse_workflow(
+            doc(nodes={"a": {"type": "x.y", "inputs": {"bad": {"node": "b"}}, "colour": 1}})
+        )
     message = str(error.value)
     assert message.startswith("invalid workflow document:")
     assert "nodes.a.colour: Extra inputs are not permitted" in message

@@ -79,8 +79,16 @@ class JobCancelled(_Event):
 
 
 Event = Annotated[
-    NodeStarted | NodeCached | NodeProgress | NodeFinished | NodeFailed
-    | JobQueued | JobStarted | JobFinished | JobFailed | JobCancelled,
+    NodeStarted
+    | NodeCached
+    | NodeProgress
+    | NodeFinished
+    | NodeFailed
+    | JobQueued
+    | JobStarted
+    | JobFinished
+    | JobFailed
+    | JobCancelled,
     Field(discriminator="kind"),
 ]
 

@@ -35,7 +35,9 @@ PreviewSink = Callable[[Preview], None]
 
 
 class NodeExecutionError(Exception):
-    def __init__(self, node_id: str, node_type: str, display_name: str, cause: BaseException) -> None:
+    def __init__(
+        self, node_id: str, node_type: str, display_name: str, cause: BaseException
+    ) -> None:
         self.node_id, self.node_type, self.cause = node_id, node_type, cause
         super().__init__(
             f'node "{node_id}" ({display_name}, {node_type}) failed: {type(cause).__name__}: {cause}'
@@ -83,7 +85,11 @@ class Engine:
         if problems:
             raise WorkflowInvalid(problems)
         if targets is None:
-            targets = [n for n, node in workflow.nodes.items() if self.registry.specs[node.type].output_node]
+            targets = [
+                n
+                for n, node in workflow.nodes.items()
+                if self.registry.specs[node.type].output_node
+            ]
         run = _Run(self, workflow, cancel or CancelToken(), on_event, on_preview)
         started = time.perf_counter()
         targets = list(targets)
@@ -99,7 +105,11 @@ class _Run:
     """The state of one run: keys and values computed so far, listeners, the cancel token."""
 
     def __init__(
-        self, engine: Engine, workflow: Workflow, cancel: CancelToken, on_event: EventSink,
+        self,
+        engine: Engine,
+        workflow: Workflow,
+        cancel: CancelToken,
+        on_event: EventSink,
         on_preview: PreviewSink,
     ) -> None:
         self.engine, self.workflow, self.cancel = engine, workflow, cancel
@@ -140,7 +150,9 @@ class _Run:
             node_id=node_id,
             settings=self.engine.settings,
             cancel=self.cancel,
-            on_progress=lambda step, total: self.on_event(NodeProgress(node=node_id, step=step, total=total)),
+            on_progress=lambda step, total: self.on_event(
+                NodeProgress(node=node_id, step=step, total=total)
+            ),
             on_preview=self.on_preview,
             workflow_json=self.workflow_json,
         )
@@ -151,10 +163,16 @@ class _Run:
         except Cancelled:
             raise
         except Exception as error:
-            self.on_event(NodeFailed(node=node_id, type=node.type, error=f"{type(error).__name__}: {error}"))
+            self.on_event(
+                NodeFailed(node=node_id, type=node.type, error=f"{type(error).__name__}: {error}")
+            )
             raise NodeExecutionError(node_id, node.type, spec.display_name, error) from error
         seconds = time.perf_counter() - started
-        self.on_event(NodeFinished(node=node_id, type=node.type, seconds=seconds, outputs=dict(node_result.report)))
+        self.on_event(
+            NodeFinished(
+                node=node_id, type=node.type, seconds=seconds, outputs=dict(node_result.report)
+            )
+        )
         return node_result
 
 
@@ -162,8 +180,12 @@ def _as_result(spec: NodeSpec, returned: Any) -> NodeResult:
     """Check a node function's return value against its spec; `report` is for the user."""
     names = {output.name for output in spec.outputs}
     if not isinstance(returned, Mapping):
-        raise TypeError(f"{spec.id} returned {type(returned).__name__}, expected a mapping of {sorted(names)}")
+        raise TypeError(
+            f"{spec.id} returned {type(returned).__name__}, expected a mapping of {sorted(names)}"
+        )
     if set(returned) - {"report"} != names:
-        raise TypeError(f"{spec.id} returned outputs {sorted(returned)}, its spec declares {sorted(names)}")
+        raise TypeError(
+            f"{spec.id} returned outputs {sorted(returned)}, its spec declares {sorted(names)}"
+        )
     outputs = {name: value for name, value in returned.items() if name != "report"}
     return NodeResult(outputs, returned.get("report", {}))

@@ -28,7 +28,8 @@ class Folders:
         return sorted(
             path.relative_to(self.input_dir).as_posix()
             for path in self.input_dir.rglob("*")
-            if path.suffix.lower() in IMAGE_SUFFIXES and _inside(path.resolve(), self.input_dir.resolve())
+            if path.suffix.lower() in IMAGE_SUFFIXES
+            and _inside(path.resolve(), self.input_dir.resolve())
         )
 
     def resolve(self, kind: str, name: str) -> Path:

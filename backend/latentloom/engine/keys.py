@@ -52,6 +52,12 @@ def node_key(
         for spec_input in spec.inputs
         if isinstance(spec_input.choices, DynamicChoices) and spec_input.name in literals
     }
-    content = {"type": spec.id, "version": spec.version, "literals": literals, "links": links, "files": files}
+    content = {
+        "type": spec.id,
+        "version": spec.version,
+        "literals": literals,
+        "links": links,
+        "files": files,
+    }
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -10,7 +10,9 @@ from latentloom.graph.workflow import Link, Workflow
 def upstream_ids(workflow: Workflow, node_id: str) -> list[str]:
     """Ids of the nodes feeding this one (present in the workflow), in input order."""
     node = workflow.nodes[node_id]
-    return [v.node for v in node.inputs.values() if isinstance(v, Link) and v.node in workflow.nodes]
+    return [
+        v.node for v in node.inputs.values() if isinstance(v, Link) and v.node in workflow.nodes
+    ]
 
 
 def find_cycle(workflow: Workflow) -> list[str] | None:
@@ -55,5 +57,7 @@ def plan(workflow: Workflow, targets: Iterable[str]) -> list[str]:
                 continue
             seen.add(node_id)
             stack.append((node_id, True))
-            stack.extend((dep, False) for dep in reversed(upstream_ids(workflow, node_id)) if dep not in seen)
+            stack.extend(
+                (dep, False) for dep in reversed(upstream_ids(workflow, node_id)) if dep not in seen
+            )
     return order

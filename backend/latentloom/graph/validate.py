@@ -44,11 +44,18 @@ def validate(workflow: Workflow, registry: Registry, list_choices: ChoiceLister)
     cycle = find_cycle(workflow)
     if cycle:
         path = " -> ".join(f'"{n}"' for n in cycle)
-        problems.append(Problem(node=cycle[0], input=None, code="cycle", message=f"nodes {path} form a cycle"))
+        problems.append(
+            Problem(node=cycle[0], input=None, code="cycle", message=f"nodes {path} form a cycle")
+        )
     if not any((s := registry.get(n.type)) and s.output_node for n in workflow.nodes.values()):
         problems.append(
-            Problem(node=None, input=None, code="no_output", message="the workflow has no output node "
-                    "(Save Image, Preview Image, Save Animation): nothing would be produced")
+            Problem(
+                node=None,
+                input=None,
+                code="no_output",
+                message="the workflow has no output node "
+                "(Save Image, Preview Image, Save Animation): nothing would be produced",
+            )
         )
     return problems
 
@@ -56,8 +63,12 @@ def validate(workflow: Workflow, registry: Registry, list_choices: ChoiceLister)
 def _unknown_type(node_id: str, type_id: str, registry: Registry) -> Problem:
     close = difflib.get_close_matches(type_id, [spec.id for spec in registry], n=3)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return Problem(node=node_id, input=None, code="unknown_type",
-                   message=f'node "{node_id}": unknown node type {type_id!r}{hint}')
+    return Problem(
+        node=node_id,
+        input=None,
+        code="unknown_type",
+        message=f'node "{node_id}": unknown node type {type_id!r}{hint}',
+    )
 
 
 def _label(node_id: str, spec: NodeSpec) -> str:
@@ -72,9 +83,15 @@ def _node_problems(
     declared = [spec_input.name for spec_input in spec.inputs]
     for name in node.inputs:
         if name not in declared:
-            problems.append(Problem(node=node_id, input=name, code="unknown_input",
-                                    message=f"{_label(node_id, spec)} has no input {name!r}; "
-                                    f"its inputs are: {', '.join(declared)}"))
+            problems.append(
+                Problem(
+                    node=node_id,
+                    input=name,
+                    code="unknown_input",
+                    message=f"{_label(node_id, spec)} has no input {name!r}; "
+                    f"its inputs are: {', '.join(declared)}",
+                )
+            )
     for spec_input in spec.inputs:
         value = node.inputs.get(spec_input.name)
         if value is None:
@@ -86,39 +103,72 @@ def _node_problems(
             message = _literal_problem(spec_input, value, list_choices)
             if message:
                 code, text = message
-                problems.append(Problem(node=node_id, input=spec_input.name, code=code,
-                                        message=f"{_label(node_id, spec)} input {spec_input.name!r}: {text}"))
+                problems.append(
+                    Problem(
+                        node=node_id,
+                        input=spec_input.name,
+                        code=code,
+                        message=f"{_label(node_id, spec)} input {spec_input.name!r}: {text}",
+                    )
+                )
     return problems
 
 
 def _missing(node_id: str, spec: NodeSpec, spec_input: Input) -> Problem:
     what = "is not connected" if not spec_input.is_widget else "has no value"
-    return Problem(node=node_id, input=spec_input.name, code="missing_input",
-                   message=f"{_label(node_id, spec)}: required input {spec_input.name!r} "
-                   f"({spec_input.type}) {what}")
+    return Problem(
+        node=node_id,
+        input=spec_input.name,
+        code="missing_input",
+        message=f"{_label(node_id, spec)}: required input {spec_input.name!r} "
+        f"({spec_input.type}) {what}",
+    )
 
 
 def _link_problems(
-    workflow: Workflow, registry: Registry, node_id: str, spec: NodeSpec, spec_input: Input, link: Link
+    workflow: Workflow,
+    registry: Registry,
+    node_id: str,
+    spec: NodeSpec,
+    spec_input: Input,
+    link: Link,
 ) -> list[Problem]:
     where = f"{_label(node_id, spec)} input {spec_input.name!r}"
     source = workflow.nodes.get(link.node)
     if source is None:
-        return [Problem(node=node_id, input=spec_input.name, code="missing_node",
-                        message=f'{where} links to node "{link.node}", which does not exist')]
+        return [
+            Problem(
+                node=node_id,
+                input=spec_input.name,
+                code="missing_node",
+                message=f'{where} links to node "{link.node}", which does not exist',
+            )
+        ]
     source_spec = registry.get(source.type)
     if source_spec is None:
         return []  # reported as unknown_type on the source node
     output = source_spec.output(link.output)
     if output is None:
         names = ", ".join(o.name for o in source_spec.outputs)
-        return [Problem(node=node_id, input=spec_input.name, code="missing_output",
-                        message=f"{where} links to output {link.output!r} of "
-                        f"{_label(link.node, source_spec)}, which has outputs: {names}")]
+        return [
+            Problem(
+                node=node_id,
+                input=spec_input.name,
+                code="missing_output",
+                message=f"{where} links to output {link.output!r} of "
+                f"{_label(link.node, source_spec)}, which has outputs: {names}",
+            )
+        ]
     if output.type != spec_input.type:
-        return [Problem(node=node_id, input=spec_input.name, code="type_mismatch",
-                        message=f"{where} expects {spec_input.type} but output {link.output!r} of "
-                        f"{_label(link.node, source_spec)} gives {output.type}")]
+        return [
+            Problem(
+                node=node_id,
+                input=spec_input.name,
+                code="type_mismatch",
+                message=f"{where} expects {spec_input.type} but output {link.output!r} of "
+                f"{_label(link.node, source_spec)} gives {output.type}",
+            )
+        ]
     return []
 
 
@@ -126,17 +176,24 @@ def _literal_problem(
     spec_input: Input, value: LiteralValue, list_choices: ChoiceLister
 ) -> tuple[str, str] | None:
     if not spec_input.is_widget:
-        return ("missing_input", f"expects a link from a {spec_input.type} output, got the value {value!r}")
+        return (
+            "missing_input",
+            f"expects a link from a {spec_input.type} output, got the value {value!r}",
+        )
     if isinstance(value, list):
         if not spec_input.accepts_list:
             return ("wrong_type", f"expects one {spec_input.type} value, got a list")
         if not value:
             return ("wrong_type", "expects a non-empty list")
-        return next(filter(None, (_scalar_problem(spec_input, v, list_choices) for v in value)), None)
+        return next(
+            filter(None, (_scalar_problem(spec_input, v, list_choices) for v in value)), None
+        )
     return _scalar_problem(spec_input, value, list_choices)
 
 
-def _scalar_problem(spec_input: Input, value: object, list_choices: ChoiceLister) -> tuple[str, str] | None:
+def _scalar_problem(
+    spec_input: Input, value: object, list_choices: ChoiceLister
+) -> tuple[str, str] | None:
     kind = spec_input.type
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     type_ok = {
@@ -159,14 +216,19 @@ def _scalar_problem(spec_input: Input, value: object, list_choices: ChoiceLister
     return None
 
 
-def _choice_problem(spec_input: Input, value: str, list_choices: ChoiceLister) -> tuple[str, str] | None:
+def _choice_problem(
+    spec_input: Input, value: str, list_choices: ChoiceLister
+) -> tuple[str, str] | None:
     if isinstance(spec_input.choices, DynamicChoices):
         folder = spec_input.choices.folder
         available = list_choices(folder)
         if value in available:
             return None
         listed = ", ".join(available) if available else "none (the folders are empty)"
-        return ("model_not_found", f"{value!r} was not found in the {folder} folders; available: {listed}")
+        return (
+            "model_not_found",
+            f"{value!r} was not found in the {folder} folders; available: {listed}",
+        )
     choices = spec_input.choices or ()
     if value in choices:
         return None

@@ -38,10 +38,14 @@ class Link(BaseModel):
 class WorkflowNode(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(min_length=1, description="Catalog id of the node type, e.g. 'sampling.ksampler'")
+    type: str = Field(
+        min_length=1, description="Catalog id of the node type, e.g. 'sampling.ksampler'"
+    )
     inputs: dict[str, Link | LiteralValue] = Field(default_factory=dict)
     title: str | None = None
-    ui: dict[str, Any] = Field(default_factory=dict, description="Editor state: pos, size, collapsed...")
+    ui: dict[str, Any] = Field(
+        default_factory=dict, description="Editor state: pos, size, collapsed..."
+    )
 
 
 class Workflow(BaseModel):
@@ -59,7 +63,9 @@ class Workflow(BaseModel):
     def with_input(self, node_id: str, input_name: str, value: LiteralValue) -> Workflow:
         """A copy with one literal input replaced (used by `latentloom run --set`)."""
         if node_id not in self.nodes:
-            raise WorkflowFormatError(f"--set names node {node_id!r}, which the workflow does not have")
+            raise WorkflowFormatError(
+                f"--set names node {node_id!r}, which the workflow does not have"
+            )
         copy = self.model_copy(deep=True)
         copy.nodes[node_id].inputs[input_name] = value
         return copy
@@ -74,7 +80,7 @@ def parse_workflow(document: Any) -> Workflow:
         raise WorkflowFormatError(f"a workflow is a JSON object, got {type(document).__name__}")
     if document.get("schema") != SCHEMA_ID:
         raise WorkflowFormatError(
-            f"not a Latentloom workflow: expected \"schema\": \"{SCHEMA_ID}\", "
+            f'not a Latentloom workflow: expected "schema": "{SCHEMA_ID}", '
             f"got {document.get('schema')!r}"
         )
     document = _migrate(document)
@@ -87,7 +93,7 @@ def parse_workflow(document: Any) -> Workflow:
 def _migrate(document: dict[str, Any]) -> dict[str, Any]:
     version = document.get("version")
     if not isinstance(version, int) or isinstance(version, bool):
-        raise WorkflowFormatError(f"\"version\" must be an integer, got {version!r}")
+        raise WorkflowFormatError(f'"version" must be an integer, got {version!r}')
     if version > CURRENT_VERSION:
         raise WorkflowFormatError(
             f"workflow version {version} was written by a newer Latentloom; "

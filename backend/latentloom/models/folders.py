@@ -38,7 +38,9 @@ class ModelFolders:
         return cls(tuple(Path(root).expanduser().resolve() for root in roots))
 
     def folders(self, kind: str) -> list[Path]:
-        return [root / sub for root in self.roots for sub in SUBFOLDERS[kind] if (root / sub).is_dir()]
+        return [
+            root / sub for root in self.roots for sub in SUBFOLDERS[kind] if (root / sub).is_dir()
+        ]
 
     def list(self, kind: str) -> list[str]:
         """Names (relative, with `/`) of the usable files of a kind, sorted."""

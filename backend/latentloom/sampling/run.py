@@ -28,6 +28,7 @@ from latentloom.sampling.samplers import BROWNIAN_NOISE_SAMPLERS, get_sampler
 from latentloom.sampling.schedules import compute_sigmas
 
 
+@torch.inference_mode()  # no autograd bookkeeping at all: measurably faster than no_grad
 def sample(
     model: DiffusionModel,
     positive: Conditioning,

@@ -1,0 +1,22 @@
+"""Run every benchmark in turn (`make bench`). The load benchmark writes a ~2 GB file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = [
+    "bench.engine_overhead",
+    "bench.end_to_end",
+    "bench.cache",
+    "bench.sampler_step",
+    "bench.load",
+]
+
+if __name__ == "__main__":
+    for module in BENCHMARKS:
+        print(f"$ python -m {module}", flush=True)
+        subprocess.run([sys.executable, "-m", module], cwd=REPO, check=True)
+        print(flush=True)
