@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from latentloom.engine.executor import Engine
+from latentloom.graph.workflow import parse_workflow
 from latentloom.images import read_png_workflow
 from tests.support import WORKFLOWS, load_example, make_engine
 
@@ -70,3 +71,47 @@ def test_rerun_executes_nothing_and_a_new_seed_only_the_sampler_onwards(engine: 
     assert reseeded.executed == ["sampler", "decode", "save"]
     reprompted = engine.run(workflow.with_input("positive", "text", "a photo of a dog"))
     assert reprompted.executed == ["positive", "sampler", "decode", "save"]
+
+
+def test_lora_strength_changes_the_image_and_zero_is_a_no_op(engine: Engine) -> None:
+    workflow = load_example("lora.json")
+
+    def sampled(strength: float) -> object:
+        patched = workflow.with_input("lora", "strength_model", strength)
+        patched = patched.with_input("lora", "strength_clip", strength)
+        return engine.run(patched, targets=["sampler"]).outputs["sampler"]["latent"].samples
+
+    without = (
+        engine.run(
+            load_example("txt2img.json")
+            .with_input("sampler", "seed", 5)
+            .with_input("positive", "text", "a watercolor portrait of a fox")
+            .with_input("negative", "text", "blurry"),
+            targets=["sampler"],
+        )
+        .outputs["sampler"]["latent"]
+        .samples
+    )
+    assert sampled(0.0).equal(without)
+    assert not sampled(0.8).equal(without)
+    # Patches are lifted after use: the shared checkpoint model is unchanged afterwards.
+    assert sampled(0.0).equal(without)
+
+
+def test_latent_upscale_resizes_to_the_requested_pixels(engine: Engine) -> None:
+    workflow = load_example("txt2img.json")
+    nodes = workflow.to_json()["nodes"]
+    nodes["upscale"] = {
+        "type": "latent.upscale",
+        "inputs": {
+            "latent": {"node": "sampler", "output": "latent"},
+            "width": 384,
+            "height": 320,
+            "method": "bilinear",
+        },
+    }
+    nodes["decode"]["inputs"]["latent"] = {"node": "upscale", "output": "latent"}
+    upscaled = parse_workflow(dict(workflow.to_json(), nodes=nodes))
+    outputs = engine.run(upscaled, targets=["upscale", "decode"]).outputs
+    assert tuple(outputs["upscale"]["latent"].samples.shape) == (1, 4, 40, 48)
+    assert tuple(outputs["decode"]["image"].shape) == (1, 320, 384, 3)
