@@ -33,6 +33,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check backend nodes tests bench
 	$(VENV)/bin/ruff format --check backend nodes tests bench
+	MYPYPATH=backend $(VENV)/bin/mypy --explicit-package-bases backend/latentloom nodes
 
 bench: $(STAMP)
 	$(PY) -m bench.run_all

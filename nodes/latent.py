@@ -11,6 +11,7 @@ from latentloom.latent_math import interpolate, seeded_noise
 from latentloom.models.family import SD15
 from latentloom.models.handles import DiffusionModel, Latent
 from latentloom.node import (
+    Input,
     NodeSpec,
     Output,
     SocketType,
@@ -62,7 +63,10 @@ def latent_upscale(
     return {"latent": Latent(samples, latent.family)}
 
 
-_SIDE = {"min": 64, "max": MAX_SIDE, "step": 8}
+def side_input(name: str, default: int) -> Input:
+    """An image side in pixels: a multiple of 8 (the latent scale), bounded."""
+    return int_input(name, default, min=64, max=MAX_SIDE, step=8)
+
 
 NODES = [
     NodeSpec(
@@ -72,8 +76,8 @@ NODES = [
         description="A batch of zero latents of the given image size. Connect a model to size it for "
         "that model's family (all supported families use 4 channels at 1/8 scale).",
         inputs=(
-            int_input("width", 512, **_SIDE),
-            int_input("height", 512, **_SIDE),
+            side_input("width", 512),
+            side_input("height", 512),
             int_input("batch", 1, min=1, max=MAX_BATCH),
             socket("model", SocketType.MODEL, optional=True),
         ),
@@ -115,8 +119,8 @@ NODES = [
         category="latent",
         inputs=(
             socket("latent", SocketType.LATENT),
-            int_input("width", 1024, **_SIDE),
-            int_input("height", 1024, **_SIDE),
+            side_input("width", 1024),
+            side_input("height", 1024),
             enum_input("method", UPSCALE_METHODS),
         ),
         outputs=(Output("latent", SocketType.LATENT),),

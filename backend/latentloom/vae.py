@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 
 from latentloom.models.handles import Vae
 
 
+def _module(vae: Vae) -> Any:
+    # diffusers' classes are untyped for mypy; AutoencoderKL is an nn.Module with encode/decode.
+    return cast(Any, vae.module)
+
+
 def _module_placement(vae: Vae) -> tuple[torch.device, torch.dtype]:
-    parameter = next(vae.module.parameters())
+    parameter = next(_module(vae).parameters())
     return parameter.device, parameter.dtype
 
 
@@ -24,7 +30,7 @@ def decode(
     for item in latent:  # one at a time: a long morph must not need memory for every frame at once
         check_cancelled()
         scaled = item.unsqueeze(0).to(device, dtype) / vae.family.vae_scaling_factor
-        pixels = vae.module.decode(scaled).sample
+        pixels = _module(vae).decode(scaled).sample
         frames.append(((pixels.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu())
     return torch.cat(frames)
 
@@ -39,5 +45,5 @@ def encode(vae: Vae, images: torch.Tensor) -> torch.Tensor:
         images.shape[2] // downscale * downscale,
     )
     pixels = images[:, :height, :width].permute(0, 3, 1, 2).to(device, dtype) * 2 - 1
-    latents = vae.module.encode(pixels).latent_dist.mean
+    latents = _module(vae).encode(pixels).latent_dist.mean
     return (latents.float() * vae.family.vae_scaling_factor).cpu()

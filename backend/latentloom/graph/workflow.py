@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SCHEMA_ID = "latentloom/workflow"
-CURRENT_VERSION = 1
+SCHEMA_ID: Final = "latentloom/workflow"
+CURRENT_VERSION: Final = 1
 
 Scalar = int | float | str | bool
 LiteralValue = Scalar | list[Scalar]
