@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from latentloom.engine.context import Cancelled, CancelToken
+# Only light imports here: `latentloom serve` must open its socket before torch loads.
 from latentloom.engine.events import NodeCached, NodeFailed, NodeFinished, NodeProgress, NodeStarted
 
 EXIT_INVALID = 2
@@ -55,6 +55,19 @@ def _parser() -> argparse.ArgumentParser:
     tiny.add_argument("out", type=Path)
     tiny.set_defaults(handler=_make_tiny)
 
+    serve = commands.add_parser("serve", help="start the HTTP/websocket server")
+    serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8188)")
+    serve.add_argument("--models", type=Path, action="append", default=[], help="a model folder; repeatable")
+    serve.add_argument("--data", type=Path, help="where the ledger, workflows, outputs and inputs live")
+    serve.add_argument("--token", help="require this token (needed to bind a non-loopback address)")
+    serve.add_argument("--device", choices=("cpu", "cuda", "mps"))
+    serve.add_argument("--config", type=Path, help="a TOML file with the same settings")
+    serve.set_defaults(handler=_serve)
+
+    typescript = commands.add_parser("typescript", help="print TypeScript types of the events and API")
+    typescript.set_defaults(handler=lambda args: print(_typescript(), end=""))
+
     schema = commands.add_parser("schema", help="print the workflow JSON Schema")
     schema.set_defaults(handler=lambda args: print(json.dumps(_workflow_schema(), indent=2)))
     return parser
@@ -76,6 +89,37 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from latentloom.server.app import create_app
+    from latentloom.server.security import check_bind
+    from latentloom.server.settings import load_settings
+
+    overrides = {"host": args.host, "port": args.port, "models": args.models, "data": args.data,
+                 "token": args.token, "device": args.device}
+    settings = load_settings(args.config, overrides)
+    try:
+        check_bind(settings.host, settings.token)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    print(f"Latentloom is starting at http://{host}:{settings.port}/", file=sys.stderr, flush=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
+                ws_max_size=16 * 2**20)
+    return 0
+
+
+def _typescript() -> str:
+    from latentloom.server.typescript import generate
+
+    return generate()
+
+
 def _workflow_schema() -> dict[str, Any]:
     from latentloom.graph.workflow import workflow_json_schema
 
@@ -95,6 +139,7 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from latentloom.engine.context import Cancelled, CancelToken
     from latentloom.engine.executor import NodeExecutionError
     from latentloom.engine.setup import make_engine
     from latentloom.graph.validate import WorkflowInvalid

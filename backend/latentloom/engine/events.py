@@ -9,10 +9,12 @@ slow client.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import torch
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:  # the server imports events before torch has loaded
+    import torch
 
 
 class _Event(BaseModel):
@@ -101,3 +103,4 @@ class Preview:
     step: int
     latent: torch.Tensor  # [B, C, h, w], the family's latent space
     family: str | None
+    job: str | None = None  # stamped by the job layer, like the events' `job`

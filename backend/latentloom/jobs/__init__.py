@@ -1,0 +1,1 @@
+"""Jobs: the SQLite ledger that is the truth for every job, and the dispatchers that run them."""

@@ -1,0 +1,369 @@
+"""The job ledger: a SQLite file that is the source of truth for every job.
+
+Every state change is one `BEGIN IMMEDIATE` transaction whose UPDATE names the states it may
+leave (`WHERE status IN (...)`), so two writers racing on one job cannot both win: the first
+terminal write sticks and every later one reports that it changed nothing. That also holds
+across processes sharing the file, not only across threads sharing this object (which
+serialise on one connection behind a lock). WAL mode lets readers proceed during writes.
+
+Queue order is `priority DESC, sequence ASC`. `sequence` grows for each job added at the
+back; a job added at the front takes a number below every job in the file, so the latest
+"front" job runs first among its priority.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+from latentloom.jobs.records import LIVE, TERMINAL, JobRecord, JobStatus, NodeState
+from latentloom.jobs.schema import prepare
+
+INTERRUPTED_ERROR: Final = (
+    "interrupted: the server stopped while running this job {n} times; giving up"
+)
+
+
+def _sql_set(statuses: frozenset[JobStatus]) -> str:
+    return "(" + ", ".join(f"'{status}'" for status in sorted(statuses)) + ")"
+
+
+_TERMINAL_SQL: Final = _sql_set(TERMINAL)
+_LIVE_SQL: Final = _sql_set(LIVE)
+
+# Queued jobs in run order, then running ones oldest first, then history newest first. The
+# CASEs are NULL outside their group, so each group is ordered only by its own keys.
+_LIST_ORDER: Final = """
+    CASE status WHEN 'queued' THEN 0 WHEN 'running' THEN 1 ELSE 2 END,
+    CASE WHEN status = 'queued' THEN -priority END,
+    CASE WHEN status = 'queued' THEN sequence END,
+    CASE WHEN status = 'running' THEN started_at END,
+    finished_at DESC,
+    sequence DESC
+"""
+
+
+class JobNotFound(LookupError):
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"no job {job_id!r} in the ledger (finished jobs are pruned over time)")
+
+
+class JobNotRetryable(Exception):
+    def __init__(self, job_id: str, status: JobStatus) -> None:
+        self.job_id, self.status = job_id, status
+        super().__init__(
+            f"job {job_id!r} is {status}; only succeeded, failed or cancelled jobs can be "
+            "retried (cancel it first to start over)"
+        )
+
+
+class Ledger:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_attempts: int = 3,
+        history_limit: int = 1000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        if history_limit < 0:
+            raise ValueError(f"history_limit must be 0 or more, got {history_limit}")
+        self.path = Path(path)
+        self.max_attempts, self.history_limit, self._clock = max_attempts, history_limit, clock
+        self._lock = threading.RLock()
+        # Autocommit mode: transactions are explicit, so BEGIN IMMEDIATE means what it says.
+        self._db = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        try:
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode = WAL")
+            # With WAL, NORMAL survives a crash of the process (not of the machine) without an
+            # fsync per write; a job queue can afford that trade.
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            prepare(self._db, self.path)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _select(self, db: sqlite3.Connection, job_id: str) -> JobRecord | None:
+        row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return JobRecord.from_row(row) if row is not None else None
+
+    # --- adding -------------------------------------------------------------------------
+
+    def add(
+        self,
+        workflow: dict[str, Any],
+        *,
+        priority: int = 0,
+        front: bool = False,
+        client_id: str | None = None,
+    ) -> JobRecord:
+        return self.add_many(workflow, 1, priority=priority, front=front, client_id=client_id)[0]
+
+    def add_many(
+        self,
+        workflow: dict[str, Any],
+        runs: int,
+        *,
+        priority: int = 0,
+        front: bool = False,
+        client_id: str | None = None,
+    ) -> builtins.list[JobRecord]:
+        """Queue `runs` runs of one workflow in one transaction, in submission order."""
+        if runs < 1:
+            raise ValueError(f"runs must be at least 1, got {runs}")
+        if not isinstance(workflow, dict):
+            raise TypeError(f"a workflow is a JSON object, got {type(workflow).__name__}")
+        document = json.dumps(workflow)
+        ids = [uuid.uuid4().hex for _ in range(runs)]
+        with self._transaction() as db:
+            low, high = db.execute("SELECT MIN(sequence), MAX(sequence) FROM jobs").fetchone()
+            first = (low if low is not None else 1) - runs if front else (high or 0) + 1
+            now = self._clock()
+            db.executemany(
+                "INSERT INTO jobs (id, status, workflow, priority, sequence, max_attempts,"
+                " client_id, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
+                [
+                    (job_id, document, priority, first + i, self.max_attempts, client_id, now)
+                    for i, job_id in enumerate(ids)
+                ],
+            )
+            return [record for job_id in ids if (record := self._select(db, job_id))]
+
+    def retry(self, job_id: str) -> JobRecord:
+        """A new queued job with the workflow, priority and client of a finished one."""
+        original = self.get(job_id)
+        if original is None:
+            raise JobNotFound(job_id)
+        if original.status not in TERMINAL:
+            raise JobNotRetryable(job_id, original.status)
+        return self.add(original.workflow, priority=original.priority, client_id=original.client_id)
+
+    # --- reading ------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            return self._select(self._db, job_id)
+
+    def list(
+        self, statuses: Iterable[str] | None = None, limit: int = 100, offset: int = 0
+    ) -> tuple[builtins.list[JobRecord], int]:
+        """A page of jobs and how many match: queued in run order, running, then history
+        newest first. `statuses` are `JobStatus` members or their names; None means all."""
+        chosen = set(JobStatus) if statuses is None else {JobStatus(s) for s in statuses}
+        wanted = sorted(chosen)
+        marks = ", ".join("?" for _ in wanted)
+        where = f"WHERE status IN ({marks})" if wanted else "WHERE 0"
+        with self._lock:
+            self._db.execute("BEGIN")  # one snapshot for the page and its total
+            try:
+                total = self._db.execute(f"SELECT COUNT(*) FROM jobs {where}", wanted).fetchone()
+                rows = self._db.execute(
+                    f"SELECT * FROM jobs {where} ORDER BY {_LIST_ORDER} LIMIT ? OFFSET ?",
+                    [*wanted, limit, offset],
+                ).fetchall()
+            finally:
+                self._db.execute("COMMIT")
+        return [JobRecord.from_row(row) for row in rows], total[0]
+
+    def count(self, status: str | None = None) -> int:
+        """How many jobs are in `status` (a `JobStatus` or its name), or in the file."""
+        with self._lock:
+            if status is None:
+                return int(self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+            query = "SELECT COUNT(*) FROM jobs WHERE status = ?"
+            return int(self._db.execute(query, (str(JobStatus(status)),)).fetchone()[0])
+
+    # --- running ------------------------------------------------------------------------
+
+    def claim_next(self) -> JobRecord | None:
+        """Move the head of the queue to running (one more attempt) and return it."""
+        with self._transaction() as db:
+            head = db.execute(
+                "SELECT id FROM jobs WHERE status = 'queued'"
+                " ORDER BY priority DESC, sequence ASC LIMIT 1"
+            ).fetchone()
+            if head is None:
+                return None
+            changed = db.execute(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?,"
+                " node_states = '{}' WHERE id = ? AND status = 'queued'",
+                (self._clock(), head["id"]),
+            ).rowcount
+            return self._select(db, head["id"]) if changed else None
+
+    def mark_node(self, job_id: str, node: str, state: NodeState) -> bool:
+        """Record how far a running job got; False once the job is no longer running."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT node_states FROM jobs WHERE id = ? AND status = 'running'", (job_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            states = json.loads(row["node_states"])
+            states[node] = state
+            db.execute("UPDATE jobs SET node_states = ? WHERE id = ?", (json.dumps(states), job_id))
+            return True
+
+    def set_priority(self, job_id: str, priority: int) -> JobRecord | None:
+        """Reorder a queued job; None when it is not queued (too late to reorder)."""
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE jobs SET priority = ? WHERE id = ? AND status = 'queued'",
+                (priority, job_id),
+            ).rowcount
+            return self._select(db, job_id) if changed else None
+
+    def move_to_front(self, job_id: str) -> JobRecord | None:
+        """Put a queued job ahead of the others of its priority; None when it is not queued."""
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE jobs SET sequence = (SELECT MIN(sequence) - 1 FROM jobs)"
+                " WHERE id = ? AND status = 'queued'",
+                (job_id,),
+            ).rowcount
+            return self._select(db, job_id) if changed else None
+
+    def release(self, job_id: str) -> bool:
+        """Hand a running job back to the queue without counting the attempt: the server is
+        stopping, the job did nothing wrong. False when it is no longer running."""
+        with self._transaction() as db:
+            return bool(
+                db.execute(
+                    "UPDATE jobs SET status = 'queued', attempts = MAX(attempts - 1, 0),"
+                    " started_at = NULL, node_states = '{}' WHERE id = ? AND status = 'running'",
+                    (job_id,),
+                ).rowcount
+            )
+
+    # --- terminal writes: the first one wins --------------------------------------------
+
+    def succeed(self, job_id: str, outputs: Mapping[str, Any]) -> bool:
+        return self._finish(
+            job_id,
+            "status = 'succeeded', outputs = ?",
+            (json.dumps(outputs),),
+            leaving="('running')",
+        )
+
+    def fail(self, job_id: str, error: str, node: str | None = None) -> bool:
+        """Fail a running job, or a queued one that cannot run."""
+        return self._finish(
+            job_id, "status = 'failed', error = ?, error_node = ?", (error, node), _LIVE_SQL
+        )
+
+    def cancel(self, job_id: str) -> JobRecord | None:
+        """Cancel a queued or running job; None when it has already finished (or is unknown).
+
+        Only the ledger changes: whoever stops a running job's worker must also tell it to."""
+        with self._transaction() as db:
+            if not self._write_terminal(db, job_id, "status = 'cancelled'", (), _LIVE_SQL):
+                return None
+            record = self._select(db, job_id)
+            self._prune(db)
+            return record
+
+    def _finish(self, job_id: str, assignments: str, values: tuple[Any, ...], leaving: str) -> bool:
+        with self._transaction() as db:
+            changed = self._write_terminal(db, job_id, assignments, values, leaving)
+            if changed:
+                self._prune(db)
+            return changed
+
+    def _write_terminal(
+        self,
+        db: sqlite3.Connection,
+        job_id: str,
+        assignments: str,
+        values: tuple[Any, ...],
+        leaving: str,
+    ) -> bool:
+        cursor = db.execute(
+            f"UPDATE jobs SET {assignments}, finished_at = ? WHERE id = ? AND status IN {leaving}",
+            (*values, self._clock(), job_id),
+        )
+        return bool(cursor.rowcount)
+
+    # --- housekeeping -------------------------------------------------------------------
+
+    def recover_interrupted(self) -> builtins.list[JobRecord]:
+        """At start-up, before any worker runs: jobs left running by a dead process go back to
+        the queue, or fail once they have used up their attempts. Returns them as changed."""
+        with self._transaction() as db:
+            ids = [row["id"] for row in db.execute("SELECT id FROM jobs WHERE status = 'running'")]
+            db.execute(
+                "UPDATE jobs SET status = 'queued', started_at = NULL, node_states = '{}'"
+                " WHERE status = 'running' AND attempts < max_attempts"
+            )
+            exhausted = db.execute("SELECT id, attempts FROM jobs WHERE status = 'running'")
+            for row in exhausted.fetchall():
+                self._write_terminal(
+                    db,
+                    row["id"],
+                    "status = 'failed', error = ?",
+                    (INTERRUPTED_ERROR.format(n=row["attempts"]),),
+                    "('running')",
+                )
+            records = [record for job_id in ids if (record := self._select(db, job_id))]
+            self._prune(db)
+            return records
+
+    def prune(self) -> int:
+        """Forget the oldest finished jobs beyond `history_limit`; returns how many."""
+        with self._transaction() as db:
+            return self._prune(db)
+
+    def _prune(self, db: sqlite3.Connection) -> int:
+        return db.execute(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"
+            f" WHERE status IN {_TERMINAL_SQL}"
+            " ORDER BY finished_at DESC, sequence DESC LIMIT -1 OFFSET ?)",
+            (self.history_limit,),
+        ).rowcount
+
+
+__all__ = [
+    "INTERRUPTED_ERROR",
+    "LIVE",
+    "TERMINAL",
+    "JobNotFound",
+    "JobNotRetryable",
+    "JobRecord",
+    "JobStatus",
+    "Ledger",
+    "NodeState",
+]
