@@ -4,12 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+EDITOR := frontend/dist/index.html
 MODELS ?= models
 TINY := $(MODELS)/checkpoints/tiny-sd15.safetensors
 
 .PHONY: install run demo test lint bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(NODE_STAMP)
 
 # torch first, pinned to the CPU wheel: the project's own range then installs nothing more.
 $(STAMP): pyproject.toml
@@ -19,6 +21,15 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# Node.js comes from the distribution when the machine has none.
+$(NODE_STAMP): package.json package-lock.json
+	command -v npm >/dev/null || (apt-get update && apt-get install -y nodejs npm)
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+$(EDITOR): $(NODE_STAMP) $(shell find frontend/src frontend/index.html frontend/vite.config.ts -type f 2>/dev/null)
+	npm run build
+
 $(TINY): | $(STAMP)
 	$(VENV)/bin/latentloom make-tiny-checkpoint --family sd15 $(TINY)
 
@@ -27,7 +38,8 @@ $(TINY): | $(STAMP)
 run: $(STAMP) $(TINY)
 	$(VENV)/bin/latentloom run workflows/txt2img.json --models $(MODELS) --output output
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
+	npm test
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
