@@ -58,14 +58,20 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="start the HTTP/websocket server")
     serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8188)")
-    serve.add_argument("--models", type=Path, action="append", default=[], help="a model folder; repeatable")
-    serve.add_argument("--data", type=Path, help="where the ledger, workflows, outputs and inputs live")
+    serve.add_argument(
+        "--models", type=Path, action="append", default=[], help="a model folder; repeatable"
+    )
+    serve.add_argument(
+        "--data", type=Path, help="where the ledger, workflows, outputs and inputs live"
+    )
     serve.add_argument("--token", help="require this token (needed to bind a non-loopback address)")
     serve.add_argument("--device", choices=("cpu", "cuda", "mps"))
     serve.add_argument("--config", type=Path, help="a TOML file with the same settings")
     serve.set_defaults(handler=_serve)
 
-    typescript = commands.add_parser("typescript", help="print TypeScript types of the events and API")
+    typescript = commands.add_parser(
+        "typescript", help="print TypeScript types of the events and API"
+    )
     typescript.set_defaults(handler=lambda args: print(_typescript(), end=""))
 
     schema = commands.add_parser("schema", help="print the workflow JSON Schema")
@@ -98,8 +104,14 @@ def _serve(args: argparse.Namespace) -> int:
     from latentloom.server.security import check_bind
     from latentloom.server.settings import load_settings
 
-    overrides = {"host": args.host, "port": args.port, "models": args.models, "data": args.data,
-                 "token": args.token, "device": args.device}
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "models": args.models,
+        "data": args.data,
+        "token": args.token,
+        "device": args.device,
+    }
     settings = load_settings(args.config, overrides)
     try:
         check_bind(settings.host, settings.token)
@@ -109,8 +121,15 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(f"Latentloom is starting at http://{host}:{settings.port}/", file=sys.stderr, flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
-                ws_max_size=16 * 2**20)
+    # The sans-I/O websockets protocol: uvicorn's legacy one is deprecated.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        ws="websockets-sansio",
+        ws_max_size=16 * 2**20,
+    )
     return 0
 
 

@@ -1,0 +1,77 @@
+"""Request and response bodies of the REST API (pydantic: they document themselves at /docs)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from latentloom.graph.validate import Problem
+
+JobStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class JobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: dict[str, Any] = Field(description="A workflow document (schema latentloom/workflow)")
+    priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first")
+    front: bool = Field(False, description="Put ahead of every queued job of the same priority")
+    runs: int = Field(1, ge=1, description="Queue this many jobs of the same workflow")
+    client_id: str | None = Field(None, max_length=200)
+
+
+class JobView(BaseModel):
+    id: str
+    status: JobStatusName
+    priority: int
+    attempts: int
+    client_id: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    error: str | None
+    error_node: str | None
+    outputs: dict[str, Any]
+    nodes: dict[str, str] = Field(description="Per-node state: started, cached, finished or failed")
+    workflow: dict[str, Any] | None = Field(None, description="Only in GET /api/jobs/{id}")
+
+
+class JobsCreated(BaseModel):
+    jobs: list[JobView]
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+    total: int
+
+
+class PriorityChange(BaseModel):
+    priority: int = Field(ge=-1000, le=1000)
+
+
+class InvalidWorkflow(BaseModel):
+    detail: str
+    problems: list[Problem]
+
+
+class Detail(BaseModel):
+    detail: str
+
+
+def job_view(record: Any, *, with_workflow: bool = False) -> JobView:
+    return JobView(
+        id=record.id,
+        status=str(record.status),  # type: ignore[arg-type]
+        priority=record.priority,
+        attempts=record.attempts,
+        client_id=record.client_id,
+        created_at=record.created_at,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        error=record.error,
+        error_node=record.error_node,
+        outputs=record.outputs,
+        nodes=record.node_states,
+        workflow=record.workflow if with_workflow else None,
+    )

@@ -1,0 +1,84 @@
+"""The FastAPI application: routes as an explicit list, guarded by the security middleware.
+
+Layers, outermost first: Host/Origin/token guard, body-size limit, then the routes. The built
+editor is served at `/` when it exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+import latentloom
+from latentloom.server import routes_catalog, routes_files, routes_jobs, routes_workflows, routes_ws
+from latentloom.server.body_limit import BodyLimit
+from latentloom.server.login import login_routes
+from latentloom.server.security import HostOriginGuard
+from latentloom.server.services import EngineUnavailable, Services
+from latentloom.server.settings import ServerSettings
+
+ROUTERS = [
+    routes_jobs.router,
+    routes_catalog.router,
+    routes_files.router,
+    routes_workflows.router,
+    routes_ws.router,
+]
+REPO_FRONTEND_DIST = Path(__file__).resolve().parents[3] / "frontend" / "dist"
+EDITOR_MISSING = """<!doctype html><meta charset="utf-8"><title>Latentloom</title>
+<h1>Latentloom</h1><p>The server is running, but the editor has not been built
+(<code>make run</code> builds it). The API is documented at <a href="/docs">/docs</a>.</p>"""
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services.open(settings, asyncio.get_running_loop())
+        app.state.services = services
+        services.warm_up_in_background()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(services.close)
+
+    app = FastAPI(title="Latentloom", version=latentloom.__version__, lifespan=lifespan)
+    for router in ROUTERS:
+        app.include_router(router)
+    for route in login_routes():
+        app.router.routes.append(route)
+    app.add_exception_handler(EngineUnavailable, _engine_unavailable)
+    _mount_editor(app, settings.frontend_dist or REPO_FRONTEND_DIST)
+    app.add_middleware(
+        BodyLimit,
+        default_bytes=settings.max_request_bytes,
+        per_path={
+            "/api/uploads": settings.max_upload_bytes + 64 * 1024
+        },  # room for multipart framing
+    )
+    app.add_middleware(
+        HostOriginGuard,
+        allowed_hosts=settings.hosts(),
+        allowed_origins=settings.origins(),
+        token=settings.token,
+    )
+    return app
+
+
+async def _engine_unavailable(request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": f"the engine is not available: {error}"}, status_code=503)
+
+
+def _mount_editor(app: FastAPI, dist: Path) -> None:
+    if (dist / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=dist, html=True), name="editor")
+        return
+
+    @app.get("/", include_in_schema=False)
+    async def editor_missing() -> HTMLResponse:
+        return HTMLResponse(EDITOR_MISSING)

@@ -1,0 +1,167 @@
+"""Jobs: queue workflows, list and inspect them, cancel, retry and reorder."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+
+from latentloom.graph.validate import Problem
+from latentloom.graph.workflow import WorkflowFormatError, parse_workflow
+from latentloom.server.api_models import (
+    Detail,
+    InvalidWorkflow,
+    JobList,
+    JobRequest,
+    JobsCreated,
+    JobStatusName,
+    JobView,
+    PriorityChange,
+    job_view,
+)
+from latentloom.server.services import Services
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+TERMINAL = {"succeeded", "failed", "cancelled"}
+WAIT_LIMIT_SECONDS = 3600.0
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def _not_found(job_id: str) -> HTTPException:
+    return HTTPException(404, f"no job with id {job_id!r}")
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=JobsCreated,
+    responses={422: {"model": InvalidWorkflow}, 429: {"model": Detail}},
+)
+async def queue_jobs(
+    request: Request, body: JobRequest, wait: bool = False
+) -> JobsCreated | JSONResponse:
+    """Validate and queue a workflow; nothing is queued if anything is wrong with it.
+
+    With `wait=true` the response comes when every queued job has ended.
+    """
+    state = services(request)
+    engine = await state.wait_for_engine()
+    try:
+        workflow = parse_workflow(body.workflow)
+    except WorkflowFormatError as error:
+        problems = [Problem(node=None, input=None, code="format", message=str(error))]
+        return _invalid(problems)
+    problems = await asyncio.to_thread(engine.validate, workflow)
+    if problems:
+        return _invalid(problems)
+    settings = state.settings
+    if body.runs > settings.max_runs_per_request:
+        raise HTTPException(
+            422,
+            f"runs={body.runs} is more than the {settings.max_runs_per_request} allowed per request",
+        )
+    if state.ledger.count("queued") + body.runs > settings.max_queue:
+        raise HTTPException(
+            429, f"the queue is full ({settings.max_queue} jobs); try again when some have run"
+        )
+    queue = await state.wait_for_queue()
+    records = queue.submit(
+        workflow.to_json(),
+        runs=body.runs,
+        priority=body.priority,
+        front=body.front,
+        client_id=body.client_id,
+    )
+    if wait:
+        await _wait_until_ended(state, [record.id for record in records])
+        records = [state.ledger.get(record.id) or record for record in records]
+    return JobsCreated(jobs=[job_view(record) for record in records])
+
+
+def _invalid(problems: list[Problem]) -> JSONResponse:
+    body = InvalidWorkflow(
+        detail=f"the workflow is invalid: {len(problems)} problem(s)", problems=problems
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=422)
+
+
+async def _wait_until_ended(state: Services, job_ids: list[str]) -> None:
+    waiters = [state.hub.end_waiter(job_id) for job_id in job_ids]  # registered before checking
+    for job_id, waiter in zip(job_ids, waiters, strict=True):
+        record = state.ledger.get(job_id)
+        if record is not None and str(record.status) in TERMINAL:
+            continue
+        await asyncio.wait_for(waiter.wait(), WAIT_LIMIT_SECONDS)
+
+
+@router.get("", response_model=JobList)
+async def list_jobs(
+    request: Request,
+    status: Annotated[list[JobStatusName] | None, Query(description="Filter; repeatable")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobList:
+    """The queue (in run order) and the history (newest first)."""
+    records, total = services(request).ledger.list(set(status) if status else None, limit, offset)
+    return JobList(jobs=[job_view(record) for record in records], total=total)
+
+
+@router.get("/{job_id}", response_model=JobView, responses={404: {"model": Detail}})
+async def get_job(request: Request, job_id: str) -> JobView:
+    record = services(request).ledger.get(job_id)
+    if record is None:
+        raise _not_found(job_id)
+    return job_view(record, with_workflow=True)
+
+
+@router.delete(
+    "/{job_id}", response_model=JobView, responses={404: {"model": Detail}, 409: {"model": Detail}}
+)
+async def cancel_job(request: Request, job_id: str) -> JobView:
+    """Cancel a queued job, or interrupt a running one (it stops within one sampler step)."""
+    state = services(request)
+    record = state.ledger.get(job_id)
+    if record is None:
+        raise _not_found(job_id)
+    cancelled = (await state.wait_for_queue()).cancel(job_id)
+    if cancelled is None:
+        raise HTTPException(
+            409, f"job {job_id} has already ended ({record.status}); nothing to cancel"
+        )
+    return job_view(cancelled)
+
+
+@router.post(
+    "/{job_id}/retry",
+    status_code=201,
+    response_model=JobView,
+    responses={404: {"model": Detail}, 409: {"model": Detail}},
+)
+async def retry_job(request: Request, job_id: str) -> JobView:
+    """Queue a new job with the same workflow and priority as an ended one."""
+    state = services(request)
+    record = state.ledger.get(job_id)
+    if record is None:
+        raise _not_found(job_id)
+    if str(record.status) not in TERMINAL:
+        raise HTTPException(409, f"job {job_id} is {record.status}; only ended jobs can be retried")
+    return job_view((await state.wait_for_queue()).retry(job_id))
+
+
+@router.patch(
+    "/{job_id}", response_model=JobView, responses={404: {"model": Detail}, 409: {"model": Detail}}
+)
+async def reorder_job(request: Request, job_id: str, body: PriorityChange) -> JobView:
+    """Change a queued job's priority (the editor's queue panel reorders with this)."""
+    state = services(request)
+    if state.ledger.get(job_id) is None:
+        raise _not_found(job_id)
+    record = state.ledger.set_priority(job_id, body.priority)
+    if record is None:
+        raise HTTPException(409, f"job {job_id} is no longer queued; its priority cannot change")
+    return job_view(record)

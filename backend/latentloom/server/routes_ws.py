@@ -1,0 +1,95 @@
+"""The websocket: typed events as JSON text frames, live previews as binary frames.
+
+Connect to `/ws?jobs=all` (or `jobs=ID,ID`) and optionally `last_event_id=N` to resume. The
+server first sends `{"type": "hello", "last_event_id": N, "complete": bool}` (complete is false
+when events after the given id were already dropped from the replay buffer), then
+`{"type": "event", "id": N, "event": {...}}` frames. A client may send
+`{"type": "subscribe", "jobs": "all" | [ids]}` to change what it follows. If a client falls
+so far behind that its queue overflows, it gets `{"type": "overflow"}` and is closed; it
+reconnects with its last id. Binary frames are previews: see `PreviewFrame.encode`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from latentloom.server.hub import EventHub, Subscription
+
+router = APIRouter()
+OVERFLOW_CLOSE_CODE = 4008
+
+
+def _parse_jobs(value: Any) -> list[str] | None:
+    if value in (None, "all"):
+        return None
+    if isinstance(value, str):
+        return [job for job in value.split(",") if job]
+    if isinstance(value, list) and all(isinstance(job, str) for job in value):
+        return value
+    raise ValueError("jobs must be 'all', a comma-separated string or a list of job ids")
+
+
+@router.websocket("/ws")
+async def events(websocket: WebSocket) -> None:
+    hub: EventHub = websocket.app.state.services.hub
+    query = websocket.query_params
+    try:
+        jobs = _parse_jobs(query.get("jobs"))
+        last_event_id = int(query["last_event_id"]) if "last_event_id" in query else None
+    except ValueError as error:
+        await websocket.close(code=1008, reason=str(error)[:120])
+        return
+    await websocket.accept()
+    subscription, complete = hub.subscribe(jobs, last_event_id)
+    try:
+        await websocket.send_json(
+            {"type": "hello", "last_event_id": hub.last_id, "complete": complete}
+        )
+        sender = asyncio.create_task(_send(websocket, subscription))
+        receiver = asyncio.create_task(_receive(websocket, hub, subscription))
+        done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        for task in done:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                task.result()
+    finally:
+        hub.unsubscribe(subscription)
+
+
+async def _send(websocket: WebSocket, subscription: Subscription) -> None:
+    """Events first, in order; previews only when no event is waiting (they go first when slow)."""
+    while True:
+        await subscription.wake.wait()
+        subscription.wake.clear()
+        if subscription.overflowed:
+            await websocket.send_json({"type": "overflow"})
+            await websocket.close(
+                code=OVERFLOW_CLOSE_CODE, reason="fell behind; resume with last_event_id"
+            )
+            return
+        while not subscription.events.empty():
+            await websocket.send_text(subscription.events.get_nowait())
+        while subscription.previews and subscription.events.empty():
+            await websocket.send_bytes(subscription.previews.popleft().encode())
+        if not subscription.events.empty() or subscription.previews:
+            subscription.wake.set()
+
+
+async def _receive(websocket: WebSocket, hub: EventHub, subscription: Subscription) -> None:
+    while True:
+        message = await websocket.receive_text()
+        try:
+            request = json.loads(message)
+            if not isinstance(request, dict) or request.get("type") != "subscribe":
+                raise ValueError('expected {"type": "subscribe", "jobs": "all" | [ids]}')
+            jobs = _parse_jobs(request.get("jobs"))
+        except ValueError as error:
+            await websocket.send_json({"type": "error", "detail": str(error)})
+            continue
+        subscription.jobs = set(jobs) if jobs is not None else None

@@ -1,0 +1,135 @@
+"""What the routes share: settings, ledger, hub, workflow store, and the engine once it is warm.
+
+Start-up is split so the socket answers within a second or two: the ledger (SQLite) and the
+hub come up with the app; torch, the node registry, the engine and the worker load on a
+background thread. Routes that need the engine wait for it; the rest never do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from latentloom.jobs.ledger import Ledger
+from latentloom.server.hub import EventHub
+from latentloom.server.settings import ServerSettings
+from latentloom.server.workflow_store import WorkflowStore
+
+if TYPE_CHECKING:
+    from latentloom.engine.executor import Engine
+    from latentloom.jobs.dispatch import Dispatcher
+    from latentloom.jobs.queue import JobQueue
+
+log = logging.getLogger("latentloom.server")
+DEMO_CHECKPOINT = "tiny-sd15.safetensors"
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine failed to start; the message says why."""
+
+
+@dataclass
+class Services:
+    settings: ServerSettings
+    ledger: Ledger
+    hub: EventHub
+    workflows: WorkflowStore
+    engine: Engine | None = None
+    dispatcher: Dispatcher | None = None
+    queue: JobQueue | None = None
+    demo_checkpoint: str | None = None
+    startup_error: str | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def open(cls, settings: ServerSettings, loop: asyncio.AbstractEventLoop) -> Services:
+        for folder in (
+            settings.data,
+            settings.output_dir,
+            settings.input_dir,
+            settings.workflows_dir,
+        ):
+            folder.mkdir(parents=True, exist_ok=True)
+        ledger = Ledger(
+            settings.ledger_path,
+            max_attempts=settings.max_attempts,
+            history_limit=settings.history_limit,
+        )
+        for record in ledger.recover_interrupted():
+            log.warning(
+                "job %s was running when the server stopped: now %s", record.id, record.status
+            )
+        hub = EventHub(loop, previews_per_second=settings.previews_per_second)
+        return cls(settings, ledger, hub, WorkflowStore(settings.workflows_dir))
+
+    def warm_up_in_background(self) -> None:
+        threading.Thread(target=self._warm_up, name="latentloom-warm-up", daemon=True).start()
+
+    def _warm_up(self) -> None:
+        try:
+            from latentloom.engine.setup import make_engine
+            from latentloom.jobs.local_worker import LocalWorker
+            from latentloom.jobs.queue import JobQueue
+
+            model_dirs = self._model_dirs()
+            settings = self.settings
+            self.engine = make_engine(
+                model_dirs=model_dirs,
+                output_dir=settings.output_dir,
+                input_dir=settings.input_dir,
+                device=settings.device,
+            )
+            self.dispatcher = LocalWorker(
+                self.ledger, self.engine, self.hub.publish, self.hub.publish_preview
+            )
+            self.queue = JobQueue(self.ledger, self.dispatcher, self.hub.publish)
+            self.dispatcher.start()
+        except Exception as error:  # reported by /api/system and every route that needs the engine
+            self.startup_error = f"{type(error).__name__}: {error}"
+            log.exception("the engine failed to start")
+        finally:
+            self.ready.set()
+
+    def _model_dirs(self) -> list[Path]:
+        """The configured folders, plus a tiny demo checkpoint when they hold no checkpoint at all."""
+        from latentloom.models.folders import ModelFolders
+
+        dirs = list(self.settings.models)
+        if ModelFolders.of(dirs).list("checkpoints") or not self.settings.demo_checkpoint:
+            if not dirs:
+                log.warning("no model folders given (--models): no checkpoints available")
+            return dirs
+        from latentloom.models.tiny import make_tiny_checkpoint
+
+        demo = self.settings.demo_models_dir / "checkpoints" / DEMO_CHECKPOINT
+        if not demo.exists():
+            demo.parent.mkdir(parents=True, exist_ok=True)
+            make_tiny_checkpoint("sd15", demo)
+        log.warning(
+            "no checkpoints found in %s; offering the tiny demo checkpoint %s (random weights: "
+            "it makes noise, not pictures) — pass --models to use your own",
+            dirs or "(none)",
+            demo,
+        )
+        self.demo_checkpoint = DEMO_CHECKPOINT
+        return [*dirs, self.settings.demo_models_dir]
+
+    async def wait_for_engine(self) -> Engine:
+        if not self.ready.is_set():
+            await asyncio.to_thread(self.ready.wait)
+        if self.engine is None:
+            raise EngineUnavailable(self.startup_error or "the engine is not running")
+        return self.engine
+
+    async def wait_for_queue(self) -> JobQueue:
+        await self.wait_for_engine()
+        assert self.queue is not None
+        return self.queue
+
+    def close(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.stop(timeout=10)

@@ -1,0 +1,85 @@
+"""Server settings: command-line flags, an optional TOML file, and safe defaults.
+
+Precedence: flags over the config file over defaults. The data folder holds everything the
+server writes: the job ledger, saved workflows, outputs and uploaded inputs.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_PORT = 8188
+
+
+class ServerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535)
+    models: list[Path] = Field(
+        default_factory=list, description="model folders (ComfyUI or A1111 layout)"
+    )
+    data: Path = Path("data")
+    token: str | None = None
+    device: str | None = None
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="extra Host values to accept"
+    )
+    allowed_origins: list[str] = Field(default_factory=list, description="extra Origins to accept")
+    demo_checkpoint: bool = True  # write a tiny demo checkpoint when no model is found
+    max_queue: int = Field(1000, ge=1)
+    max_runs_per_request: int = Field(100, ge=1)
+    max_upload_bytes: int = Field(32 * 2**20, ge=1)
+    max_request_bytes: int = Field(16 * 2**20, ge=1)
+    max_image_pixels: int = Field(64 * 2**20, ge=1)
+    previews_per_second: float = Field(4.0, gt=0)
+    history_limit: int = Field(1000, ge=1)
+    max_attempts: int = Field(3, ge=1)
+    frontend_dist: Path | None = None  # the built editor; default: frontend/dist in the repo
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.data / "ledger.sqlite3"
+
+    @property
+    def workflows_dir(self) -> Path:
+        return self.data / "workflows"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.data / "output"
+
+    @property
+    def input_dir(self) -> Path:
+        return self.data / "input"
+
+    @property
+    def demo_models_dir(self) -> Path:
+        return self.data / "models"
+
+    def origins(self) -> set[str]:
+        """The origins the server itself is reached at, plus configured ones."""
+        own = {f"http://{host}:{self.port}" for host in ("127.0.0.1", "localhost", "[::1]")}
+        if self.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
+            own.add(f"http://{self.host}:{self.port}")
+        return own | set(self.allowed_origins)
+
+    def hosts(self) -> set[str]:
+        own = {f"{host}:{self.port}" for host in ("127.0.0.1", "localhost", "[::1]")}
+        if self.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
+            own.add(f"{self.host}:{self.port}")
+        return own | set(self.allowed_hosts)
+
+
+def load_settings(config_file: Path | None, overrides: dict[str, Any]) -> ServerSettings:
+    """Settings from a TOML file (keys as the field names) with command-line overrides on top."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        with config_file.open("rb") as file:
+            values.update(tomllib.load(file))
+    values.update({key: value for key, value in overrides.items() if value not in (None, [])})
+    return ServerSettings.model_validate(values)
