@@ -59,6 +59,7 @@ class Subscription:
     previews: deque[PreviewFrame] = field(default_factory=lambda: deque(maxlen=PREVIEW_SLOTS))
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     overflowed: bool = False
+    workflows: set[str] = field(default_factory=set)  # saved workflows this client edits live
 
     def wants(self, job: str | None) -> bool:
         return self.jobs is None or (job is not None and job in self.jobs)
@@ -141,6 +142,13 @@ class EventHub:
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
+
+    def send_to_watchers(self, workflow: str, message: dict[str, object]) -> None:
+        """A workflow-sync message to every subscriber watching `workflow` (on the loop thread)."""
+        frame = json.dumps(message)
+        for subscription in list(self._subscribers):
+            if workflow in subscription.workflows:
+                _offer(subscription, frame)
 
     def end_waiter(self, job: str) -> asyncio.Event:
         """An event set when `job` reaches a terminal state (register before checking the ledger)."""

@@ -4,7 +4,8 @@ Connect to `/ws?jobs=all` (or `jobs=ID,ID`) and optionally `last_event_id=N` to 
 server first sends `{"type": "hello", "last_event_id": N, "complete": bool}` (complete is false
 when events after the given id were already dropped from the replay buffer), then
 `{"type": "event", "id": N, "event": {...}}` frames. A client may send
-`{"type": "subscribe", "jobs": "all" | [ids]}` to change what it follows. If a client falls
+`{"type": "subscribe", "jobs": "all" | [ids]}` to change what it follows, and edit saved
+workflows live with `workflow.watch` / `workflow.patch` (see `workflow_sync.py`). If a client falls
 so far behind that its queue overflows, it gets `{"type": "overflow"}` and is closed; it
 reconnects with its last id. Binary frames are previews: see `PreviewFrame.encode`.
 """
@@ -18,7 +19,11 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from latentloom.graph.workflow import WorkflowFormatError
 from latentloom.server.hub import EventHub, Subscription
+from latentloom.server.paths import PathRefused
+from latentloom.server.workflow_store import workflow_name
+from latentloom.server.workflow_sync import WorkflowSync
 
 router = APIRouter()
 OVERFLOW_CLOSE_CODE = 4008
@@ -51,7 +56,8 @@ async def events(websocket: WebSocket) -> None:
             {"type": "hello", "last_event_id": hub.last_id, "complete": complete}
         )
         sender = asyncio.create_task(_send(websocket, subscription))
-        receiver = asyncio.create_task(_receive(websocket, hub, subscription))
+        sync = websocket.app.state.services.workflow_sync
+        receiver = asyncio.create_task(_receive(websocket, sync, subscription))
         done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
@@ -81,15 +87,50 @@ async def _send(websocket: WebSocket, subscription: Subscription) -> None:
             subscription.wake.set()
 
 
-async def _receive(websocket: WebSocket, hub: EventHub, subscription: Subscription) -> None:
+async def _receive(websocket: WebSocket, sync: WorkflowSync, subscription: Subscription) -> None:
     while True:
         message = await websocket.receive_text()
+        request: Any = None
         try:
             request = json.loads(message)
-            if not isinstance(request, dict) or request.get("type") != "subscribe":
-                raise ValueError('expected {"type": "subscribe", "jobs": "all" | [ids]}')
-            jobs = _parse_jobs(request.get("jobs"))
-        except ValueError as error:
-            await websocket.send_json({"type": "error", "detail": str(error)})
-            continue
+            if not isinstance(request, dict):
+                raise ValueError("expected a JSON object with a 'type'")
+            await _handle(request, sync, subscription)
+        except (ValueError, PathRefused, WorkflowFormatError) as error:
+            await websocket.send_json(
+                {"type": "error", "request": _kind(request), "detail": str(error)}
+            )
+
+
+def _kind(request: Any) -> str | None:
+    return request.get("type") if isinstance(request, dict) else None
+
+
+async def _handle(request: dict[str, Any], sync: WorkflowSync, subscription: Subscription) -> None:
+    kind = request.get("type")
+    if kind == "subscribe":
+        jobs = _parse_jobs(request.get("jobs"))
         subscription.jobs = set(jobs) if jobs is not None else None
+    elif kind == "workflow.watch":
+        subscription.workflows.add(workflow_name(_string(request, "name")))
+    elif kind == "workflow.unwatch":
+        subscription.workflows.discard(_string(request, "name"))
+    elif kind == "workflow.patch":
+        patch = request.get("patch")
+        if not isinstance(patch, dict):
+            raise ValueError(
+                "workflow.patch needs a 'patch' object (a JSON merge patch of the document)"
+            )
+        await sync.apply(workflow_name(_string(request, "name")), _string(request, "client"), patch)
+    else:
+        raise ValueError(
+            f"unknown message type {kind!r}; expected subscribe, workflow.watch, "
+            "workflow.unwatch or workflow.patch"
+        )
+
+
+def _string(request: dict[str, Any], key: str) -> str:
+    value = request.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{request.get('type')} needs a non-empty string {key!r}")
+    return value

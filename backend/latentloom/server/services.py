@@ -18,6 +18,7 @@ from latentloom.jobs.ledger import Ledger
 from latentloom.server.hub import EventHub
 from latentloom.server.settings import ServerSettings
 from latentloom.server.workflow_store import WorkflowStore
+from latentloom.server.workflow_sync import WorkflowSync
 
 if TYPE_CHECKING:
     from latentloom.engine.executor import Engine
@@ -38,6 +39,7 @@ class Services:
     ledger: Ledger
     hub: EventHub
     workflows: WorkflowStore
+    workflow_sync: WorkflowSync
     engine: Engine | None = None
     dispatcher: Dispatcher | None = None
     queue: JobQueue | None = None
@@ -64,7 +66,8 @@ class Services:
                 "job %s was running when the server stopped: now %s", record.id, record.status
             )
         hub = EventHub(loop, previews_per_second=settings.previews_per_second)
-        return cls(settings, ledger, hub, WorkflowStore(settings.workflows_dir))
+        workflows = WorkflowStore(settings.workflows_dir)
+        return cls(settings, ledger, hub, workflows, WorkflowSync(workflows, hub))
 
     def warm_up_in_background(self) -> None:
         threading.Thread(target=self._warm_up, name="latentloom-warm-up", daemon=True).start()
