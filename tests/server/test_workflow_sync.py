@@ -61,7 +61,7 @@ def test_two_tabs_see_each_others_edits_and_every_edit_is_saved(server: str) -> 
                         "type": "workflow.patch",
                         "name": "shared cat",
                         "client": "tab-1",
-                        "patch": whole,
+                        "patch": example,
                     }
                 )
             )
