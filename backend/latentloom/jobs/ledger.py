@@ -342,17 +342,17 @@ class Ledger:
             self._prune(db)
             return records
 
-    def prune(self) -> int:
-        """Forget the oldest finished jobs beyond `history_limit`; returns how many."""
+    def prune(self, keep: int | None = None) -> int:
+        """Forget the oldest finished jobs beyond `keep` (default `history_limit`); returns how many."""
         with self._transaction() as db:
-            return self._prune(db)
+            return self._prune(db, self.history_limit if keep is None else keep)
 
-    def _prune(self, db: sqlite3.Connection) -> int:
+    def _prune(self, db: sqlite3.Connection, keep: int | None = None) -> int:
         return db.execute(
             "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"
             f" WHERE status IN {_TERMINAL_SQL}"
             " ORDER BY finished_at DESC, sequence DESC LIMIT -1 OFFSET ?)",
-            (self.history_limit,),
+            (self.history_limit if keep is None else keep,),
         ).rowcount
 
 

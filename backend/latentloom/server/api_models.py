@@ -50,6 +50,10 @@ class PriorityChange(BaseModel):
     priority: int = Field(ge=-1000, le=1000)
 
 
+class HistoryPrune(BaseModel):
+    keep: int = Field(0, ge=0, description="How many of the newest ended jobs to keep")
+
+
 class InvalidWorkflow(BaseModel):
     detail: str
     problems: list[Problem]

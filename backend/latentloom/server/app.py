@@ -25,6 +25,7 @@ from latentloom.server.settings import ServerSettings
 
 ROUTERS = [
     routes_jobs.router,
+    routes_jobs.queue_router,
     routes_catalog.router,
     routes_files.router,
     routes_workflows.router,

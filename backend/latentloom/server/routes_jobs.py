@@ -12,6 +12,7 @@ from latentloom.graph.validate import Problem
 from latentloom.graph.workflow import WorkflowFormatError, parse_workflow
 from latentloom.server.api_models import (
     Detail,
+    HistoryPrune,
     InvalidWorkflow,
     JobList,
     JobRequest,
@@ -165,3 +166,22 @@ async def reorder_job(request: Request, job_id: str, body: PriorityChange) -> Jo
     if record is None:
         raise HTTPException(409, f"job {job_id} is no longer queued; its priority cannot change")
     return job_view(record)
+
+
+queue_router = APIRouter(prefix="/api", tags=["jobs"])
+
+
+@queue_router.post("/queue/clear")
+async def clear_queue(request: Request) -> dict[str, int]:
+    """Cancel every queued job (a running job keeps running: DELETE it to interrupt)."""
+    state = services(request)
+    queue = await state.wait_for_queue()
+    queued, _ = state.ledger.list({"queued"}, limit=state.settings.max_queue, offset=0)
+    cancelled = sum(queue.cancel(record.id) is not None for record in queued)
+    return {"cancelled": cancelled}
+
+
+@queue_router.post("/history/prune")
+async def prune_history(request: Request, body: HistoryPrune) -> dict[str, int]:
+    """Forget ended jobs beyond the newest `keep` (their output files stay on disk)."""
+    return {"removed": services(request).ledger.prune(body.keep)}
