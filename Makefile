@@ -6,8 +6,10 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 EDITOR := frontend/dist/index.html
-MODELS ?= models
-TINY := $(MODELS)/checkpoints/tiny-sd15.safetensors
+MODELS ?=
+DATA ?= data
+HOST ?= 127.0.0.1
+PORT ?= 8188
 
 .PHONY: install run demo test lint bench clean
 
@@ -30,13 +32,10 @@ $(NODE_STAMP): package.json package-lock.json
 $(EDITOR): $(NODE_STAMP) $(shell find frontend/src frontend/index.html frontend/vite.config.ts -type f 2>/dev/null)
 	npm run build
 
-$(TINY): | $(STAMP)
-	$(VENV)/bin/latentloom make-tiny-checkpoint --family sd15 $(TINY)
-
-# Until the server lands (see the issues), `make run` renders the txt2img example with the
-# tiny demo checkpoint (or your own, with MODELS=/path/to/models) and prints where it went.
-run: $(STAMP) $(TINY)
-	$(VENV)/bin/latentloom run workflows/txt2img.json --models $(MODELS) --output output
+# The editor and the server. With no MODELS (e.g. MODELS=~/ComfyUI/models), the server
+# offers a tiny random-weight demo checkpoint so the editor is usable at once.
+run: $(STAMP) $(EDITOR)
+	$(VENV)/bin/latentloom serve --host $(HOST) --port $(PORT) --data $(DATA) $(if $(MODELS),--models $(MODELS))
 
 test: $(STAMP) $(NODE_STAMP)
 	npm test
@@ -51,4 +50,4 @@ bench: $(STAMP)
 	$(PY) -m bench.run_all
 
 clean:
-	rm -rf $(VENV) output .pytest_cache
+	rm -rf $(VENV) node_modules frontend/dist .pytest_cache

@@ -91,6 +91,7 @@ class Services:
             )
             self.queue = JobQueue(self.ledger, self.dispatcher, self.hub.publish)
             self.dispatcher.start()
+            log.info("the engine is ready (%s)", self.engine.settings.device)
         except Exception as error:  # reported by /api/system and every route that needs the engine
             self.startup_error = f"{type(error).__name__}: {error}"
             log.exception("the engine failed to start")
