@@ -49,4 +49,8 @@ describe("searchNodes", () => {
     // Names outrank a description ("...prompts longer than 77 tokens").
     expect(names("lo", { socketType: "CLIP" })).toEqual(["Load Checkpoint", "LoRA Loader", "Encode Prompt"]);
   });
+
+  it("ranks a node whose whole name was typed first", () => {
+    expect(names("save image")[0]).toBe("Save Image");
+  });
 });

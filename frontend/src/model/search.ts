@@ -42,8 +42,11 @@ export function searchNodes(catalog: Catalog, query: string, options: SearchOpti
   for (const spec of catalog.specs) {
     const socket = options.socketType === undefined ? undefined : matchingSocket(spec, options.socketType, options.direction);
     if (options.socketType !== undefined && socket === undefined) continue;
-    const score = scoreSpec(spec, words);
-    if (score === undefined) continue;
+    const base = scoreSpec(spec, words);
+    if (base === undefined) continue;
+    // Typing a node's whole name picks that node, even when another node matches each word
+    // better in isolation ("save image": Save Image, not Save Animation of category image).
+    const score = words.length > 1 && words.join(" ") === spec.display_name.toLowerCase() ? base + 1000 : base;
     results.push({ spec, score, ...(socket === undefined ? {} : { socket }) });
   }
   results.sort(
