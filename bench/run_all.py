@@ -13,6 +13,10 @@ BENCHMARKS = [
     "bench.cache",
     "bench.sampler_step",
     "bench.load",
+    "bench.server_startup",
+    "bench.server_queue",
+    "bench.server_fanout",
+    "bench.server_wall_time",
 ]
 
 if __name__ == "__main__":
