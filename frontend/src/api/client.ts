@@ -1,0 +1,84 @@
+/**
+ * The REST API as typed functions. Errors become ApiError with the server's `detail` (and
+ * `problems` for a 422 on queueing) so the UI can show exactly what the server said.
+ */
+
+import type { JobList, JobView, JobsCreated, Problem } from "./types";
+
+export class ApiError extends Error {
+  override name = "ApiError";
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly problems: readonly Problem[] = [],
+  ) {
+    super(message);
+  }
+}
+
+async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const init: RequestInit = { method };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers = { "content-type": "application/json" };
+  }
+  const response = await fetch(path, init);
+  if (response.status === 204) return undefined as T;
+  const text = await response.text();
+  const json: unknown = text === "" ? undefined : JSON.parse(text);
+  if (!response.ok) {
+    const detail = typeof json === "object" && json !== null && "detail" in json ? (json as { detail: unknown }).detail : text;
+    const problems = typeof json === "object" && json !== null && "problems" in json ? (json as { problems: Problem[] }).problems : [];
+    throw new ApiError(response.status, typeof detail === "string" ? detail : JSON.stringify(detail), problems);
+  }
+  return json as T;
+}
+
+export interface WorkflowInfo {
+  readonly name: string;
+  readonly modified: string;
+  readonly size: number;
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  nodes: () => request<{ nodes: unknown }>("GET", "/api/nodes"),
+  queue: (workflow: unknown, options: { runs?: number; front?: boolean; clientId?: string } = {}) =>
+    request<JobsCreated>("POST", "/api/jobs", {
+      workflow,
+      runs: options.runs ?? 1,
+      front: options.front ?? false,
+      client_id: options.clientId ?? null,
+    }),
+  jobs: (statuses: readonly string[], limit = 100) =>
+    request<JobList>("GET", `/api/jobs?${statuses.map((status) => `status=${status}`).join("&")}&limit=${limit}`),
+  cancel: (id: string) => request<JobView>("DELETE", `/api/jobs/${enc(id)}`),
+  reprioritize: (id: string, priority: number) => request<JobView>("PATCH", `/api/jobs/${enc(id)}`, { priority }),
+  workflows: () => request<{ workflows: WorkflowInfo[] }>("GET", "/api/workflows"),
+  getWorkflow: (name: string) => request<unknown>("GET", `/api/workflows/${enc(name)}`),
+  putWorkflow: (name: string, document: unknown) => request<WorkflowInfo>("PUT", `/api/workflows/${enc(name)}`, document),
+  deleteWorkflow: (name: string) => request<void>("DELETE", `/api/workflows/${enc(name)}`),
+};
+
+export interface ImageRef {
+  readonly filename: string;
+  readonly subfolder: string;
+  readonly type?: string;
+}
+
+export function outputUrl(image: ImageRef, preview = false): string {
+  const path = [image.subfolder, image.filename].filter((part) => part !== "").map(enc).join("/");
+  return `/api/outputs/${path}${preview ? "?preview=webp&max_size=256" : ""}`;
+}
+
+/** The images an output node reported (`{"images": [...]}`), if any. */
+export function imagesIn(outputs: unknown): ImageRef[] {
+  if (typeof outputs !== "object" || outputs === null) return [];
+  const images = (outputs as { images?: unknown }).images;
+  if (!Array.isArray(images)) return [];
+  return images.filter(
+    (image): image is ImageRef =>
+      typeof image === "object" && image !== null && typeof (image as ImageRef).filename === "string",
+  ).map((image) => ({ ...image, subfolder: typeof image.subfolder === "string" ? image.subfolder : "" }));
+}

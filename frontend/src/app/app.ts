@@ -1,0 +1,407 @@
+/**
+ * The editor application: builds the page (toolbar, tabs, canvas, side panels), loads the
+ * catalog, connects the websocket and wires the parts together. Each part owns one concern;
+ * this file only routes between them. `window.__latentloom` exposes read-only counters and
+ * a few helpers for the browser tests and benchmarks.
+ */
+
+import { api, outputUrl } from "../api/client";
+import { EventSocket } from "../api/socket";
+import { Interaction, type InteractionHost, type SearchFilter } from "../canvas/interaction";
+import { Renderer } from "../canvas/renderer";
+import { inputSlot, outputSlot } from "../canvas/geometry";
+import { toScreen, type Viewport } from "../canvas/viewport";
+import { WidgetEditor } from "../canvas/widget-editor";
+import type { WidgetSlot } from "../canvas/geometry";
+import { workflowFromPng } from "../files/png-text";
+import { createNode, parseCatalog, setTitle, toWorkflow, type Catalog, type Vec2 } from "../model";
+import { Gallery } from "../ui/gallery";
+import { QueuePanel } from "../ui/queue-panel";
+import { SearchBox } from "../ui/search-box";
+import { el, dropdown } from "../ui/dom";
+import { Commands } from "./commands";
+import type { DocumentTab } from "./document-tab";
+import { exampleWorkflows } from "./examples";
+import { KeyBindings, type Action } from "./keys";
+import { Runner } from "./runner";
+import { Workspace, message } from "./workspace";
+import { KeysDialog } from "../ui/keys-dialog";
+
+const KEYS_STORAGE = "latentloom.keys";
+
+export class App implements InteractionHost {
+  readonly renderer: Renderer;
+  readonly workspace: Workspace;
+  readonly runner: Runner;
+  readonly keys: KeyBindings;
+  private readonly socket: EventSocket;
+  private readonly commands: Commands;
+  private readonly widgetEditor: WidgetEditor;
+  private readonly search: SearchBox;
+  private readonly queuePanel: QueuePanel;
+  private readonly gallery: Gallery;
+  private readonly tabBar = el("nav", { className: "tabs" });
+  private readonly zoomReadout = el("button", { className: "zoom-readout", title: "Zoom (click: 100%)" });
+  private readonly status = el("span", { className: "save-status" });
+  private readonly toasts = el("div", { className: "toasts" });
+  private readonly previewImage = el("img", { className: "preview-image" });
+  private readonly runsInput = el("input", { className: "runs", title: "Runs per queue" });
+  private pointer: Vec2 = [200, 200];
+
+  constructor(root: HTMLElement, readonly catalog: Catalog) {
+    const canvasHost = el("div", { className: "canvas-host" });
+    this.renderer = new Renderer(canvasHost);
+    this.widgetEditor = new WidgetEditor(canvasHost);
+    this.search = new SearchBox(canvasHost);
+    this.keys = new KeyBindings(readKeys());
+    const clientId = crypto.randomUUID();
+    this.socket = new EventSocket({
+      onEvent: (event) => this.runner.onEvent(event),
+      onPreview: (header, jpeg) => this.runner.onPreview(header, jpeg),
+      onWorkflowPatched: (patched) => this.workspace.onPatched(patched),
+      onServerError: (detail) => this.workspace.onServerError(detail),
+      onOpen: () => this.workspace.rewatch(),
+    });
+    this.workspace = new Workspace(catalog, this.socket, clientId, {
+      onTabsChanged: () => this.renderTabs(),
+      onActiveChanged: (tab) => this.show(tab),
+      onRunChange: (tab) => {
+        if (tab === this.workspace.active) this.renderer.markDirty();
+      },
+      onRemoteChange: () => undefined,
+      onSaved: () => this.setStatus("saved"),
+      toast: (text) => this.toast(text),
+    });
+    this.queuePanel = new QueuePanel((text) => this.toast(text));
+    this.gallery = new Gallery((document, name) => void this.workspace.create(document, name), (text) => this.toast(text));
+    this.runner = new Runner(this.workspace, {
+      onJobsChanged: () => this.queuePanel.refresh(),
+      onImages: (images) => {
+        this.gallery.add(images);
+        const last = images.at(-1);
+        if (last !== undefined) this.previewImage.src = outputUrl(last, true);
+      },
+      onPreview: (image, blob) => {
+        image.close();
+        const old = this.previewImage.src;
+        this.previewImage.src = URL.createObjectURL(blob);
+        if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+      },
+      toast: (text) => this.toast(text),
+    });
+    this.commands = new Commands(this.renderer, (ids) => this.select(ids), (text) => this.toast(text));
+    new Interaction(this.renderer, this);
+    this.renderer.onViewChange = (view) => this.onView(view);
+    canvasHost.append(
+      el("div", { className: "canvas-controls" },
+        this.zoomReadout,
+        el("button", { text: "Fit", title: "Fit to view (.)", data: { action: "fit" }, onClick: () => this.run("fit") }),
+      ),
+    );
+    this.zoomReadout.addEventListener("click", () => {
+      const [width, height] = this.renderer.screenSize;
+      const view = this.renderer.view;
+      const centre = [(width / 2 - view.offset[0]) / view.scale, (height / 2 - view.offset[1]) / view.scale] as const;
+      this.renderer.view = { scale: 1, offset: [width / 2 - centre[0], height / 2 - centre[1]] };
+    });
+    canvasHost.addEventListener("pointermove", (event) => {
+      const box = canvasHost.getBoundingClientRect();
+      this.pointer = [event.clientX - box.left, event.clientY - box.top];
+    });
+    this.listenForDrops(canvasHost);
+    root.append(this.toolbar(), this.tabBar, el("main", {}, canvasHost, this.sidebar()), this.toasts);
+    addEventListener("keydown", (event) => this.onKey(event));
+    this.onView(this.renderer.view);
+  }
+
+  get connected(): boolean {
+    return this.socket.connected;
+  }
+
+  get tab(): DocumentTab | undefined {
+    return this.workspace.active;
+  }
+
+  async start(): Promise<void> {
+    await this.workspace.restore();
+  }
+
+  // ---- InteractionHost ------------------------------------------------------------------
+
+  select(ids: Iterable<string>): void {
+    const tab = this.tab;
+    if (tab === undefined) return;
+    tab.selection = new Set(ids);
+    this.renderer.setSelection(tab.selection);
+  }
+
+  openSearch(screen: Vec2, world: Vec2, filter?: SearchFilter): void {
+    const tab = this.tab;
+    if (tab === undefined) return;
+    this.search.show(this.catalog, {
+      at: screen,
+      socketType: filter?.socketType,
+      ...(filter === undefined ? {} : { direction: filter.direction }),
+      pick: (result) => {
+        tab.store.transact(`Add ${result.spec.display_name}`, () => {
+          const node = createNode(tab.store, result.spec.id, [Math.round(world[0]), Math.round(world[1])]);
+          if (filter !== undefined && result.socket !== undefined) filter.connect(node.id, result.socket);
+          this.select([node.id]);
+        });
+      },
+    });
+  }
+
+  editWidget(nodeId: string, widget: WidgetSlot): void {
+    const tab = this.tab;
+    if (tab === undefined) return;
+    this.widgetEditor.edit(tab.store, nodeId, widget, this.renderer.view, () => tab.undo.breakMerge(), (text) => this.toast(text));
+  }
+
+  closeOverlays(): void {
+    this.widgetEditor.close();
+    this.search.close();
+  }
+
+  rename(nodeId: string): void {
+    const tab = this.tab;
+    const node = tab?.store.get("node", nodeId);
+    if (tab === undefined || node === undefined) return;
+    const title = prompt("Node title (empty for the default)", node.title ?? "");
+    if (title !== null) setTitle(tab.store, nodeId, title.trim() === "" ? undefined : title.trim());
+  }
+
+  toast(text: string): void {
+    const note = el("div", { className: "toast", text });
+    this.toasts.append(note);
+    setTimeout(() => note.remove(), 6000);
+  }
+
+  // ---- actions --------------------------------------------------------------------------
+
+  private onKey(event: KeyboardEvent): void {
+    const action = this.keys.match(event);
+    const target = event.target;
+    const typing = target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement;
+    // Keys typed into a field belong to the field (the prompt's own undo), except queueing.
+    if (action === undefined || (typing && action !== "queue" && action !== "queueFront")) return;
+    event.preventDefault();
+    this.run(action);
+  }
+
+  run(action: Action): void {
+    const tab = this.tab;
+    if (tab === undefined) return;
+    const commands = this.commands;
+    switch (action) {
+      case "queue":
+      case "queueFront":
+        this.closeOverlays();
+        void this.runner.queue(tab, this.runs(), action === "queueFront");
+        return;
+      case "undo":
+        tab.undo.undo();
+        return;
+      case "redo":
+      case "redoAlt":
+        tab.undo.redo();
+        return;
+      case "delete":
+      case "deleteAlt":
+        commands.deleteSelection(tab);
+        return;
+      case "duplicate":
+        commands.duplicate(tab);
+        return;
+      case "copy":
+        commands.copy(tab);
+        return;
+      case "paste":
+      case "pasteWithLinks":
+        commands.paste(tab, action === "pasteWithLinks", commands.worldAt(this.pointer));
+        return;
+      case "selectAll":
+        commands.selectAll(tab);
+        return;
+      case "search":
+        this.openSearch(this.pointer, commands.worldAt(this.pointer));
+        return;
+      case "fit":
+        commands.fit(tab);
+        return;
+      case "group":
+        commands.group(tab);
+        return;
+      case "save":
+        void this.workspace.save(tab).then(() => this.toast(`saved "${tab.name}"`), (error: unknown) => this.toast(message(error)));
+        return;
+      case "collapse":
+        commands.toggleCollapse(tab);
+        return;
+    }
+  }
+
+  private runs(): number {
+    const runs = Number(this.runsInput.value);
+    return Number.isInteger(runs) && runs >= 1 ? runs : 1;
+  }
+
+  // ---- layout ---------------------------------------------------------------------------
+
+  private show(tab: DocumentTab | undefined): void {
+    this.closeOverlays();
+    if (tab === undefined) return;
+    this.renderer.setScene(tab.store, tab.selection, tab.run);
+    if (!tab.fitted) {
+      tab.fitted = true;
+      this.commands.fit(tab);
+    } else this.renderer.view = tab.view;
+  }
+
+  private onView(view: Viewport): void {
+    const tab = this.tab;
+    if (tab !== undefined) tab.view = view;
+    this.zoomReadout.textContent = `${Math.round(view.scale * 100)}%`;
+    this.widgetEditor.close();
+  }
+
+  private setStatus(text: string): void {
+    this.status.textContent = text;
+  }
+
+  private toolbar(): HTMLElement {
+    this.runsInput.type = "number";
+    this.runsInput.min = "1";
+    this.runsInput.max = "100";
+    this.runsInput.value = "1";
+    const withTab = (act: (tab: DocumentTab) => void | Promise<void>) => () => {
+      const tab = this.tab;
+      if (tab !== undefined) void Promise.resolve(act(tab)).catch((error: unknown) => this.toast(message(error)));
+    };
+    const ask = (question: string, fallback: string): string | undefined => {
+      const answer = prompt(question, fallback);
+      return answer === null || answer.trim() === "" ? undefined : answer.trim();
+    };
+    return el("header", { className: "toolbar" },
+      el("strong", { className: "brand", text: "Latentloom" }),
+      el("button", { text: "New", data: { action: "new" }, onClick: () => void this.workspace.create(undefined).catch((error: unknown) => this.toast(message(error))) }),
+      dropdown("Open", async () => (await api.workflows()).workflows.map((info) => ({
+        label: info.name,
+        run: () => void this.workspace.openSaved(info.name).catch((error: unknown) => this.toast(message(error))),
+      }))),
+      dropdown("Examples", () => exampleWorkflows().map((example) => ({
+        label: example.name,
+        run: () => void this.workspace.create(example.document, example.name).catch((error: unknown) => this.toast(message(error))),
+      }))),
+      el("button", { text: "Save", data: { action: "save" }, onClick: () => this.run("save") }),
+      el("button", { text: "Save as", onClick: withTab(async (tab) => {
+        const name = ask("Save as", `${tab.name} copy`);
+        if (name !== undefined) await this.workspace.saveAs(tab, name);
+      }) }),
+      el("button", { text: "Rename", onClick: withTab(async (tab) => {
+        const name = ask("Rename workflow", tab.name);
+        if (name !== undefined) await this.workspace.rename(tab, name);
+      }) }),
+      el("button", { text: "Delete", onClick: withTab(async (tab) => {
+        if (confirm(`Delete the saved workflow "${tab.name}"?`)) await this.workspace.remove(tab);
+      }) }),
+      el("button", { text: "Export", title: "Download as JSON", onClick: withTab((tab) => this.commands.exportJson(tab)) }),
+      el("button", { text: "Keys", onClick: () => new KeysDialog(this.keys, (bindings) => localStorage.setItem(KEYS_STORAGE, JSON.stringify(bindings))).open() }),
+      el("span", { className: "spacer" }),
+      this.status,
+      el("label", { className: "runs-label", text: "runs " }, this.runsInput),
+      el("button", { className: "queue-button", text: "Queue", title: "Queue (Ctrl+Enter)", data: { action: "queue" }, onClick: () => this.run("queue") }),
+    );
+  }
+
+  private renderTabs(): void {
+    this.tabBar.replaceChildren(
+      ...this.workspace.tabs.map((tab) =>
+        el("div", { className: `tab ${tab === this.tab ? "active" : ""}`, data: { name: tab.name } },
+          el("span", { className: "tab-name", text: tab.name, onClick: () => this.workspace.activate(tab) }),
+          el("button", { className: "tab-close", text: "×", title: "Close (it stays saved)", onClick: () => this.workspace.close(tab) }),
+        ),
+      ),
+    );
+  }
+
+  private sidebar(): HTMLElement {
+    const preview = el("section", { className: "panel preview-pane" }, el("header", {}, el("h2", { text: "Preview" })), this.previewImage);
+    return el("aside", { className: "sidebar" }, preview, this.queuePanel.element, this.gallery.element);
+  }
+
+  /** Dropping a workflow .json or a PNG that carries one opens it in a new tab. */
+  private listenForDrops(host: HTMLElement): void {
+    host.addEventListener("dragover", (event) => event.preventDefault());
+    host.addEventListener("drop", (event) => {
+      event.preventDefault();
+      const file = event.dataTransfer?.files[0];
+      if (file !== undefined) void this.openFile(file);
+    });
+  }
+
+  async openFile(file: File): Promise<void> {
+    try {
+      const name = file.name.replace(/\.(json|png)$/i, "");
+      const document: unknown = /\.png$/i.test(file.name) || file.type === "image/png"
+        ? workflowFromPng(new Uint8Array(await file.arrayBuffer()))
+        : JSON.parse(await file.text());
+      await this.workspace.create(document, name);
+    } catch (error) {
+      this.toast(`cannot open ${file.name}: ${message(error)}`);
+    }
+  }
+
+  // ---- test and benchmark hooks -----------------------------------------------------------
+
+  /** Where a socket is on the page (client coordinates), for tests that drag between sockets. */
+  socketPosition(nodeId: string, name: string, side: "input" | "output"): Vec2 | undefined {
+    const node = this.tab?.store.get("node", nodeId);
+    if (node === undefined) return undefined;
+    const layout = this.renderer.layoutOf(node);
+    const slot = side === "input" ? inputSlot(layout, name) : outputSlot(layout, name);
+    return slot === undefined ? undefined : this.toClient(slot.at);
+  }
+
+  widgetPosition(nodeId: string, name: string): Vec2 | undefined {
+    const node = this.tab?.store.get("node", nodeId);
+    if (node === undefined) return undefined;
+    const widget = this.renderer.layoutOf(node).widgets.find((candidate) => candidate.input.name === name);
+    if (widget === undefined) return undefined;
+    const [x, y, width, height] = widget.rect;
+    return this.toClient([x + width / 2, y + height / 2]);
+  }
+
+  nodeTitlePosition(nodeId: string): Vec2 | undefined {
+    const node = this.tab?.store.get("node", nodeId);
+    if (node === undefined) return undefined;
+    const [x, y] = this.renderer.layoutOf(node).rect;
+    return this.toClient([x + 60, y + 13]);
+  }
+
+  private toClient(world: Vec2): Vec2 {
+    const box = this.renderer.element.getBoundingClientRect();
+    const [x, y] = toScreen(this.renderer.view, world);
+    return [box.left + x, box.top + y];
+  }
+
+  workflow(): unknown {
+    const tab = this.tab;
+    return tab === undefined ? undefined : toWorkflow(tab.store);
+  }
+}
+
+function readKeys(): Record<string, string> {
+  try {
+    return JSON.parse(localStorage.getItem(KEYS_STORAGE) ?? "{}") as Record<string, string>;
+  } catch {
+    return {};
+  }
+}
+
+export async function startApp(root: HTMLElement): Promise<App> {
+  const catalog = parseCatalog(await api.nodes());
+  const app = new App(root, catalog);
+  await app.start();
+  return app;
+}

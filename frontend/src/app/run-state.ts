@@ -1,0 +1,68 @@
+/**
+ * What the server says about a run, per node: queued / running (with progress) / cached /
+ * done / failed, validation problems, and the latest preview image. It lives outside the
+ * store on purpose: it is not part of the document, is never saved or synced, and undo must
+ * never touch it. Every change calls `onChange`, which marks the canvas dirty.
+ */
+
+import type { Problem } from "../api/types";
+
+export type NodeStatus = "queued" | "running" | "cached" | "done" | "failed";
+
+export interface NodeRunState {
+  readonly status: NodeStatus;
+  readonly step?: number;
+  readonly total?: number;
+  readonly error?: string;
+}
+
+export class RunState {
+  readonly nodes = new Map<string, NodeRunState>();
+  /** Validation problems by node id (problems without a node are shown as a toast). */
+  readonly problems = new Map<string, Problem[]>();
+  readonly previews = new Map<string, ImageBitmap>();
+
+  constructor(private readonly onChange: () => void) {}
+
+  set(node: string, state: NodeRunState): void {
+    this.nodes.set(node, state);
+    this.onChange();
+  }
+
+  /** A new job of this workflow starts over: old statuses and errors go, previews stay. */
+  reset(nodeIds: Iterable<string>, status: NodeStatus | undefined): void {
+    this.nodes.clear();
+    this.problems.clear();
+    if (status !== undefined) for (const id of nodeIds) this.nodes.set(id, { status });
+    this.onChange();
+  }
+
+  setProblems(problems: readonly Problem[]): void {
+    this.problems.clear();
+    for (const problem of problems) {
+      if (problem.node === null) continue;
+      const list = this.problems.get(problem.node) ?? [];
+      list.push(problem);
+      this.problems.set(problem.node, list);
+    }
+    this.onChange();
+  }
+
+  /** An edited node's old validation problems no longer apply; drop them. */
+  clearProblems(nodeIds: Iterable<string>): void {
+    let changed = false;
+    for (const id of nodeIds) changed = this.problems.delete(id) || changed;
+    if (changed) this.onChange();
+  }
+
+  setPreview(node: string, image: ImageBitmap): void {
+    this.previews.get(node)?.close();
+    this.previews.set(node, image);
+    this.onChange();
+  }
+
+  dispose(): void {
+    for (const image of this.previews.values()) image.close();
+    this.previews.clear();
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * `window.__latentloom`: read-only counters and helpers for the browser tests and the
+ * benchmark. Tests assert on counts (draws, nodes drawn, previews), never on timings, and
+ * find sockets and widgets through these helpers instead of guessing pixels.
+ */
+
+import { fromWorkflow, type Vec2 } from "../model";
+import type { Viewport } from "../canvas/viewport";
+import type { App } from "./app";
+import { RunState } from "./run-state";
+
+export interface TestHooks {
+  readonly app: App;
+  readonly stats: App["renderer"]["stats"];
+  previewsReceived(): number;
+  runLog(): string[];
+  nodeIds(): string[];
+  workflow(): unknown;
+  socketPosition(node: string, name: string, side: "input" | "output"): Vec2 | undefined;
+  widgetPosition(node: string, name: string): Vec2 | undefined;
+  nodeTitlePosition(node: string): Vec2 | undefined;
+  runState(node: string): unknown;
+  problems(node: string): unknown;
+  hasPreview(node: string): boolean;
+  pendingWrites(): number;
+  connected(): boolean;
+  view(): Viewport;
+  setView(view: Viewport): void;
+  tabName(): string | undefined;
+  /** Resolves after two animation frames: any pending draw has happened. */
+  frames(count?: number): Promise<void>;
+  /** Sets a synthetic preview on a node of the active tab (the "one redraw per preview" check). */
+  injectPreview(node: string): Promise<void>;
+  openDocument(document: unknown, name: string): Promise<void>;
+  /** Parse + validate + first frame of a workflow text, ms; the tab is closed again after. */
+  benchLoad(text: string): Promise<{ parseMs: number; loadMs: number; firstFrameMs: number; totalMs: number; wallMs: number }>;
+  closeActive(): void;
+}
+
+declare global {
+  interface Window {
+    __latentloom?: TestHooks;
+  }
+}
+
+function frames(count = 2): Promise<void> {
+  return new Promise((resolve) => {
+    const step = (left: number): void => {
+      if (left === 0) resolve();
+      else requestAnimationFrame(() => step(left - 1));
+    };
+    step(count);
+  });
+}
+
+export function installTestHooks(app: App): void {
+  const active = () => app.workspace.active;
+  window.__latentloom = {
+    app,
+    stats: app.renderer.stats,
+    previewsReceived: () => app.runner.previewsReceived,
+    runLog: () => [...app.runner.log],
+    nodeIds: () => [...(active()?.store.list("node") ?? [])].map((node) => node.id),
+    workflow: () => app.workflow(),
+    socketPosition: (node, name, side) => app.socketPosition(node, name, side),
+    widgetPosition: (node, name) => app.widgetPosition(node, name),
+    nodeTitlePosition: (node) => app.nodeTitlePosition(node),
+    runState: (node) => active()?.run.nodes.get(node),
+    problems: (node) => active()?.run.problems.get(node),
+    hasPreview: (node) => active()?.run.previews.has(node) ?? false,
+    pendingWrites: () => app.workspace.pendingWrites,
+    connected: () => app.connected,
+    view: () => app.renderer.view,
+    setView: (view) => {
+      app.renderer.view = view;
+    },
+    tabName: () => active()?.name,
+    frames,
+    injectPreview: async (node) => {
+      const canvas = new OffscreenCanvas(64, 64);
+      const context = canvas.getContext("2d");
+      if (context !== null) {
+        context.fillStyle = "#c0ffee";
+        context.fillRect(0, 0, 64, 64);
+      }
+      const image = await createImageBitmap(canvas);
+      active()?.run.setPreview(node, image);
+    },
+    openDocument: async (document, name) => {
+      await app.workspace.create(document, name);
+    },
+    benchLoad: async (text) => {
+      const started = performance.now();
+      const document: unknown = JSON.parse(text);
+      const parsed = performance.now();
+      // fromWorkflow validates the whole document (format, reroutes, groups) before building.
+      const store = fromWorkflow(document, app.catalog);
+      const loaded = performance.now();
+      const run = new RunState(() => undefined);
+      app.renderer.setScene(store, new Set(), run);
+      const before = app.renderer.stats.drawCount;
+      while (app.renderer.stats.drawCount === before) await frames(1);
+      const drawn = performance.now();
+      const tab = active();
+      if (tab !== undefined) app.renderer.setScene(tab.store, tab.selection, tab.run);
+      run.dispose();
+      // The first frame's own script time; the wait for the next animation frame is not work.
+      const firstFrameMs = app.renderer.stats.lastFrameMs;
+      return {
+        parseMs: parsed - started,
+        loadMs: loaded - parsed,
+        firstFrameMs,
+        totalMs: loaded - started + firstFrameMs,
+        wallMs: drawn - started,
+      };
+    },
+    closeActive: () => {
+      const tab = active();
+      if (tab !== undefined) app.workspace.close(tab);
+    },
+  };
+}

@@ -1,0 +1,70 @@
+/**
+ * Reads the text chunks of a PNG (tEXt, and uncompressed iTXt), which is where saved images
+ * carry their workflow (keyword "workflow"). Only the chunk framing is parsed; image data is
+ * skipped, so even a large PNG costs a walk over its chunk headers.
+ */
+
+const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
+
+export class PngError extends Error {
+  override name = "PngError";
+}
+
+export function readPngText(bytes: Uint8Array): Map<string, string> {
+  if (bytes.length < 8 || SIGNATURE.some((value, index) => bytes[index] !== value)) {
+    throw new PngError("not a PNG file (the 8-byte PNG signature is missing)");
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const texts = new Map<string, string>();
+  let offset = 8;
+  while (offset + 8 <= bytes.length) {
+    const length = view.getUint32(offset);
+    const type = String.fromCharCode(...bytes.subarray(offset + 4, offset + 8));
+    const start = offset + 8;
+    const end = start + length;
+    if (end + 4 > bytes.length) throw new PngError(`PNG chunk ${type} at byte ${offset} runs past the end of the file`);
+    const data = bytes.subarray(start, end);
+    if (type === "tEXt") readText(data, texts);
+    else if (type === "iTXt") readInternationalText(data, texts);
+    else if (type === "IEND") break;
+    offset = end + 4; // skip the CRC
+  }
+  return texts;
+}
+
+function readText(data: Uint8Array, texts: Map<string, string>): void {
+  const zero = data.indexOf(0);
+  if (zero <= 0) return;
+  // tEXt is Latin-1 by the spec; writers that put UTF-8 JSON in it are common, and JSON
+  // survives a UTF-8 decode of Latin-1 ASCII, so decode as UTF-8.
+  texts.set(latin1(data.subarray(0, zero)), new TextDecoder().decode(data.subarray(zero + 1)));
+}
+
+function readInternationalText(data: Uint8Array, texts: Map<string, string>): void {
+  const zero = data.indexOf(0);
+  if (zero <= 0) return;
+  const compressed = data[zero + 1];
+  if (compressed !== 0) return; // compressed iTXt would need inflate; our server never writes it
+  let cursor = zero + 3;
+  const languageEnd = data.indexOf(0, cursor);
+  if (languageEnd < 0) return;
+  const translatedEnd = data.indexOf(0, languageEnd + 1);
+  if (translatedEnd < 0) return;
+  cursor = translatedEnd + 1;
+  texts.set(latin1(data.subarray(0, zero)), new TextDecoder().decode(data.subarray(cursor)));
+}
+
+function latin1(bytes: Uint8Array): string {
+  return String.fromCharCode(...bytes);
+}
+
+/** The workflow JSON embedded in a PNG, parsed, or a PngError saying why there is none. */
+export function workflowFromPng(bytes: Uint8Array): unknown {
+  const text = readPngText(bytes).get("workflow");
+  if (text === undefined) throw new PngError('this PNG carries no workflow (no "workflow" text chunk)');
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new PngError(`the PNG's workflow chunk is not valid JSON: ${String(error)}`);
+  }
+}
