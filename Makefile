@@ -5,15 +5,16 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+CHROMIUM := /usr/bin/chromium
 EDITOR := frontend/dist/index.html
 MODELS ?=
 DATA ?= data
 HOST ?= 127.0.0.1
 PORT ?= 8188
 
-.PHONY: install run demo test lint bench clean
+.PHONY: install run test lint bench clean
 
-install: $(STAMP) $(NODE_STAMP)
+install: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
 
 # torch first, pinned to the CPU wheel: the project's own range then installs nothing more.
 $(STAMP): pyproject.toml
@@ -29,7 +30,11 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $(NODE_STAMP)
 
-$(EDITOR): $(NODE_STAMP) $(shell find frontend/src frontend/index.html frontend/vite.config.ts -type f 2>/dev/null)
+# Debian's Chromium drives the browser tests (no browser downloads at run time).
+$(CHROMIUM):
+	apt-get update && apt-get install -y --no-install-recommends chromium
+
+$(EDITOR): $(NODE_STAMP) $(shell find frontend/src frontend/index.html frontend/vite.config.ts workflows -type f 2>/dev/null)
 	npm run build
 
 # The editor and the server. With no MODELS (e.g. MODELS=~/ComfyUI/models), the server
@@ -37,8 +42,9 @@ $(EDITOR): $(NODE_STAMP) $(shell find frontend/src frontend/index.html frontend/
 run: $(STAMP) $(EDITOR)
 	$(VENV)/bin/latentloom serve --host $(HOST) --port $(PORT) --data $(DATA) $(if $(MODELS),--models $(MODELS))
 
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) $(EDITOR)
 	npm test
+	npm run test:browser
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
@@ -46,8 +52,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check backend nodes tests bench
 	MYPYPATH=backend $(VENV)/bin/mypy --explicit-package-bases backend/latentloom nodes
 
-bench: $(STAMP)
+bench: $(STAMP) $(NODE_STAMP) $(CHROMIUM) $(EDITOR)
 	$(PY) -m bench.run_all
+	npm run bench:editor
 
 clean:
 	rm -rf $(VENV) node_modules frontend/dist .pytest_cache

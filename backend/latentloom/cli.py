@@ -122,8 +122,11 @@ def _serve(args: argparse.Namespace) -> int:
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     host = "127.0.0.1" if host in ("0.0.0.0", "[::]") else host
     login = f"?token={settings.token}" if settings.token else ""
-    print(f"Latentloom: open http://{host}:{settings.port}/{login} (Ctrl+C stops the server)",
-          file=sys.stderr, flush=True)
+    print(
+        f"Latentloom: open http://{host}:{settings.port}/{login} (Ctrl+C stops the server)",
+        file=sys.stderr,
+        flush=True,
+    )
     # The sans-I/O websockets protocol: uvicorn's legacy one is deprecated.
     uvicorn.run(
         create_app(settings),

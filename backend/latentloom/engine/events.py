@@ -59,6 +59,7 @@ class NodeFailed(_Event):
 
 class JobQueued(_Event):
     kind: Literal["job.queued"] = "job.queued"
+    client_id: str | None = None  # lets a client recognise its own jobs before its POST returns
 
 
 class JobStarted(_Event):

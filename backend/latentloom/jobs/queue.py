@@ -55,5 +55,5 @@ class JobQueue:
 
     def _announce(self, records: list[JobRecord]) -> None:
         for record in records:
-            self._publish(JobQueued(job=record.id))
+            self._publish(JobQueued(job=record.id, client_id=record.client_id))
         self.dispatcher.wake()

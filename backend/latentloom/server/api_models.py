@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from latentloom.graph.validate import Problem
+from latentloom.jobs.records import JobRecord
 
 JobStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -23,6 +24,7 @@ class JobRequest(BaseModel):
 
 class JobView(BaseModel):
     id: str
+    title: str | None = Field(description="The workflow's meta.title, if it has one")
     status: JobStatusName
     priority: int
     attempts: int
@@ -63,9 +65,12 @@ class Detail(BaseModel):
     detail: str
 
 
-def job_view(record: Any, *, with_workflow: bool = False) -> JobView:
+def job_view(record: JobRecord, *, with_workflow: bool = False) -> JobView:
+    meta = record.workflow.get("meta")
+    title = meta.get("title") if isinstance(meta, dict) else None
     return JobView(
         id=record.id,
+        title=title if isinstance(title, str) else None,
         status=str(record.status),  # type: ignore[arg-type]
         priority=record.priority,
         attempts=record.attempts,

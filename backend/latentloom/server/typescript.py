@@ -92,12 +92,27 @@ def _literal(value: Any) -> str:
 
 
 def _server_messages() -> str:
-    return """// Websocket text frames (see backend/latentloom/server/routes_ws.py).
+    return """// Websocket text frames (see backend/latentloom/server/routes_ws.py and workflow_sync.py).
+export interface WorkflowPatched {
+  type: "workflow.patched";
+  name: string;
+  client: string;
+  revision: number;
+  patch: Record<string, unknown>;
+}
+
 export type ServerMessage =
   | { type: "hello"; last_event_id: number; complete: boolean }
   | { type: "event"; id: number; event: Event }
+  | WorkflowPatched
   | { type: "overflow" }
-  | { type: "error"; detail: string };
+  | { type: "error"; request: string | null; detail: string };
+
+export type ClientMessage =
+  | { type: "subscribe"; jobs: "all" | string[] }
+  | { type: "workflow.watch"; name: string }
+  | { type: "workflow.unwatch"; name: string }
+  | { type: "workflow.patch"; name: string; client: string; patch: Record<string, unknown> };
 
 // Binary frames are previews: 4-byte big-endian header length, JSON header, JPEG bytes.
 export interface PreviewHeader {

@@ -4,16 +4,10 @@
  * sent while disconnected wait in a queue (workflow patches must not be dropped).
  */
 
-import type { Event, PreviewHeader } from "./types";
+import type { Event, PreviewHeader, WorkflowPatched } from "./types";
 import type { Json, JsonObject } from "../model";
 
-export interface WorkflowPatched {
-  readonly type: "workflow.patched";
-  readonly name: string;
-  readonly client: string;
-  readonly revision: number;
-  readonly patch: JsonObject;
-}
+export type { WorkflowPatched };
 
 export interface SocketHandlers {
   onEvent(event: Event, id: number): void;

@@ -43,6 +43,7 @@ export interface NodeFailed {
 export interface JobQueued {
   job: string | null;
   kind: "job.queued";
+  client_id: string | null;
 }
 
 export interface JobStarted {
@@ -85,6 +86,7 @@ export interface JobRequest {
 
 export interface JobView {
   id: string;
+  title: string | null;
   status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
   priority: number;
   attempts: number;
@@ -121,12 +123,27 @@ export type Event = NodeStarted | NodeCached | NodeProgress | NodeFinished | Nod
 
 export type EventKind = Event["kind"];
 
-// Websocket text frames (see backend/latentloom/server/routes_ws.py).
+// Websocket text frames (see backend/latentloom/server/routes_ws.py and workflow_sync.py).
+export interface WorkflowPatched {
+  type: "workflow.patched";
+  name: string;
+  client: string;
+  revision: number;
+  patch: Record<string, unknown>;
+}
+
 export type ServerMessage =
   | { type: "hello"; last_event_id: number; complete: boolean }
   | { type: "event"; id: number; event: Event }
+  | WorkflowPatched
   | { type: "overflow" }
-  | { type: "error"; detail: string };
+  | { type: "error"; request: string | null; detail: string };
+
+export type ClientMessage =
+  | { type: "subscribe"; jobs: "all" | string[] }
+  | { type: "workflow.watch"; name: string }
+  | { type: "workflow.unwatch"; name: string }
+  | { type: "workflow.patch"; name: string; client: string; patch: Record<string, unknown> };
 
 // Binary frames are previews: 4-byte big-endian header length, JSON header, JPEG bytes.
 export interface PreviewHeader {

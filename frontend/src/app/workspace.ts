@@ -12,7 +12,7 @@
 
 import { api, ApiError } from "../api/client";
 import type { EventSocket, WorkflowPatched } from "../api/socket";
-import { toWorkflow, type Catalog } from "../model";
+import { toWorkflow, type Catalog, type JsonObject } from "../model";
 import { DocumentTab } from "./document-tab";
 
 const OPEN_TABS_KEY = "latentloom.openTabs";
@@ -163,7 +163,8 @@ export class Workspace {
       return;
     }
     try {
-      tab.collector.acceptRemote(patched.patch);
+      // Parsed from the server's JSON frame, so it is JSON through and through.
+      tab.collector.acceptRemote(patched.patch as unknown as JsonObject);
       this.events.onRemoteChange(tab);
     } catch (error) {
       // Our copy and the server's disagree beyond repair: take the server's.
