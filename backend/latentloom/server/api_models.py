@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from latentloom.graph.validate import Problem
-from latentloom.jobs.records import JobRecord
+from latentloom.jobs.records import JobRecord, NodeState
 
 JobStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -35,7 +35,7 @@ class JobView(BaseModel):
     error: str | None
     error_node: str | None
     outputs: dict[str, Any]
-    nodes: dict[str, str] = Field(description="Per-node state: started, cached, finished or failed")
+    nodes: dict[str, NodeState] = Field(description="Per-node state: started, cached, finished or failed")
     workflow: dict[str, Any] | None = Field(None, description="Only in GET /api/jobs/{id}")
 
 
@@ -71,7 +71,7 @@ def job_view(record: JobRecord, *, with_workflow: bool = False) -> JobView:
     return JobView(
         id=record.id,
         title=title if isinstance(title, str) else None,
-        status=str(record.status),  # type: ignore[arg-type]
+        status=record.status.value,  # type: ignore[arg-type]
         priority=record.priority,
         attempts=record.attempts,
         client_id=record.client_id,

@@ -97,7 +97,7 @@ export interface JobView {
   error: string | null;
   error_node: string | null;
   outputs: Record<string, unknown>;
-  nodes: Record<string, string>;
+  nodes: Record<string, "started" | "cached" | "finished" | "failed">;
   workflow: Record<string, unknown> | null;
 }
 
