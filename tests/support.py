@@ -9,6 +9,24 @@ from latentloom.graph.workflow import Workflow, load_workflow_file
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "workflows"
+ARITH_PACK = REPO / "tests" / "fixtures" / "packs" / "arith"
+
+
+def make_arith_engine(folder: Path) -> Engine:
+    """A CPU engine over the trivial arith pack only: no models, fast, for engine and job tests."""
+    import torch
+
+    from latentloom.engine.cache import OutputCache
+    from latentloom.engine.context import RunSettings
+    from latentloom.engine.folders import Folders
+    from latentloom.models.folders import ModelFolders
+    from latentloom.registry import Registry, load_pack_folder
+
+    registry = Registry()
+    load_pack_folder(registry, ARITH_PACK)
+    folders = Folders(ModelFolders.of([folder]), folder)
+    settings = RunSettings(torch.device("cpu"), torch.float32, folders, folder / "output")
+    return Engine(registry, settings, OutputCache(2**30))
 
 
 def make_engine(models_dir: Path, output_dir: Path, input_dir: Path) -> Engine:

@@ -16,9 +16,7 @@ from latentloom.registry import (
     load_entry_points,
     load_pack_folder,
 )
-
-ARITH = Path(__file__).parent / "fixtures" / "packs" / "arith"
-
+from tests.support import ARITH_PACK
 
 VALUE = int_input("value", 0, min=0, max=9)
 
@@ -31,14 +29,14 @@ def _spec(node_id: str, function, inputs=(VALUE,)) -> NodeSpec:
 
 def test_folder_pack_registers_every_node() -> None:
     registry = Registry()
-    load_pack_folder(registry, ARITH)
+    load_pack_folder(registry, ARITH_PACK)
     assert {"arith.number", "arith.add", "arith.sink"} <= set(registry.specs)
     assert registry.pack_of["arith.add"] == "arith/arith.py"
 
 
 def test_duplicate_id_names_both_packs() -> None:
     registry = Registry()
-    load_pack_folder(registry, ARITH)
+    load_pack_folder(registry, ARITH_PACK)
     with pytest.raises(RegistryError) as error:
         registry.register_pack("other", [_spec("arith.add", lambda ctx, value: {})])
     assert "node id 'arith.add' is already registered by pack 'arith/arith.py'" in str(error.value)

@@ -9,29 +9,17 @@ import pytest
 import torch
 
 from latentloom.engine.cache import OutputCache
-from latentloom.engine.context import Cancelled, CancelToken, RunSettings
+from latentloom.engine.context import Cancelled, CancelToken
 from latentloom.engine.events import NodeCached, NodeFailed, NodeFinished, NodeProgress, NodeStarted
 from latentloom.engine.executor import Engine, NodeExecutionError
-from latentloom.engine.folders import Folders
 from latentloom.graph.validate import WorkflowInvalid
 from latentloom.graph.workflow import parse_workflow
-from latentloom.models.folders import ModelFolders
-from latentloom.registry import Registry, load_pack_folder
-
-ARITH = Path(__file__).parents[1] / "fixtures" / "packs" / "arith"
+from tests.support import make_arith_engine
 
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Engine:
-    registry = Registry()
-    load_pack_folder(registry, ARITH)
-    settings = RunSettings(
-        torch.device("cpu"),
-        torch.float32,
-        Folders(ModelFolders.of([tmp_path]), tmp_path),
-        tmp_path / "output",
-    )
-    return Engine(registry, settings, OutputCache(2**30))
+    return make_arith_engine(tmp_path)
 
 
 def workflow(nodes: dict) -> object:

@@ -6,17 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
-from latentloom.engine.cache import OutputCache
-from latentloom.engine.context import RunSettings
 from latentloom.engine.executor import Engine
-from latentloom.engine.folders import Folders
 from latentloom.jobs.ledger import Ledger
-from latentloom.models.folders import ModelFolders
-from latentloom.registry import Registry, load_pack_folder
-
-ARITH = Path(__file__).parents[1] / "fixtures" / "packs" / "arith"
+from tests.support import make_arith_engine
 
 
 @pytest.fixture
@@ -32,12 +25,4 @@ def ledger(ledger_path: Path) -> Iterator[Ledger]:
 
 @pytest.fixture
 def arith_engine(tmp_path: Path) -> Engine:
-    registry = Registry()
-    load_pack_folder(registry, ARITH)
-    settings = RunSettings(
-        torch.device("cpu"),
-        torch.float32,
-        Folders(ModelFolders.of([tmp_path]), tmp_path),
-        tmp_path / "output",
-    )
-    return Engine(registry, settings, OutputCache(2**30))
+    return make_arith_engine(tmp_path)

@@ -61,18 +61,17 @@ class ServerSettings(BaseModel):
     def demo_models_dir(self) -> Path:
         return self.data / "models"
 
-    def origins(self) -> set[str]:
-        """The origins the server itself is reached at, plus configured ones."""
-        own = {f"http://{host}:{self.port}" for host in ("127.0.0.1", "localhost", "[::1]")}
-        if self.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
-            own.add(f"http://{self.host}:{self.port}")
-        return own | set(self.allowed_origins)
-
     def hosts(self) -> set[str]:
-        own = {f"{host}:{self.port}" for host in ("127.0.0.1", "localhost", "[::1]")}
-        if self.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
-            own.add(f"{self.host}:{self.port}")
-        return own | set(self.allowed_hosts)
+        """Host header values the server answers to: its loopback names, its bind address, extras."""
+        names = ["127.0.0.1", "localhost", "[::1]"]
+        if self.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::", ""):
+            names.append(f"[{self.host}]" if ":" in self.host else self.host)
+        return {f"{name}:{self.port}" for name in names} | set(self.allowed_hosts)
+
+    def origins(self) -> set[str]:
+        """The origins the server's own pages have (one per host it answers to), plus extras."""
+        own = self.hosts() - set(self.allowed_hosts)
+        return {f"http://{host}" for host in own} | set(self.allowed_origins)
 
 
 def load_settings(config_file: Path | None, overrides: dict[str, Any]) -> ServerSettings:
