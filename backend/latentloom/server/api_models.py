@@ -35,7 +35,9 @@ class JobView(BaseModel):
     error: str | None
     error_node: str | None
     outputs: dict[str, Any]
-    nodes: dict[str, NodeState] = Field(description="Per-node state: started, cached, finished or failed")
+    nodes: dict[str, NodeState] = Field(
+        description="Per-node state: started, cached, finished or failed"
+    )
     workflow: dict[str, Any] | None = Field(None, description="Only in GET /api/jobs/{id}")
 
 
