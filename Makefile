@@ -42,7 +42,7 @@ $(EDITOR): $(NODE_STAMP) $(shell find frontend/src frontend/index.html frontend/
 run: $(STAMP) $(EDITOR)
 	$(VENV)/bin/latentloom serve --host $(HOST) --port $(PORT) --data $(DATA) $(if $(MODELS),--models $(MODELS))
 
-test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) $(EDITOR)
+test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) $(EDITOR) lint
 	npm test
 	npm run test:browser
 	$(PY) -m pytest -q
