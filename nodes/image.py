@@ -45,24 +45,25 @@ def _saved(path: Path, root: Path) -> dict[str, str]:
     return {"filename": relative.name, "subfolder": relative.parent.as_posix().strip(".")}
 
 
-def save_image(ctx: NodeContext, images: torch.Tensor, filename_prefix: str) -> dict[str, object]:
+def _save_pngs(
+    ctx: NodeContext, images: torch.Tensor, subfolder: str, prefix: str
+) -> list[dict[str, str]]:
+    """Each image as a PNG carrying the workflow, under the output folder; their report entries."""
     root = ctx.settings.output_dir
     saved = []
     for picture in to_pil(images):
-        path = next_free_path(root, filename_prefix, ".png")
+        path = next_free_path(root / subfolder, prefix, ".png")
         save_png(picture, path, ctx.workflow_json)
         saved.append(_saved(path, root))
-    return {"report": {"images": saved}}
+    return saved
+
+
+def save_image(ctx: NodeContext, images: torch.Tensor, filename_prefix: str) -> dict[str, object]:
+    return {"report": {"images": _save_pngs(ctx, images, "", filename_prefix)}}
 
 
 def preview_image(ctx: NodeContext, images: torch.Tensor) -> dict[str, object]:
-    root = ctx.settings.output_dir
-    saved = []
-    for picture in to_pil(images):
-        path = next_free_path(root / PREVIEW_SUBFOLDER, "preview", ".png")
-        save_png(picture, path, ctx.workflow_json)
-        saved.append(_saved(path, root))
-    return {"report": {"images": saved}}
+    return {"report": {"images": _save_pngs(ctx, images, PREVIEW_SUBFOLDER, "preview")}}
 
 
 def save_animation_node(

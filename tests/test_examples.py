@@ -115,3 +115,17 @@ def test_latent_upscale_resizes_to_the_requested_pixels(engine: Engine) -> None:
     outputs = engine.run(upscaled, targets=["upscale", "decode"]).outputs
     assert tuple(outputs["upscale"]["latent"].samples.shape) == (1, 4, 40, 48)
     assert tuple(outputs["decode"]["image"].shape) == (1, 320, 384, 3)
+
+
+def test_preview_image_writes_into_the_previews_subfolder(engine: Engine) -> None:
+    document = load_example("txt2img.json").to_json()
+    document["nodes"]["save"] = {
+        "type": "image.preview",
+        "inputs": {"images": {"node": "decode", "output": "image"}},
+    }
+    result = engine.run(parse_workflow(document))
+    entry = result.reports["save"]["images"][0]
+    assert entry["subfolder"] == "previews" and entry["filename"] == "preview_00001.png"
+    assert (
+        read_png_workflow(engine.settings.output_dir / "previews" / entry["filename"]) == document
+    )
