@@ -123,9 +123,8 @@ def test_preview_image_writes_into_the_previews_subfolder(engine: Engine) -> Non
         "type": "image.preview",
         "inputs": {"images": {"node": "decode", "output": "image"}},
     }
-    result = engine.run(parse_workflow(document))
-    entry = result.reports["save"]["images"][0]
+    workflow = parse_workflow(document)
+    entry = engine.run(workflow).reports["save"]["images"][0]
     assert entry["subfolder"] == "previews" and entry["filename"] == "preview_00001.png"
-    assert (
-        read_png_workflow(engine.settings.output_dir / "previews" / entry["filename"]) == document
-    )
+    saved = engine.settings.output_dir / "previews" / entry["filename"]
+    assert read_png_workflow(saved) == workflow.to_json()
