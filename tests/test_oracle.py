@@ -16,6 +16,7 @@ from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler, Stabl
 
 from latentloom.engine.executor import Engine
 from latentloom.models.load import load_checkpoint
+from latentloom.models.schedule import alphas_cumprod
 from latentloom.sampling.discrete import DiscreteSchedule
 from tests.support import load_example
 
@@ -88,14 +89,7 @@ def run_pipeline(
 
 
 def sigma_max() -> float:
-    alphas = DiscreteSchedule.from_alphas_cumprod(load_alphas())
-    return float(alphas.sigma_max)
-
-
-def load_alphas() -> torch.Tensor:
-    from latentloom.sampling.discrete import scaled_linear_alphas_cumprod
-
-    return scaled_linear_alphas_cumprod()
+    return float(DiscreteSchedule.from_alphas_cumprod(alphas_cumprod()).sigma_max)
 
 
 @pytest.mark.parametrize(

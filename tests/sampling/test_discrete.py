@@ -9,7 +9,8 @@ import pytest
 import torch
 from diffusers import EulerDiscreteScheduler
 
-from latentloom.sampling.discrete import DiscreteSchedule, scaled_linear_alphas_cumprod
+from latentloom.models.schedule import alphas_cumprod
+from latentloom.sampling.discrete import DiscreteSchedule
 from tests.sampling.oracles import IGNORE_DIFFUSERS_NUMPY_WARNINGS, SD_SCHEDULER_CONFIG
 
 pytestmark = IGNORE_DIFFUSERS_NUMPY_WARNINGS
@@ -17,14 +18,14 @@ pytestmark = IGNORE_DIFFUSERS_NUMPY_WARNINGS
 
 @pytest.fixture(scope="module")
 def schedule() -> DiscreteSchedule:
-    return DiscreteSchedule.from_alphas_cumprod(scaled_linear_alphas_cumprod())
+    return DiscreteSchedule.from_alphas_cumprod(alphas_cumprod())
 
 
 def test_alphas_match_diffusers_scaled_linear_betas() -> None:
     # diffusers computes the same betas in float32, so agreement is to float32 precision.
     scheduler: Any = EulerDiscreteScheduler(**SD_SCHEDULER_CONFIG)
     theirs = scheduler.alphas_cumprod.double()
-    ours = scaled_linear_alphas_cumprod()
+    ours = alphas_cumprod()
     assert ours.dtype == torch.float64 and ours.shape == (1000,)
     torch.testing.assert_close(ours, theirs, rtol=2e-6, atol=0)
 

@@ -31,7 +31,8 @@ from diffusers import (
 )
 from torch import Tensor
 
-from latentloom.sampling.discrete import DiscreteSchedule, scaled_linear_alphas_cumprod
+from latentloom.models.schedule import alphas_cumprod
+from latentloom.sampling.discrete import DiscreteSchedule
 from latentloom.sampling.noise import BrownianTreeNoise, GaussianNoise, NoiseSource
 from latentloom.sampling.samplers import SAMPLERS
 from latentloom.sampling.samplers_dpmpp import sample_dpmpp_2m_sde
@@ -242,9 +243,7 @@ def test_uni_pc_last_step_to_zero_returns_the_last_prediction() -> None:
 
 
 def karras_sigmas(steps: int) -> Tensor:
-    return sigmas_karras(
-        DiscreteSchedule.from_alphas_cumprod(scaled_linear_alphas_cumprod()), steps
-    )
+    return sigmas_karras(DiscreteSchedule.from_alphas_cumprod(alphas_cumprod()), steps)
 
 
 # Error against the exact ODE solution after 30 Karras steps (measured: Euler 2.8e-2,

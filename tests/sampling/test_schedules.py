@@ -13,8 +13,9 @@ import pytest
 import torch
 from diffusers import EulerDiscreteScheduler
 
+from latentloom.models.schedule import alphas_cumprod
 from latentloom.sampling.beta_distribution import beta_ppf
-from latentloom.sampling.discrete import DiscreteSchedule, scaled_linear_alphas_cumprod
+from latentloom.sampling.discrete import DiscreteSchedule
 from latentloom.sampling.errors import UnknownNameError
 from latentloom.sampling.schedules import (
     SCHEDULES,
@@ -37,7 +38,7 @@ ULPS = 3e-7
 
 @pytest.fixture(scope="module")
 def schedule() -> DiscreteSchedule:
-    return DiscreteSchedule.from_alphas_cumprod(scaled_linear_alphas_cumprod())
+    return DiscreteSchedule.from_alphas_cumprod(alphas_cumprod())
 
 
 def diffusers_euler(steps: int, **options: Any) -> Any:

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from latentloom.models.family import SD15, SDXL
 from latentloom.models.handles import Conditioning, DiffusionModel, PredictionType
-from latentloom.sampling.discrete import scaled_linear_alphas_cumprod
+from latentloom.models.schedule import alphas_cumprod as sd_alphas_cumprod
 
 CONTEXT_DIM = 32
 POOLED_DIM = 16
@@ -53,7 +53,7 @@ def tiny_model(
         unet=tiny_unet(sdxl=sdxl),
         family=SDXL if sdxl else SD15,
         prediction_type=prediction_type,
-        alphas_cumprod=scaled_linear_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod,
+        alphas_cumprod=sd_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod,
         source="tiny-test-unet",
     )
 

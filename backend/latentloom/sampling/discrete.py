@@ -15,22 +15,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-SD_BETA_START = 0.00085
-SD_BETA_END = 0.012
-SD_TRAIN_TIMESTEPS = 1000
-
-
-def scaled_linear_alphas_cumprod(
-    beta_start: float = SD_BETA_START,
-    beta_end: float = SD_BETA_END,
-    timesteps: int = SD_TRAIN_TIMESTEPS,
-) -> Tensor:
-    """Cumulative alphas (float64) of the "scaled_linear" betas used by SD 1.x, 2.x and SDXL."""
-    # Linear in sqrt(beta), then squared: the LDM "scaled_linear" schedule. Computed in float64
-    # like diffusers' numpy path; diffusers' own schedulers use float32 here, a ~1e-7 difference.
-    betas = torch.linspace(beta_start**0.5, beta_end**0.5, timesteps, dtype=torch.float64) ** 2
-    return torch.cumprod(1.0 - betas, dim=0)
-
 
 @dataclass(frozen=True, eq=False)
 class DiscreteSchedule:
