@@ -220,11 +220,12 @@ class _ProgressPrinter:
     """Node lines and one progress bar per sampling node, on stderr."""
 
     def __init__(self) -> None:
+        from tqdm import tqdm
+
+        self.new_bar = tqdm
         self.bars: dict[str, Any] = {}
 
     def __call__(self, event: Any) -> None:
-        from tqdm import tqdm
-
         if isinstance(event, NodeStarted):
             print(f"[{event.node}] {event.type}", file=sys.stderr)
         elif isinstance(event, NodeCached):
@@ -232,7 +233,7 @@ class _ProgressPrinter:
         elif isinstance(event, NodeProgress):
             bar = self.bars.get(event.node)
             if bar is None:
-                bar = self.bars[event.node] = tqdm(
+                bar = self.bars[event.node] = self.new_bar(
                     total=event.total, desc=f"[{event.node}]", file=sys.stderr, unit="step"
                 )
             bar.update(event.step - bar.n)

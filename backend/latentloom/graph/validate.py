@@ -7,6 +7,7 @@ expected, what arrived and what would be accepted. Nothing is "fixed" silently.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from collections.abc import Callable
 
@@ -34,6 +35,8 @@ class WorkflowInvalid(Exception):
 
 
 def validate(workflow: Workflow, registry: Registry, list_choices: ChoiceLister) -> list[Problem]:
+    # Listing a folder walks the disk: once per folder per validation, however many nodes ask.
+    list_choices = functools.cache(list_choices)
     problems: list[Problem] = []
     for node_id, node in workflow.nodes.items():
         spec = registry.get(node.type)
