@@ -17,6 +17,7 @@ NODES = [
     NodeSpec(
         id="conditioning.encode_prompt",
         display_name="Encode Prompt",
+        aliases=("CLIPTextEncode", "CLIP Text Encode (Prompt)"),
         category="conditioning",
         description="Encodes a prompt with the checkpoint's text encoder(s). Supports (word:1.2) "
         "emphasis, [word] de-emphasis, BREAK, and prompts longer than 77 tokens.",

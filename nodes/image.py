@@ -86,6 +86,7 @@ NODES = [
     NodeSpec(
         id="image.vae_decode",
         display_name="VAE Decode",
+        aliases=("VAEDecode",),
         category="image",
         inputs=(socket("vae", SocketType.VAE), socket("latent", SocketType.LATENT)),
         outputs=(Output("image", SocketType.IMAGE),),
@@ -94,6 +95,7 @@ NODES = [
     NodeSpec(
         id="image.vae_encode",
         display_name="VAE Encode",
+        aliases=("VAEEncode",),
         category="image",
         inputs=(socket("vae", SocketType.VAE), socket("image", SocketType.IMAGE)),
         outputs=(Output("latent", SocketType.LATENT),),
@@ -102,6 +104,7 @@ NODES = [
     NodeSpec(
         id="image.load",
         display_name="Load Image",
+        aliases=("LoadImage",),
         category="image",
         description="Loads an image from the input folder.",
         inputs=(enum_input("image", DynamicChoices(INPUTS)),),
@@ -111,6 +114,7 @@ NODES = [
     NodeSpec(
         id="image.save",
         display_name="Save Image",
+        aliases=("SaveImage",),
         category="image",
         description="Saves PNGs in the output folder, each carrying the workflow that made it.",
         inputs=(_IMAGES, string_input("filename_prefix", "latentloom")),
@@ -121,6 +125,7 @@ NODES = [
     NodeSpec(
         id="image.preview",
         display_name="Preview Image",
+        aliases=("PreviewImage",),
         category="image",
         description="Shows images without keeping them among the saved outputs.",
         inputs=(_IMAGES,),

@@ -72,6 +72,7 @@ NODES = [
     NodeSpec(
         id="latent.empty",
         display_name="Empty Latent",
+        aliases=("EmptyLatentImage", "Empty Latent Image"),
         category="latent",
         description="A batch of zero latents of the given image size. Connect a model to size it for "
         "that model's family (all supported families use 4 channels at 1/8 scale).",
@@ -87,6 +88,7 @@ NODES = [
     NodeSpec(
         id="latent.interpolate",
         display_name="Latent Interpolation",
+        aliases=("LatentBlend", "Latent Blend"),
         category="latent",
         description="Blends latent a into b. With a list of ratios it yields one frame per ratio, a morph.",
         inputs=(
@@ -116,6 +118,7 @@ NODES = [
     NodeSpec(
         id="latent.upscale",
         display_name="Latent Upscale",
+        aliases=("LatentUpscale", "Upscale Latent"),
         category="latent",
         inputs=(
             socket("latent", SocketType.LATENT),

@@ -44,6 +44,7 @@ NODES = [
     NodeSpec(
         id="loaders.checkpoint",
         display_name="Load Checkpoint",
+        aliases=("CheckpointLoaderSimple", "Load Checkpoint"),
         category="loaders",
         description="Loads a single-file .safetensors checkpoint or a diffusers folder "
         "(SD 1.x, SD 2.x, SDXL; the family is detected from the weights).",
@@ -58,6 +59,7 @@ NODES = [
     NodeSpec(
         id="loaders.lora",
         display_name="LoRA Loader",
+        aliases=("LoraLoader", "Load LoRA"),
         category="loaders",
         description="Applies a LoRA (kohya or diffusers layout) to the model and text encoder.",
         inputs=(

@@ -53,6 +53,7 @@ NODES = [
     NodeSpec(
         id="sampling.ksampler",
         display_name="KSampler",
+        aliases=("KSampler",),
         category="sampling",
         description="Denoises a latent with the model, guided by positive and negative prompts. "
         "Noise is drawn on the CPU from the seed, so a seed gives the same image on any device.",

@@ -46,6 +46,7 @@ def spec_to_json(spec: NodeSpec, list_choices: ChoiceLister) -> dict[str, Any]:
         "display_name": spec.display_name,
         "category": spec.category,
         "description": spec.description,
+        "aliases": list(spec.aliases),
         "version": spec.version,
         "inputs": [input_to_json(spec_input, list_choices) for spec_input in spec.inputs],
         "outputs": [{"name": o.name, "type": str(o.type)} for o in spec.outputs],

@@ -11,11 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
-
+from typing import Any
 
 class SocketType(StrEnum):
     """Values that travel along links."""
@@ -88,6 +84,9 @@ class NodeSpec:
     outputs: tuple[Output, ...]
     function: NodeFunction = field(compare=False)
     description: str = ""
+    # Names users know from other tools (ComfyUI's class names first): search matches them,
+    # and the ComfyUI interop table must name one of them for the class it maps.
+    aliases: tuple[str, ...] = ()
     version: int = 1  # bump when results change for the same inputs: it is in the cache key
     output_node: bool = False  # produces a result for the user (saves, previews)
     nondeterministic: bool = False  # never served from the cache

@@ -1,7 +1,7 @@
-"""The workflow document, version 1, as pydantic models.
+"""The workflow document, version 2, as pydantic models.
 
-Only `nodes[*].type` and `nodes[*].inputs` are executable; `title`, `ui`, `groups` and `meta`
-are editor state and never reach results or cache keys. Documents of older versions are
+Only `nodes[*].type`, `nodes[*].inputs` and `nodes[*].mode` are executable; `title`, `ui`,
+`groups` and `meta` are editor state and never reach results or cache keys. Documents of older versions are
 migrated forward in one step each (`MIGRATIONS`); anything else fails whole with the reason,
 so a file is never half-loaded.
 """
@@ -16,10 +16,13 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA_ID: Final = "latentloom/workflow"
-CURRENT_VERSION: Final = 1
+CURRENT_VERSION: Final = 2
 
 Scalar = int | float | str | bool
 LiteralValue = Scalar | list[Scalar]
+# run: as usual; mute: the node and what only it feeds don't run; bypass: each input passes
+# through to the node's first output of the same type (ComfyUI's modes 0, 2 and 4).
+NodeMode = Literal["run", "mute", "bypass"]
 
 
 class WorkflowFormatError(Exception):
@@ -42,6 +45,7 @@ class WorkflowNode(BaseModel):
         min_length=1, description="Catalog id of the node type, e.g. 'sampling.ksampler'"
     )
     inputs: dict[str, Link | LiteralValue] = Field(default_factory=dict)
+    mode: NodeMode = "run"
     title: str | None = None
     ui: dict[str, Any] = Field(
         default_factory=dict, description="Editor state: pos, size, collapsed..."
@@ -52,13 +56,17 @@ class Workflow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     schema_: Literal["latentloom/workflow"] = Field(SCHEMA_ID, alias="schema")
-    version: Literal[1] = CURRENT_VERSION
+    version: Literal[2] = CURRENT_VERSION
     nodes: dict[str, WorkflowNode]
     groups: list[dict[str, Any]] = Field(default_factory=list)
     meta: dict[str, Any] = Field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        document = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for node in document["nodes"].values():
+            if node["mode"] == "run":
+                del node["mode"]  # the default: files stay as they were written
+        return document
 
     def with_input(self, node_id: str, input_name: str, value: LiteralValue) -> Workflow:
         """A copy with one literal input replaced (used by `latentloom run --set`)."""
@@ -71,8 +79,13 @@ class Workflow(BaseModel):
         return copy
 
 
+def _from_version_1(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 added node modes; every version-1 node runs, which is the default."""
+    return {**document, "version": 2}
+
+
 # version -> function turning a document of that version into one of the next version.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_version_1}
 
 
 def parse_workflow(document: Any) -> Workflow:

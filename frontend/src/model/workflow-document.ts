@@ -1,5 +1,5 @@
 /**
- * The workflow file format (version 1) as TypeScript types, and the gatekeeper that turns
+ * The workflow file format (version 2) as TypeScript types, and the gatekeeper that turns
  * an unknown parsed JSON value into one. It mirrors the backend's pydantic model
  * (backend/latentloom/graph/workflow.py): the same keys, the same "migrate forward or fail
  * with the reason" rule and the same messages for a wrong schema or version, so a file is
@@ -12,7 +12,7 @@ import { describeValue, isJson, isJsonObject, isPlainObject, type JsonObject } f
 import type { LiteralValue } from "./records";
 
 export const WORKFLOW_SCHEMA = "latentloom/workflow";
-export const WORKFLOW_VERSION = 1;
+export const WORKFLOW_VERSION = 2;
 
 /** An input fed by another node's output. */
 export interface WorkflowLink {
@@ -22,10 +22,16 @@ export interface WorkflowLink {
 
 export type WorkflowInput = LiteralValue | WorkflowLink;
 
+/** run: as usual; mute: it and what only it feeds don't run; bypass: inputs pass through. */
+export type NodeMode = "run" | "mute" | "bypass";
+export const NODE_MODES: readonly NodeMode[] = ["run", "mute", "bypass"];
+
 export interface WorkflowNode {
   readonly type: string;
   readonly title?: string;
   readonly inputs: Readonly<Record<string, WorkflowInput>>;
+  /** Absent means "run", as the backend writes it. */
+  readonly mode?: NodeMode;
   readonly ui?: JsonObject;
 }
 
@@ -52,10 +58,13 @@ export class WorkflowFormatError extends Error {
 }
 
 /** version -> function turning a document of that version into one of the next version. */
-export const MIGRATIONS: ReadonlyMap<number, (document: JsonObject) => JsonObject> = new Map();
+export const MIGRATIONS: ReadonlyMap<number, (document: JsonObject) => JsonObject> = new Map([
+  // Version 2 added node modes; every version-1 node runs, which is the default.
+  [1, (document: JsonObject): JsonObject => ({ ...document, version: 2 })],
+]);
 
 const TOP_LEVEL_KEYS = ["schema", "version", "nodes", "groups", "meta"];
-const NODE_KEYS = ["type", "inputs", "title", "ui"];
+const NODE_KEYS = ["type", "inputs", "mode", "title", "ui"];
 
 export function isWorkflowLink(value: WorkflowInput): value is WorkflowLink {
   return isPlainObject(value);
@@ -133,7 +142,7 @@ function parseNode(id: string, node: unknown, problems: string[]): WorkflowNode 
   for (const key of Object.keys(node)) {
     if (!NODE_KEYS.includes(key)) problems.push(`${at}.${key}: unknown key (a node has ${NODE_KEYS.join(", ")})`);
   }
-  const { type, title, ui } = node;
+  const { type, title, ui, mode } = node;
   const rawInputs = node["inputs"] ?? {};
   if (typeof type !== "string" || type === "") {
     problems.push(`${at}.type: expected a catalog id such as "sampling.ksampler", got ${describeValue(type)}`);
@@ -143,6 +152,9 @@ function parseNode(id: string, node: unknown, problems: string[]): WorkflowNode 
     problems.push(`${at}.title: expected a string, got ${describeValue(title)}`);
   }
   if (ui !== undefined && !isPlainObject(ui)) problems.push(`${at}.ui: expected an object, got ${describeValue(ui)}`);
+  if (mode !== undefined && !NODE_MODES.includes(mode as NodeMode)) {
+    problems.push(`${at}.mode: expected one of ${NODE_MODES.join(", ")}, got ${describeValue(mode)}`);
+  }
   const inputs: [string, WorkflowInput][] = [];
   if (!isPlainObject(rawInputs)) problems.push(`${at}.inputs: expected an object, got ${describeValue(rawInputs)}`);
   else {
@@ -160,6 +172,7 @@ function parseNode(id: string, node: unknown, problems: string[]): WorkflowNode 
   return {
     type,
     inputs: Object.fromEntries(inputs),
+    ...(mode === "mute" || mode === "bypass" ? { mode } : {}),
     ...(typeof title === "string" ? { title } : {}),
     ...(isPlainObject(ui) && isJson(ui) ? { ui } : {}),
   };

@@ -1,0 +1,107 @@
+"""The ComfyUI class table: one declarative entry per ComfyUI class we run.
+
+Each entry says which of our nodes a ComfyUI class becomes and how its inputs translate:
+`rename` maps ComfyUI input names to ours (names not listed are the same on both sides),
+`widgets` gives ComfyUI's widget order where it differs from ours (editor files store widget
+values by position), `seeds` names the INT widgets followed by a `control_after_generate`
+value, `uploads` the widgets followed by an upload-button value, `fixed` sets our inputs
+that ComfyUI has no widget for (its behaviour, stated), `neutral` lists ComfyUI inputs we have
+no counterpart for together with the only values that mean "no change" there, and `outputs`
+names our outputs by ComfyUI output index where the order or the set differs (None: an
+output we don't produce yet).
+
+Import, export, `/object_info` and the editor's search all read this table; nothing else
+knows ComfyUI's class names. ComfyUI's formats and behaviour are facts we match; its code is
+not ours and is not copied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
+
+from latentloom.graph.workflow import LiteralValue
+from latentloom.node import NodeSpec
+
+_EMPTY: Final[Mapping[str, str]] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class ClassMapping:
+    comfy_class: str
+    node: str  # our catalog id
+    rename: Mapping[str, str] = field(default=_EMPTY)  # ComfyUI input name -> ours
+    widgets: tuple[str, ...] | None = None  # ComfyUI widget names in widgets_values order
+    seeds: tuple[str, ...] = ()  # followed by a control_after_generate value
+    uploads: tuple[str, ...] = ()  # followed by the upload button's value
+    fixed: Mapping[str, LiteralValue] = field(default_factory=dict)  # our input -> value
+    neutral: Mapping[str, tuple[LiteralValue, ...]] = field(default_factory=dict)
+    outputs: tuple[str | None, ...] | None = None  # ours by ComfyUI output index
+
+    def ours(self, comfy_input: str) -> str:
+        """Our name for a ComfyUI input."""
+        return self.rename.get(comfy_input, comfy_input)
+
+    def theirs(self, our_input: str) -> str:
+        """ComfyUI's name for one of our inputs."""
+        return next((c for c, o in self.rename.items() if o == our_input), our_input)
+
+    def widget_order(self, spec: NodeSpec) -> tuple[str, ...]:
+        """ComfyUI's widget input names, in the order editor files store their values."""
+        if self.widgets is not None:
+            return self.widgets
+        ours = [i.name for i in spec.inputs if i.is_widget and i.name not in self.fixed]
+        return tuple(self.theirs(name) for name in ours)
+
+    def output_names(self, spec: NodeSpec) -> tuple[str | None, ...]:
+        """Our output name for each ComfyUI output index."""
+        if self.outputs is not None:
+            return self.outputs
+        return tuple(output.name for output in spec.outputs)
+
+
+def _entry(comfy_class: str, node: str, **details: object) -> ClassMapping:
+    if "rename" in details:
+        details["rename"] = MappingProxyType(dict(details["rename"]))  # type: ignore[call-overload]
+    return ClassMapping(comfy_class, node, **details)  # type: ignore[arg-type]
+
+
+# fmt: off
+CLASSES: Final[tuple[ClassMapping, ...]] = (
+    _entry("CheckpointLoaderSimple", "loaders.checkpoint", rename={"ckpt_name": "checkpoint"}),
+    _entry("LoraLoader", "loaders.lora", rename={"lora_name": "lora"}),
+    _entry("CLIPTextEncode", "conditioning.encode_prompt", fixed={"weighting": "comfy"}),
+    _entry("EmptyLatentImage", "latent.empty", rename={"batch_size": "batch"}),
+    _entry("KSampler", "sampling.ksampler", rename={"sampler_name": "sampler", "latent_image": "latent"}, seeds=("seed",)),
+    _entry("VAEDecode", "image.vae_decode", rename={"samples": "latent"}),
+    _entry("VAEEncode", "image.vae_encode", rename={"pixels": "image"}),
+    _entry("LoadImage", "image.load", uploads=("image",), outputs=("image", None)),
+    _entry("SaveImage", "image.save"),
+    _entry("PreviewImage", "image.preview"),
+    _entry("LatentUpscale", "latent.upscale", rename={"samples": "latent", "upscale_method": "method"},
+           widgets=("upscale_method", "width", "height", "crop"), neutral={"crop": ("disabled",)}),
+    # ComfyUI blends samples1 * f + samples2 * (1 - f); our interpolation goes from a to b.
+    _entry("LatentBlend", "latent.interpolate", rename={"samples1": "b", "samples2": "a", "blend_factor": "ratio"},
+           widgets=("blend_factor", "blend_mode"), fixed={"mode": "lerp"}, neutral={"blend_mode": ("normal",)}),
+)
+# fmt: on
+
+BY_CLASS: Final[Mapping[str, ClassMapping]] = MappingProxyType({m.comfy_class: m for m in CLASSES})
+# Export picks the first entry naming a node, so the table's order decides ties.
+BY_NODE: Final[Mapping[str, ClassMapping]] = MappingProxyType(
+    {m.node: m for m in reversed(CLASSES)}
+)
+
+# ComfyUI's editor-only classes: they never reach the API format, and import turns them into
+# our own editor features (reroute points, notes, primitive values) instead of nodes that run.
+REROUTE: Final = "Reroute"
+NOTES: Final = frozenset({"Note", "MarkdownNote"})
+PRIMITIVE: Final = "PrimitiveNode"
+SEED_CONTROLS: Final = ("fixed", "increment", "decrement", "randomize")
+
+# Node modes: ComfyUI's numbers and our names. Mode 1 ("on trigger") runs like 0 in ComfyUI's
+# executor for workflows without trigger nodes, so it imports as "run".
+MODES_FROM_COMFY: Final[Mapping[int, str]] = MappingProxyType({0: "run", 1: "run", 2: "mute", 4: "bypass"})
+MODES_TO_COMFY: Final[Mapping[str, int]] = MappingProxyType({"run": 0, "mute": 2, "bypass": 4})
