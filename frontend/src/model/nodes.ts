@@ -11,6 +11,7 @@ import { idBaseForType, isIdTaken, uniqueId } from "./ids";
 import type { LiteralValue, NodeRecord, Vec2 } from "./records";
 import { releaseDetachedReroutes } from "./reroutes";
 import type { Store } from "./store";
+import type { NodeMode } from "./workflow-document";
 
 export interface CreateNodeOptions {
   readonly id?: string;
@@ -105,6 +106,36 @@ export function setTitle(store: Store, nodeId: string, title: string | undefined
       }),
     { mergeKey: `title:${nodeId}` },
   );
+}
+
+/** Sets the mode of nodes (one undo step); "run" removes the key, as the file format does. */
+export function setMode(store: Store, nodeIds: Iterable<string>, mode: NodeMode): void {
+  const ids = [...nodeIds];
+  for (const id of ids) {
+    if (!store.has("node", id)) throw new Error(`cannot set the mode of "${id}": there is no such node`);
+  }
+  const label = mode === "run" ? "Run" : mode === "mute" ? "Mute" : "Bypass";
+  store.transact(label, (tx) => {
+    for (const id of ids) {
+      tx.update("node", id, (node) => {
+        const { mode: _old, ...rest } = node;
+        return mode === "run" ? rest : { ...rest, mode };
+      });
+    }
+  });
+}
+
+/**
+ * Ctrl+M / Ctrl+B: if every node already has `mode`, they all go back to "run"; otherwise
+ * they all get `mode`. Toggling a mixed selection twice therefore ends where ComfyUI users
+ * expect (all on, then all off) rather than flipping each node separately.
+ */
+export function toggleMode(store: Store, nodeIds: Iterable<string>, mode: Exclude<NodeMode, "run">): NodeMode | undefined {
+  const nodes = [...nodeIds].map((id) => store.get("node", id)).filter((node) => node !== undefined);
+  if (nodes.length === 0) return undefined;
+  const next: NodeMode = nodes.every((node) => node.mode === mode) ? "run" : mode;
+  setMode(store, nodes.map((node) => node.id), next);
+  return next;
 }
 
 export function setCollapsed(store: Store, nodeId: string, collapsed: boolean): void {

@@ -9,6 +9,7 @@
  */
 
 import type { JsonObject } from "./json";
+import type { NodeMode } from "./workflow-document";
 
 export type Vec2 = readonly [x: number, y: number];
 export type Rect = readonly [x: number, y: number, width: number, height: number];
@@ -43,6 +44,12 @@ export interface NodeRecord {
    * what the user had typed; the link (a LinkRecord) wins when the graph is saved or run.
    */
   readonly inputs: Readonly<Record<string, LiteralValue>>;
+  /**
+   * "mute" (it and what only it feeds don't run) or "bypass" (inputs pass through). Absent
+   * means "run", as in the file, so records of running nodes look as they always did and a
+   * mode set back to "run" removes the key rather than storing the default.
+   */
+  readonly mode?: Exclude<NodeMode, "run">;
   /** `ui` keys this editor does not interpret, kept so a load/save round trip loses nothing. */
   readonly extraUi?: JsonObject;
 }

@@ -127,7 +127,7 @@ describe("workflow round trip", () => {
   it("drops a default collapsed=false and lays out nodes that have no position", () => {
     const document = {
       schema: "latentloom/workflow",
-      version: 1,
+      version: 2,
       nodes: {
         a: { type: "latent.empty", inputs: {}, ui: { pos: [1, 2], collapsed: false } },
         b: { type: "latent.empty", inputs: {} },
@@ -138,6 +138,33 @@ describe("workflow round trip", () => {
     expect(saved.nodes["b"]?.ui).toEqual({ pos: [340, 60] });
     expect(saved.groups).toEqual([]);
     expect(saved.meta).toEqual({});
+  });
+
+  it("keeps node modes, writing none for nodes that run", () => {
+    const document = txt2img();
+    const nodes = document["nodes"] as Record<string, JsonObject>;
+    const moded = {
+      ...document,
+      nodes: { ...nodes, decode: { ...nodes["decode"], mode: "bypass" }, save: { ...nodes["save"], mode: "mute" } },
+    };
+    const store = fromWorkflow(moded, catalog);
+    expect(store.get("node", "decode")?.mode).toBe("bypass");
+    expect(store.get("node", "save")?.mode).toBe("mute");
+    expect(store.get("node", "sampler")?.mode).toBeUndefined();
+    const saved = roundTrip(moded) as { nodes: Record<string, JsonObject> };
+    expect(saved).toEqual(moded);
+    expect("mode" in (saved.nodes["sampler"] ?? {})).toBe(false);
+    // "run" written out explicitly (the backend accepts it) reads as the default.
+    const explicit = fromWorkflow({ ...document, nodes: { ...nodes, decode: { ...nodes["decode"], mode: "run" } } }, catalog);
+    expect(explicit.get("node", "decode")?.mode).toBeUndefined();
+  });
+
+  it("migrates a version-1 document: every node runs", () => {
+    const document = { ...txt2img(), version: 1 };
+    const saved = toWorkflow(fromWorkflow(document, catalog));
+    expect(saved.version).toBe(2);
+    expect(Object.values(saved.nodes).every((node) => node.mode === undefined)).toBe(true);
+    expect(Object.keys(saved.nodes)).toEqual(Object.keys(document["nodes"] as JsonObject));
   });
 
   const broken = Object.entries(brokenFixtures);
@@ -164,8 +191,8 @@ describe("invalid workflow documents", () => {
 
   it("refuses versions it cannot read, saying why", () => {
     const base = { schema: "latentloom/workflow", nodes: {} };
-    expect(loadError({ ...base, version: 2 }).message).toBe(
-      "workflow version 2 was written by a newer Latentloom; this one reads versions up to 1",
+    expect(loadError({ ...base, version: 3 }).message).toBe(
+      "workflow version 3 was written by a newer Latentloom; this one reads versions up to 2",
     );
     expect(loadError({ ...base, version: 0 }).message).toBe("workflow version 0 is not supported (no migration)");
     expect(loadError({ ...base, version: "1" }).message).toBe('"version" must be an integer, got "1"');
@@ -174,7 +201,7 @@ describe("invalid workflow documents", () => {
   it("reports every structural problem at once", () => {
     const error = loadError({
       schema: "latentloom/workflow",
-      version: 1,
+      version: 2,
       nodes: {
         a: { type: "", inputs: { x: null } },
         b: { type: "latent.empty", inputs: { y: { node: "a" } }, colour: "red" },
@@ -185,16 +212,25 @@ describe("invalid workflow documents", () => {
       "extra: unknown key (a workflow has schema, version, nodes, groups, meta)",
       'nodes.a.type: expected a catalog id such as "sampling.ksampler", got ""',
       'nodes.a.inputs.x: expected a number, string, boolean, a list of those, or a link {"node": id, "output": name}; got null',
-      "nodes.b.colour: unknown key (a node has type, inputs, title, ui)",
+      "nodes.b.colour: unknown key (a node has type, inputs, mode, title, ui)",
       'nodes.b.inputs.y: expected a number, string, boolean, a list of those, or a link {"node": id, "output": name}; got {"node":"a"}',
     ]);
     expect(error.message.startsWith("invalid workflow document:\n  extra: unknown key")).toBe(true);
   });
 
+  it("names the modes a node may have", () => {
+    const error = loadError({
+      schema: "latentloom/workflow",
+      version: 2,
+      nodes: { a: { type: "latent.empty", inputs: {}, mode: 4 } },
+    });
+    expect(error.problems).toEqual(["nodes.a.mode: expected one of run, mute, bypass, got 4"]);
+  });
+
   it("checks editor state it interprets", () => {
     const error = loadError({
       schema: "latentloom/workflow",
-      version: 1,
+      version: 2,
       nodes: { a: { type: "latent.empty", inputs: {}, ui: { pos: "top left" } } },
       groups: [{ id: "a", title: "clash", rect: [0, 0, 1, 1] }],
     });

@@ -153,6 +153,7 @@ function readNode(
     pos,
     collapsed: collapsed === true,
     inputs: Object.fromEntries(inputs),
+    ...(node.mode === undefined || node.mode === "run" ? {} : { mode: node.mode }),
     ...(node.title === undefined ? {} : { title: node.title }),
     ...(size === undefined ? {} : { size }),
     ...(Object.keys(extraUi).length > 0 ? { extraUi } : {}),
@@ -218,6 +219,7 @@ function nodeToWorkflow(store: StoreReader, node: NodeRecord, incoming: readonly
     type: node.type,
     ...(node.title === undefined ? {} : { title: node.title }),
     inputs: sortByOrder(inputs, order),
+    ...(node.mode === undefined ? {} : { mode: node.mode }),
     ui,
   };
 }
