@@ -32,7 +32,7 @@ _EMPTY: Final[Mapping[str, str]] = MappingProxyType({})
 class ClassMapping:
     comfy_class: str
     node: str  # our catalog id
-    rename: Mapping[str, str] = field(default=_EMPTY)  # ComfyUI input name -> ours
+    rename: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # ComfyUI name -> ours
     widgets: tuple[str, ...] | None = None  # ComfyUI widget names in widgets_values order
     seeds: tuple[str, ...] = ()  # followed by a control_after_generate value
     uploads: tuple[str, ...] = ()  # followed by the upload button's value
