@@ -39,6 +39,14 @@ class ClassMapping:
     fixed: Mapping[str, LiteralValue] = field(default_factory=dict)  # our input -> value
     neutral: Mapping[str, tuple[LiteralValue, ...]] = field(default_factory=dict)
     outputs: tuple[str | None, ...] | None = None  # ours by ComfyUI output index
+    # Export: ComfyUI's output types by index, where it has outputs we don't produce.
+    output_types: tuple[str, ...] | None = None
+    # Export: ComfyUI's socket inputs in its order, where our order differs.
+    sockets: tuple[str, ...] | None = None
+    ours_only: tuple[str, ...] = ()  # our inputs the class lacks: export leaves them out
+    # `fixed` inputs that export anyway when ours differ (ComfyUI computes them its own way,
+    # with a warning); any other difference in a fixed input makes the node unexportable.
+    approximates: tuple[str, ...] = ()
 
     def ours(self, comfy_input: str) -> str:
         """Our name for a ComfyUI input."""
@@ -72,19 +80,20 @@ def _entry(comfy_class: str, node: str, **details: object) -> ClassMapping:
 CLASSES: Final[tuple[ClassMapping, ...]] = (
     _entry("CheckpointLoaderSimple", "loaders.checkpoint", rename={"ckpt_name": "checkpoint"}),
     _entry("LoraLoader", "loaders.lora", rename={"lora_name": "lora"}),
-    _entry("CLIPTextEncode", "conditioning.encode_prompt", fixed={"weighting": "comfy"}),
-    _entry("EmptyLatentImage", "latent.empty", rename={"batch_size": "batch"}),
+    _entry("CLIPTextEncode", "conditioning.encode_prompt", fixed={"weighting": "comfy"}, approximates=("weighting",)),
+    _entry("EmptyLatentImage", "latent.empty", rename={"batch_size": "batch"}, ours_only=("model",)),
     _entry("KSampler", "sampling.ksampler", rename={"sampler_name": "sampler", "latent_image": "latent"}, seeds=("seed",)),
-    _entry("VAEDecode", "image.vae_decode", rename={"samples": "latent"}),
-    _entry("VAEEncode", "image.vae_encode", rename={"pixels": "image"}),
-    _entry("LoadImage", "image.load", uploads=("image",), outputs=("image", None)),
+    _entry("VAEDecode", "image.vae_decode", rename={"samples": "latent"}, sockets=("samples", "vae")),
+    _entry("VAEEncode", "image.vae_encode", rename={"pixels": "image"}, sockets=("pixels", "vae")),
+    _entry("LoadImage", "image.load", uploads=("image",), outputs=("image", None), output_types=("IMAGE", "MASK")),
     _entry("SaveImage", "image.save"),
     _entry("PreviewImage", "image.preview"),
     _entry("LatentUpscale", "latent.upscale", rename={"samples": "latent", "upscale_method": "method"},
            widgets=("upscale_method", "width", "height", "crop"), neutral={"crop": ("disabled",)}),
     # ComfyUI blends samples1 * f + samples2 * (1 - f); our interpolation goes from a to b.
     _entry("LatentBlend", "latent.interpolate", rename={"samples1": "b", "samples2": "a", "blend_factor": "ratio"},
-           widgets=("blend_factor", "blend_mode"), fixed={"mode": "lerp"}, neutral={"blend_mode": ("normal",)}),
+           widgets=("blend_factor", "blend_mode"), fixed={"mode": "lerp"}, neutral={"blend_mode": ("normal",)},
+           sockets=("samples1", "samples2")),
 )
 # fmt: on
 
