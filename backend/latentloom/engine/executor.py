@@ -1,6 +1,8 @@
 """The executor: validate, plan, then run each needed node once, serving what it can from cache.
 
-A run is synchronous and single-threaded; concurrency belongs to the job layer above. Events
+A run is synchronous and single-threaded; concurrency belongs to the job layer above. Node
+modes are applied first, as one graph rewrite (`graph/modes.py`): validation, planning and
+cache keys all see the graph that runs, and the result lists what modes skipped. Events
 go to one callback; a node failure becomes a `NodeExecutionError` that names the node, its
 type and the cause, and a set cancel token stops the run between nodes (and, through the
 context, inside samplers at every step).
@@ -24,8 +26,9 @@ from latentloom.engine.events import (
     Preview,
 )
 from latentloom.engine.keys import literal_inputs, node_key
+from latentloom.graph.modes import Skipped, apply_modes
 from latentloom.graph.plan import plan
-from latentloom.graph.validate import Problem, WorkflowInvalid, validate
+from latentloom.graph.validate import Problem, WorkflowInvalid, validate, validate_applied
 from latentloom.graph.workflow import Link, Workflow
 from latentloom.node import NodeSpec
 from latentloom.registry import Registry
@@ -56,6 +59,7 @@ class RunResult:
     cached: list[str] = field(default_factory=list)
     reports: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     outputs: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # of the target nodes
+    skipped: list[Skipped] = field(default_factory=list)  # muted, bypassed, or needing those
     seconds: float = 0.0
 
 
@@ -80,20 +84,29 @@ class Engine:
         cancel: CancelToken | None = None,
         targets: Iterable[str] | None = None,
     ) -> RunResult:
-        """Run what the target nodes (default: every output node) need; raises on any problem."""
-        problems = self.validate(workflow)
+        """Run what the target nodes (default: every output node) need; raises on any problem.
+
+        Targets that modes keep from running are left out, and listed in `skipped`.
+        """
+        applied = apply_modes(workflow, self.registry)
+        problems = validate_applied(applied, self.registry, self.list_choices)
         if problems:
             raise WorkflowInvalid(problems)
+        runnable = applied.workflow
         if targets is None:
             targets = [
                 n
-                for n, node in workflow.nodes.items()
+                for n, node in runnable.nodes.items()
                 if self.registry.specs[node.type].output_node
             ]
-        run = _Run(self, workflow, cancel or CancelToken(), on_event, on_preview)
+        targets = [node_id for node_id in targets if node_id in runnable.nodes]
+        # Saved images carry the graph as written, modes and all, not the rewritten one.
+        run = _Run(
+            self, runnable, workflow.to_json(), cancel or CancelToken(), on_event, on_preview
+        )
+        run.result.skipped = list(applied.skipped)
         started = time.perf_counter()
-        targets = list(targets)
-        for node_id in plan(workflow, targets):
+        for node_id in plan(runnable, targets):
             run.cancel.check()
             run.execute(node_id)
         run.result.outputs = {node_id: run.values[node_id] for node_id in targets}
@@ -108,13 +121,14 @@ class _Run:
         self,
         engine: Engine,
         workflow: Workflow,
+        workflow_json: dict[str, Any],
         cancel: CancelToken,
         on_event: EventSink,
         on_preview: PreviewSink,
     ) -> None:
         self.engine, self.workflow, self.cancel = engine, workflow, cancel
         self.on_event, self.on_preview = on_event, on_preview
-        self.workflow_json = workflow.to_json()
+        self.workflow_json = workflow_json
         self.keys: dict[str, str] = {}
         self.values: dict[str, Mapping[str, Any]] = {}
         self.result = RunResult()

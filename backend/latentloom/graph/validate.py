@@ -2,6 +2,11 @@
 
 Each problem names the node, the input and a stable code, with a message that says what was
 expected, what arrived and what would be accepted. Nothing is "fixed" silently.
+
+Validation checks the graph that would run: node modes are applied first (`graph/modes.py`),
+so muted and bypassed nodes, and what cannot run without them, are not checked (as in
+ComfyUI). A placeholder for an unsupported ComfyUI class gets one problem naming the class;
+links out of it are not checked, since nothing says what it would produce.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
+from latentloom.graph import placeholders
+from latentloom.graph.modes import ModesApplied, apply_modes
 from latentloom.graph.plan import find_cycle
 from latentloom.graph.workflow import Link, LiteralValue, Workflow
 from latentloom.node import DynamicChoices, Input, NodeSpec, WidgetType
@@ -35,32 +42,70 @@ class WorkflowInvalid(Exception):
 
 
 def validate(workflow: Workflow, registry: Registry, list_choices: ChoiceLister) -> list[Problem]:
+    return validate_applied(apply_modes(workflow, registry), registry, list_choices)
+
+
+def validate_applied(
+    applied: ModesApplied, registry: Registry, list_choices: ChoiceLister
+) -> list[Problem]:
+    """The problems of the graph that runs, once `apply_modes` has rewritten it."""
     # Listing a folder walks the disk: once per folder per validation, however many nodes ask.
     list_choices = functools.cache(list_choices)
+    workflow = applied.workflow
     problems: list[Problem] = []
     for node_id, node in workflow.nodes.items():
         spec = registry.get(node.type)
-        if spec is None:
+        if spec is None and placeholders.is_placeholder(node):
+            problems.append(_unsupported_class(node_id, placeholders.comfy_class(node)))
+        elif spec is None:
             problems.append(_unknown_type(node_id, node.type, registry))
-            continue
-        problems.extend(_node_problems(workflow, registry, node_id, spec, list_choices))
+        else:
+            problems.extend(_node_problems(workflow, registry, node_id, spec, list_choices))
     cycle = find_cycle(workflow)
     if cycle:
         path = " -> ".join(f'"{n}"' for n in cycle)
         problems.append(
             Problem(node=cycle[0], input=None, code="cycle", message=f"nodes {path} form a cycle")
         )
-    if not any((s := registry.get(n.type)) and s.output_node for n in workflow.nodes.values()):
+    if not _has_output(workflow, registry):
         problems.append(
-            Problem(
-                node=None,
-                input=None,
-                code="no_output",
-                message="the workflow has no output node "
-                "(Save Image, Preview Image, Save Animation): nothing would be produced",
-            )
+            _nothing_to_run() if _has_output(applied.original, registry) else _no_output()
         )
     return problems
+
+
+def _has_output(workflow: Workflow, registry: Registry) -> bool:
+    return any((s := registry.get(n.type)) and s.output_node for n in workflow.nodes.values())
+
+
+def _no_output() -> Problem:
+    return Problem(
+        node=None,
+        input=None,
+        code="no_output",
+        message="the workflow has no output node "
+        "(Save Image, Preview Image, Save Animation): nothing would be produced",
+    )
+
+
+def _nothing_to_run() -> Problem:
+    return Problem(
+        node=None,
+        input=None,
+        code="nothing_to_run",
+        message="every output node is muted or depends on a muted node: nothing would run; "
+        "set a node's mode back to run",
+    )
+
+
+def _unsupported_class(node_id: str, class_name: str) -> Problem:
+    return Problem(
+        node=node_id,
+        input=None,
+        code="unsupported_class",
+        message=f'node "{node_id}": ComfyUI class {class_name!r} is not supported by '
+        "Latentloom yet; it was kept as a placeholder with its inputs and links",
+    )
 
 
 def _unknown_type(node_id: str, type_id: str, registry: Registry) -> Problem:
