@@ -3,6 +3,11 @@
  * (title, sockets with names, widgets with values, run state, preview) and simplified below
  * SIMPLIFY_BELOW zoom (a coloured box and, if legible, the title) because text and small
  * shapes dominate frame time and are unreadable when zoomed out anyway.
+ *
+ * Node modes and placeholders are drawn the way ComfyUI users read them: a muted node is
+ * dimmed, a bypassed one tinted purple, and an unsupported ComfyUI class (a `comfy:`
+ * placeholder) has a dashed red border; each also gets a small badge above its top-right
+ * corner ("muted", "bypassed", "unsupported"), so the state reads without colour too.
  */
 
 import type { GroupRecord, NodeRecord, RerouteRecord, StoreReader } from "../model";
@@ -21,27 +26,46 @@ export interface NodeDecor {
   readonly simplified: boolean;
 }
 
+/** How much of a muted node shows through. */
+export const MUTED_ALPHA = 0.45;
+
 export function drawNode(ctx: CanvasRenderingContext2D, store: StoreReader, node: NodeRecord, layout: NodeLayout, decor: NodeDecor): void {
+  // Only a muted node pays for the alpha change; thousands of running nodes draw as before.
+  if (node.mode === "mute") ctx.globalAlpha = MUTED_ALPHA;
+  try {
+    drawBody(ctx, node, layout, decor);
+  } finally {
+    ctx.globalAlpha = 1;
+  }
+  if (!decor.simplified) drawBadges(ctx, node, layout);
+  void store;
+}
+
+function drawBody(ctx: CanvasRenderingContext2D, node: NodeRecord, layout: NodeLayout, decor: NodeDecor): void {
   const [x, y, width, height] = layout.rect;
-  const title = node.title ?? layout.spec?.display_name ?? node.type;
-  const border = borderColor(decor);
+  const title = node.title ?? layout.spec?.display_name ?? layout.placeholder?.classType ?? node.type;
+  const border = borderColor(node, layout, decor);
+  const bypassed = node.mode === "bypass";
   if (decor.simplified) {
-    ctx.fillStyle = THEME.nodeBody;
+    ctx.fillStyle = bypassed ? THEME.bypassBody : THEME.nodeBody;
     ctx.fillRect(x, y, width, height);
-    ctx.fillStyle = border ?? THEME.nodeTitle;
+    ctx.fillStyle = border ?? (bypassed ? THEME.bypass : THEME.nodeTitle);
     ctx.fillRect(x, y, width, TITLE_HEIGHT);
     return;
   }
-  ctx.fillStyle = THEME.nodeBody;
+  ctx.fillStyle = bypassed ? THEME.bypassBody : THEME.nodeBody;
   roundRect(ctx, x, y, width, height, 6);
   ctx.fill();
-  ctx.fillStyle = THEME.nodeTitle;
+  ctx.fillStyle = bypassed ? THEME.bypassTitle : THEME.nodeTitle;
   roundRect(ctx, x, y, width, TITLE_HEIGHT, 6);
   ctx.fill();
   ctx.strokeStyle = border ?? THEME.nodeBorder;
   ctx.lineWidth = border === undefined ? 1 : 2;
+  // A placeholder keeps its dashes when selected or failing, so it never looks like a real node.
+  if (layout.placeholder !== undefined) ctx.setLineDash([6, 4]);
   roundRect(ctx, x, y, width, height, 6);
   ctx.stroke();
+  if (layout.placeholder !== undefined) ctx.setLineDash([]);
   ctx.font = THEME.titleFont;
   ctx.fillStyle = layout.spec === undefined ? THEME.error : THEME.text;
   ctx.textBaseline = "middle";
@@ -59,24 +83,69 @@ export function drawNode(ctx: CanvasRenderingContext2D, store: StoreReader, node
     if (widget !== undefined) continue;
     ctx.fillStyle = problemInputs.has(slot.name) ? THEME.error : THEME.muted;
     ctx.textAlign = "left";
-    ctx.fillText(slot.name, slot.at[0] + 12, slot.at[1]);
+    ctx.fillText(clip(ctx, slotText(node, layout, slot.name, slot.label), width - 24), slot.at[0] + 12, slot.at[1]);
   }
   for (const slot of layout.outputs) {
     ctx.fillStyle = THEME.muted;
     ctx.textAlign = "right";
-    ctx.fillText(slot.name, slot.at[0] - 12, slot.at[1]);
+    ctx.fillText(slot.label ?? slot.name, slot.at[0] - 12, slot.at[1]);
   }
   for (const widget of layout.widgets) drawWidget(ctx, node, widget, decor.linkedInputs.has(widget.input.name), problemInputs.has(widget.input.name));
   drawSocketDots(ctx, layout, decor);
   drawResizeGrip(ctx, layout);
   drawMessages(ctx, layout, decor);
   if (decor.preview !== undefined) drawPreview(ctx, layout, decor.preview);
-  void store;
 }
 
-function borderColor(decor: NodeDecor): string | undefined {
+/** A placeholder shows the literal it kept beside the input's name (read-only: it cannot run). */
+function slotText(node: NodeRecord, layout: NodeLayout, name: string, label: string | undefined): string {
+  const shown = label ?? name;
+  const value = layout.placeholder === undefined ? undefined : node.inputs[name];
+  if (value === undefined) return shown;
+  return `${shown}: ${Array.isArray(value) ? value.join(", ") : String(value)}`;
+}
+
+export interface Badge {
+  readonly text: string;
+  readonly color: string;
+}
+
+/** The badges a node wears, right to left; exported for tests. */
+export function badgesOf(node: NodeRecord, layout: NodeLayout): Badge[] {
+  const badges: Badge[] = [];
+  if (layout.placeholder !== undefined) badges.push({ text: "unsupported", color: THEME.error });
+  if (node.mode === "bypass") badges.push({ text: "bypassed", color: THEME.bypass });
+  if (node.mode === "mute") badges.push({ text: "muted", color: THEME.mutedBadge });
+  return badges;
+}
+
+export const BADGE_HEIGHT = 15;
+
+function drawBadges(ctx: CanvasRenderingContext2D, node: NodeRecord, layout: NodeLayout): void {
+  const badges = badgesOf(node, layout);
+  if (badges.length === 0) return;
+  const [x, y, width] = layout.rect;
+  ctx.font = THEME.badgeFont;
+  ctx.textBaseline = "middle";
+  ctx.textAlign = "center";
+  let right = x + width;
+  for (const badge of badges) {
+    const badgeWidth = ctx.measureText(badge.text).width + 10;
+    const left = right - badgeWidth;
+    ctx.fillStyle = badge.color;
+    roundRect(ctx, left, y - BADGE_HEIGHT - 2, badgeWidth, BADGE_HEIGHT, 4);
+    ctx.fill();
+    ctx.fillStyle = "#fff";
+    ctx.fillText(badge.text, left + badgeWidth / 2, y - 2 - BADGE_HEIGHT / 2);
+    right = left - 4;
+  }
+}
+
+function borderColor(node: NodeRecord, layout: NodeLayout, decor: NodeDecor): string | undefined {
   if ((decor.problems?.length ?? 0) > 0 || decor.run?.status === "failed") return THEME.error;
   if (decor.selected) return THEME.selected;
+  if (layout.placeholder !== undefined) return THEME.error;
+  if (node.mode === "bypass") return THEME.bypass;
   switch (decor.run?.status) {
     case "running":
       return THEME.running;
@@ -105,9 +174,11 @@ function drawRunBadge(ctx: CanvasRenderingContext2D, layout: NodeLayout, run: No
 
 function drawSocketDots(ctx: CanvasRenderingContext2D, layout: NodeLayout, decor: NodeDecor): void {
   const widgetNames = new Set(layout.widgets.map((widget) => widget.input.name));
+  // A placeholder row for a kept literal the file listed no input for is a value, not a socket.
+  const listed = layout.placeholder === undefined ? undefined : new Set(layout.placeholder.inputs.map((input) => input.name));
   for (const slot of layout.inputs) {
     // Widget inputs show a dot only when linked; an unlinked widget is edited in place.
-    if (widgetNames.has(slot.name) && !decor.linkedInputs.has(slot.name)) continue;
+    if ((widgetNames.has(slot.name) || (listed !== undefined && !listed.has(slot.name))) && !decor.linkedInputs.has(slot.name)) continue;
     dot(ctx, slot.at[0], slot.at[1], socketColor(slot.type), decor.linkedInputs.has(slot.name));
   }
   for (const slot of layout.outputs) dot(ctx, slot.at[0], slot.at[1], socketColor(slot.type), true);

@@ -3,9 +3,15 @@
  * (inputs on the left, outputs on the right), then one row per widget. Derived from the
  * record and its catalog spec only, and cached per record object: records are immutable,
  * so a cached layout can never go stale, and a WeakMap lets it go with the record.
+ *
+ * A node the catalog does not know has no spec. A ComfyUI placeholder (`comfy:` type) takes
+ * its sockets from what the imported file said (model/placeholder.ts): one row per input it
+ * listed or literal it kept, outputs named by index and labelled with ComfyUI's names. Any
+ * other unknown node gets the bare title-bar box; its links still draw, to its edges
+ * (see `fallbackSlot`).
  */
 
-import type { Catalog, InputSpec, NodeRecord, NodeSpec, Rect, Vec2 } from "../model";
+import { placeholderOf, type Catalog, type InputSpec, type NodeRecord, type NodeSpec, type Placeholder, type Rect, type Vec2 } from "../model";
 
 export const TITLE_HEIGHT = 26;
 export const SOCKET_ROW = 20;
@@ -21,6 +27,8 @@ export interface SocketSlot {
   readonly name: string;
   readonly type: string;
   readonly at: Vec2;
+  /** What to show when it differs from `name` (a placeholder output "0" shows "IMAGE"). */
+  readonly label?: string;
 }
 
 export interface WidgetSlot {
@@ -36,6 +44,8 @@ export interface NodeLayout {
   readonly inputs: readonly SocketSlot[];
   readonly outputs: readonly SocketSlot[];
   readonly widgets: readonly WidgetSlot[];
+  /** Set for a ComfyUI placeholder node: what the imported file said about it. */
+  readonly placeholder?: Placeholder;
 }
 
 const cache = new WeakMap<NodeRecord, NodeLayout>();
@@ -49,6 +59,8 @@ export function nodeLayout(catalog: Catalog, node: NodeRecord): NodeLayout {
 }
 
 function computeLayout(spec: NodeSpec | undefined, node: NodeRecord): NodeLayout {
+  const placeholder = spec === undefined ? placeholderOf(node) : undefined;
+  if (placeholder !== undefined) return placeholderLayout(placeholder, node);
   const [x, y] = node.pos;
   const socketInputs = spec?.inputs.filter((input) => input.kind === "socket") ?? [];
   const widgetInputs = spec?.inputs.filter((input) => input.kind === "widget") ?? [];
@@ -86,6 +98,50 @@ function computeLayout(spec: NodeSpec | undefined, node: NodeRecord): NodeLayout
     outputs: outputs.map((output, index) => ({ name: output.name, type: output.type, at: [x + width, socketY(index)] as Vec2 })),
     widgets,
   };
+}
+
+/**
+ * Sockets from the file: every input it listed, then every kept literal it did not list (so
+ * a value, or a link a hand edit added, still has a row). No widgets: a placeholder cannot
+ * run, so its values are shown, not edited.
+ */
+function placeholderLayout(placeholder: Placeholder, node: NodeRecord): NodeLayout {
+  const [x, y] = node.pos;
+  const listed = new Set(placeholder.inputs.map((input) => input.name));
+  const rows = [
+    ...placeholder.inputs,
+    ...Object.keys(node.inputs).filter((name) => !listed.has(name)).map((name) => ({ name, label: name, type: literalType(node.inputs[name]) })),
+  ];
+  const width = node.collapsed ? COLLAPSED_WIDTH : (node.size?.[0] ?? DEFAULT_WIDTH);
+  const socketY = (index: number): number => (node.collapsed ? y + TITLE_HEIGHT / 2 : y + TITLE_HEIGHT + SOCKET_ROW * index + SOCKET_ROW / 2);
+  const count = Math.max(rows.length, placeholder.outputs.length, 1);
+  const height = node.collapsed ? TITLE_HEIGHT : Math.max(TITLE_HEIGHT + count * SOCKET_ROW + 8, node.size?.[1] ?? 0);
+  return {
+    rect: [x, y, width, height],
+    spec: undefined,
+    inputs: rows.map((row, index) => ({ name: row.name, type: row.type, label: row.label, at: [x, socketY(index)] as Vec2 })),
+    outputs: placeholder.outputs.map((output, index) => ({ name: output.name, type: output.type, label: output.label, at: [x + width, socketY(index)] as Vec2 })),
+    widgets: [],
+    placeholder,
+  };
+}
+
+function literalType(value: unknown): string {
+  if (typeof value === "boolean") return "BOOLEAN";
+  if (typeof value === "number") return Number.isInteger(value) ? "INT" : "FLOAT";
+  return "STRING";
+}
+
+/**
+ * Where a link meets a node that has no such socket: a node whose type the catalog lacks
+ * (a third-party pack not installed) keeps its links in the file, and drawing them to the
+ * middle of its left or right edge shows they are there. Undefined for a known type: a link
+ * to a socket a known node lacks is a real problem, and validation names it.
+ */
+export function fallbackSlot(layout: NodeLayout, name: string, side: "input" | "output"): SocketSlot | undefined {
+  if (layout.spec !== undefined) return undefined;
+  const [x, y, width] = layout.rect;
+  return { name, type: "*", at: [side === "input" ? x : x + width, y + TITLE_HEIGHT / 2] };
 }
 
 export function inputSlot(layout: NodeLayout, name: string): SocketSlot | undefined {

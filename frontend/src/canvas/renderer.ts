@@ -13,7 +13,7 @@
 import type { Change, LinkRecord, NodeRecord, Rect, Store, Vec2 } from "../model";
 import type { RunState } from "../app/run-state";
 import { drawGroup, drawNode, drawReroute } from "./draw-node";
-import { inputSlot, linkCurve, nodeLayout, outputSlot, type NodeLayout } from "./geometry";
+import { fallbackSlot, inputSlot, linkCurve, nodeLayout, outputSlot, type NodeLayout } from "./geometry";
 import { Minimap } from "./minimap";
 import { SpatialIndex } from "./spatial-index";
 import { THEME, socketColor } from "./theme";
@@ -351,7 +351,7 @@ export class Renderer {
     const node = store.get("node", nodeId);
     if (node === undefined) return undefined;
     const layout = this.layoutOf(node);
-    const slot = side === "input" ? inputSlot(layout, name) : outputSlot(layout, name);
+    const slot = (side === "input" ? inputSlot(layout, name) : outputSlot(layout, name)) ?? fallbackSlot(layout, name, side);
     return slot === undefined ? undefined : { at: slot.at, type: slot.type };
   }
 
@@ -367,7 +367,8 @@ export class Renderer {
       const from = this.endpoint(link.from.node, link.from.output, "output");
       const to = this.endpoint(link.to.node, link.to.input, "input");
       if (from === undefined || to === undefined) continue;
-      ctx.strokeStyle = socketColor(from.type ?? to.type);
+      // An untyped end ("*": an unknown node's edge, a placeholder socket) takes the other's colour.
+      ctx.strokeStyle = socketColor(from.type === undefined || from.type === "*" ? to.type : from.type);
       ctx.beginPath();
       ctx.moveTo(from.at[0], from.at[1]);
       if (simplified) ctx.lineTo(to.at[0], to.at[1]);

@@ -34,6 +34,12 @@ export const THEME = {
   cached: "#78909c",
   queued: "#ffb74d",
   group: "rgba(120, 144, 156, 0.18)",
+  // Bypass is purple, as ComfyUI users know it.
+  bypass: "#9c27b0",
+  bypassBody: "#3a2a44",
+  bypassTitle: "#5b2f6e",
+  mutedBadge: "#616875",
   font: "12px system-ui, sans-serif",
+  badgeFont: "bold 10px system-ui, sans-serif",
   titleFont: "bold 12px system-ui, sans-serif",
 } as const;

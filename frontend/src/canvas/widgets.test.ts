@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { InputSpec, NodeRecord } from "../model";
-import { clampNumber, nextSeed, seedControl, sliderValue, stepNumber, widgetKind, widgetZones } from "./widgets";
+import { SEED_CONTROLS, clampNumber, nextSeed, seedControl, sliderValue, stepNumber, widgetKind, widgetZones } from "./widgets";
 
 const int = (extra: Partial<InputSpec> = {}): InputSpec => ({ name: "steps", type: "INT", kind: "widget", required: true, ...extra });
 const float = (extra: Partial<InputSpec> = {}): InputSpec => ({ name: "cfg", type: "FLOAT", kind: "widget", required: true, ...extra });
@@ -35,6 +35,12 @@ describe("widgets", () => {
     expect(nextSeed("increment", 4, seed)).toBe(5);
     expect(nextSeed("increment", 10, seed)).toBe(0);
     expect(nextSeed("randomize", 4, seed, () => 0.999)).toBe(10);
+    expect(nextSeed("decrement", 4, seed)).toBe(3);
+    // Wraps at the bottom as increment wraps at the top.
+    expect(nextSeed("decrement", 0, seed)).toBe(10);
+    expect(seedControl({ id: "d", type: "x", pos: [0, 0], collapsed: false, inputs: {}, extraUi: { seed_control: { seed: "decrement" } } }, "seed")).toBe("decrement");
+    // Clicking the mode cycles through all four, decrement after increment as ComfyUI lists them.
+    expect(SEED_CONTROLS).toEqual(["fixed", "increment", "decrement", "randomize"]);
     const node: NodeRecord = { id: "s", type: "x", pos: [0, 0], collapsed: false, inputs: {}, extraUi: { seed_control: { seed: "increment" } } };
     expect(seedControl(node, "seed")).toBe("increment");
     expect(seedControl(node, "other")).toBe("fixed");

@@ -28,8 +28,9 @@ export function isSeed(input: InputSpec): boolean {
   return input.type === "INT" && /(^|_)seed$/.test(input.name);
 }
 
-export type SeedControl = "fixed" | "increment" | "randomize";
-export const SEED_CONTROLS: readonly SeedControl[] = ["fixed", "increment", "randomize"];
+/** ComfyUI's control_after_generate values; import maps them into `ui.seed_control`. */
+export type SeedControl = "fixed" | "increment" | "decrement" | "randomize";
+export const SEED_CONTROLS: readonly SeedControl[] = ["fixed", "increment", "decrement", "randomize"];
 /** Where a node keeps each seed's control mode: `ui.seed_control = {input: mode}`. */
 export const SEED_CONTROL_KEY = "seed_control";
 
@@ -44,6 +45,7 @@ export function nextSeed(mode: SeedControl, value: number, input: InputSpec, ran
   const min = input.min ?? 0;
   const max = Math.min(input.max ?? Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
   if (mode === "increment") return value + 1 > max ? min : value + 1;
+  if (mode === "decrement") return value - 1 < min ? max : value - 1;
   if (mode === "randomize") return min + Math.floor(random() * (max - min + 1));
   return value;
 }

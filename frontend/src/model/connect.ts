@@ -10,6 +10,7 @@
 
 import { describeEndpoint } from "./describe";
 import { downstreamPath } from "./graph";
+import { placeholderOf, type PlaceholderSocket } from "./placeholder";
 import { REROUTE_INPUT, REROUTE_OUTPUT, linkIdFor, type InputRef, type LinkRecord, type OutputRef } from "./records";
 import { networkTouchesNode, releaseDetachedReroutes, rerouteNetwork, setNetworkType } from "./reroutes";
 import type { Store, StoreReader } from "./store";
@@ -79,6 +80,8 @@ export function sourceType(store: StoreReader, from: OutputRef): EndType {
   if (node === undefined) return refuse(`there is no node or reroute "${from.node}"`);
   const spec = store.catalog.get(node.type);
   const name = describeEndpoint(store, from.node);
+  const placeholder = spec === undefined ? placeholderOf(node) : undefined;
+  if (placeholder !== undefined) return placeholderEnd(placeholder.outputs, from.output, "output", name);
   if (spec === undefined) return refuse(`${name} has type "${node.type}", which the node catalog does not know`);
   const output = spec.outputs.find((candidate) => candidate.name === from.output);
   if (output === undefined) {
@@ -99,6 +102,8 @@ export function targetType(store: StoreReader, to: InputRef): EndType {
   if (node === undefined) return refuse(`there is no node or reroute "${to.node}"`);
   const spec = store.catalog.get(node.type);
   const name = describeEndpoint(store, to.node);
+  const placeholder = spec === undefined ? placeholderOf(node) : undefined;
+  if (placeholder !== undefined) return placeholderEnd(placeholder.inputs, to.input, "input", name);
   if (spec === undefined) return refuse(`${name} has type "${node.type}", which the node catalog does not know`);
   const input = spec.inputs.find((candidate) => candidate.name === to.input);
   if (input === undefined) {
@@ -106,6 +111,21 @@ export function targetType(store: StoreReader, to: InputRef): EndType {
     return refuse(`${name} has no input "${to.input}" (inputs: ${names})`);
   }
   return { ok: true, type: input.type, what: `input "${to.input}" of ${name}` };
+}
+
+/**
+ * A placeholder's sockets carry ComfyUI's types, which are ours for the shared ones (IMAGE,
+ * LATENT...), so rewiring around an unsupported node is checked like any other; an untyped
+ * ("*") socket takes anything, as in ComfyUI. Outputs are named by index ("0"), shown by name.
+ */
+function placeholderEnd(sockets: readonly PlaceholderSocket[], socket: string, side: "input" | "output", name: string): EndType {
+  const found = sockets.find((candidate) => candidate.name === socket);
+  if (found === undefined) {
+    const names = sockets.map((candidate) => (side === "output" ? `${candidate.name} (${candidate.label})` : candidate.name)).join(", ") || "none";
+    return refuse(`${name} has no ${side} "${socket}" (${side}s: ${names})`);
+  }
+  const what = side === "output" ? `output ${socket} ("${found.label}") of ${name}` : `input "${socket}" of ${name}`;
+  return { ok: true, type: found.type === "*" ? undefined : found.type, what };
 }
 
 function refuse(reason: string): Refusal {

@@ -9,6 +9,7 @@ export * from "./ids";
 export * from "./json";
 export * from "./layout";
 export * from "./nodes";
+export * from "./placeholder";
 export * from "./records";
 export * from "./reroutes";
 export * from "./search";

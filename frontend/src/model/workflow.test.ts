@@ -160,7 +160,7 @@ describe("workflow round trip", () => {
   });
 
   it("migrates a version-1 document: every node runs", () => {
-    const document = { ...txt2img(), version: 1 };
+    const document: JsonObject = { ...txt2img(), version: 1 };
     const saved = toWorkflow(fromWorkflow(document, catalog));
     expect(saved.version).toBe(2);
     expect(Object.values(saved.nodes).every((node) => node.mode === undefined)).toBe(true);
