@@ -13,8 +13,10 @@ import { inputSlot, outputSlot } from "../canvas/geometry";
 import { toScreen, type Viewport } from "../canvas/viewport";
 import { WidgetEditor } from "../canvas/widget-editor";
 import type { WidgetSlot } from "../canvas/geometry";
-import { workflowFromPng } from "../files/png-text";
-import { createNode, parseCatalog, setTitle, toWorkflow, type Catalog, type Vec2 } from "../model";
+import { describeExport, describeImport, exportWorkflow, importFile, type ExportFormat } from "../api/interop";
+import { isOwnDocument, ownDocumentFromPng } from "../files/png-text";
+import { createNode, parseCatalog, placeholderOf, removeItems, setTitle, toWorkflow, type Catalog, type Vec2 } from "../model";
+import { ContextMenu } from "../ui/context-menu";
 import { Gallery } from "../ui/gallery";
 import { QueuePanel } from "../ui/queue-panel";
 import { SearchBox } from "../ui/search-box";
@@ -44,6 +46,8 @@ export class App implements InteractionHost {
   private readonly zoomReadout = el("button", { className: "zoom-readout", title: "Zoom (click: 100%)" });
   private readonly status = el("span", { className: "save-status" });
   private readonly toasts = el("div", { className: "toasts" });
+  private readonly nodeMenu: ContextMenu;
+  private readonly filePicker = el("input", { className: "file-picker", data: { file: "open" } });
   private readonly previewImage = el("img", { className: "preview-image" });
   private readonly runsInput = el("input", { className: "runs", title: "Runs per queue" });
   private pointer: Vec2 = [200, 200];
@@ -53,6 +57,7 @@ export class App implements InteractionHost {
     this.renderer = new Renderer(canvasHost);
     this.widgetEditor = new WidgetEditor(canvasHost);
     this.search = new SearchBox(canvasHost);
+    this.nodeMenu = new ContextMenu(canvasHost);
     this.keys = new KeyBindings(readKeys());
     const clientId = crypto.randomUUID();
     this.socket = new EventSocket({
@@ -161,6 +166,33 @@ export class App implements InteractionHost {
   closeOverlays(): void {
     this.widgetEditor.close();
     this.search.close();
+    this.nodeMenu.close();
+  }
+
+  /** The node's menu: each entry is one undoable step on the selection (which holds the node). */
+  openNodeMenu(screen: Vec2, nodeId: string): void {
+    const tab = this.tab;
+    const node = tab?.store.get("node", nodeId);
+    if (tab === undefined || node === undefined) return;
+    const selected = [...tab.selection].filter((id) => tab.store.has("node", id));
+    const nodes = selected.includes(nodeId) ? selected : [nodeId];
+    const all = (mode: "mute" | "bypass"): boolean => nodes.every((id) => tab.store.get("node", id)?.mode === mode);
+    const title = node.title ?? this.catalog.get(node.type)?.display_name ?? placeholderOf(node)?.classType ?? node.type;
+    const keys = this.keys.bindings;
+    this.nodeMenu.show(screen, nodes.length > 1 ? `${nodes.length} nodes` : title, [
+      { label: "Bypass", checked: all("bypass"), hint: keys.bypass, run: () => this.commands.toggleMode(tab, "bypass", nodes) },
+      { label: "Mute", checked: all("mute"), hint: keys.mute, run: () => this.commands.toggleMode(tab, "mute", nodes) },
+      { label: node.collapsed ? "Expand" : "Collapse", hint: keys.collapse, run: () => this.commands.toggleCollapse(tab, nodes) },
+      { label: "Rename…", run: () => this.rename(nodeId) },
+      {
+        label: "Delete",
+        hint: keys.delete,
+        run: () => {
+          removeItems(tab.store, nodes);
+          this.select([...tab.selection].filter((id) => !nodes.includes(id)));
+        },
+      },
+    ]);
   }
 
   rename(nodeId: string): void {
@@ -175,6 +207,17 @@ export class App implements InteractionHost {
     const note = el("div", { className: "toast", text });
     this.toasts.append(note);
     setTimeout(() => note.remove(), 6000);
+  }
+
+  /**
+   * A notice that is news, not an error (what an import mapped, what an export left out).
+   * It stays until closed or 20 s pass, long enough to read a list of unsupported classes.
+   */
+  notice(text: string, tone: "info" | "warning"): void {
+    const note = el("div", { className: `toast notice ${tone}`, data: { notice: tone } }, el("span", { text }));
+    note.append(el("button", { className: "notice-close", text: "×", title: "Close", onClick: () => note.remove() }));
+    this.toasts.append(note);
+    setTimeout(() => note.remove(), 20_000);
   }
 
   // ---- actions --------------------------------------------------------------------------
@@ -238,6 +281,10 @@ export class App implements InteractionHost {
       case "collapse":
         commands.toggleCollapse(tab);
         return;
+      case "mute":
+      case "bypass":
+        commands.toggleMode(tab, action);
+        return;
     }
   }
 
@@ -285,6 +332,8 @@ export class App implements InteractionHost {
     return el("header", { className: "toolbar" },
       el("strong", { className: "brand", text: "Latentloom" }),
       el("button", { text: "New", data: { action: "new" }, onClick: () => void this.workspace.create(undefined).catch((error: unknown) => this.toast(message(error))) }),
+      el("button", { text: "Open…", title: "Open a workflow file: Latentloom or ComfyUI JSON, or a PNG/WebP that carries one", data: { action: "open-file" }, onClick: () => this.filePicker.click() }),
+      this.filePicker,
       dropdown("Open", async () => (await api.workflows()).workflows.map((info) => ({
         label: info.name,
         run: () => void this.workspace.openSaved(info.name).catch((error: unknown) => this.toast(message(error))),
@@ -305,7 +354,11 @@ export class App implements InteractionHost {
       el("button", { text: "Delete", onClick: withTab(async (tab) => {
         if (confirm(`Delete the saved workflow "${tab.name}"?`)) await this.workspace.remove(tab);
       }) }),
-      el("button", { text: "Export", title: "Download as JSON", onClick: withTab((tab) => this.commands.exportJson(tab)) }),
+      dropdown("Export", () => [
+        { label: "Latentloom JSON", run: withTab((tab) => this.commands.exportJson(tab)) },
+        { label: "ComfyUI API format", run: withTab((tab) => this.exportComfy(tab, "comfy-api")) },
+        { label: "ComfyUI workflow", run: withTab((tab) => this.exportComfy(tab, "comfy-editor")) },
+      ]),
       el("button", { text: "Keys", onClick: () => new KeysDialog(this.keys, (bindings) => localStorage.setItem(KEYS_STORAGE, JSON.stringify(bindings))).open() }),
       el("span", { className: "spacer" }),
       this.status,
@@ -330,7 +383,7 @@ export class App implements InteractionHost {
     return el("aside", { className: "sidebar" }, preview, this.queuePanel.element, this.gallery.element);
   }
 
-  /** Dropping a workflow .json or a PNG that carries one opens it in a new tab. */
+  /** Dropping a workflow .json, or a PNG or WebP that carries one, opens it in a new tab. */
   private listenForDrops(host: HTMLElement): void {
     host.addEventListener("dragover", (event) => event.preventDefault());
     host.addEventListener("drop", (event) => {
@@ -338,18 +391,47 @@ export class App implements InteractionHost {
       const file = event.dataTransfer?.files[0];
       if (file !== undefined) void this.openFile(file);
     });
+    this.filePicker.type = "file";
+    this.filePicker.accept = ".json,.png,.webp,application/json,image/png,image/webp";
+    this.filePicker.hidden = true;
+    this.filePicker.addEventListener("change", () => {
+      const file = this.filePicker.files?.[0];
+      this.filePicker.value = "";
+      if (file !== undefined) void this.openFile(file);
+    });
   }
 
+  /**
+   * Our own documents (a Latentloom JSON, a PNG with our chunk) open here as before; anything
+   * else (ComfyUI JSON of either format, ComfyUI PNGs and WebPs) goes to the server's
+   * importer, which owns every foreign format, and its report becomes a notice.
+   */
   async openFile(file: File): Promise<void> {
+    const name = file.name.replace(/\.(json|png|webp)$/i, "") || "Imported";
     try {
-      const name = file.name.replace(/\.(json|png)$/i, "");
-      const document: unknown = /\.png$/i.test(file.name) || file.type === "image/png"
-        ? workflowFromPng(new Uint8Array(await file.arrayBuffer()))
-        : JSON.parse(await file.text());
-      await this.workspace.create(document, name);
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      const own = ownDocument(bytes, file);
+      if (own !== undefined) {
+        await this.workspace.create(own, name);
+        return;
+      }
+      const result = await importFile(bytes, file.name);
+      await this.workspace.create(result.workflow, name);
+      const report = result.report;
+      this.notice(describeImport(report), report.unsupported.length > 0 ? "warning" : "info");
     } catch (error) {
       this.toast(`cannot open ${file.name}: ${message(error)}`);
     }
+  }
+
+  /** Export → ComfyUI: the server converts, the browser downloads, the report is shown. */
+  private async exportComfy(tab: DocumentTab, format: ExportFormat): Promise<void> {
+    const result = await exportWorkflow(toWorkflow(tab.store), format);
+    const filename = `${tab.name}.json`;
+    this.commands.download(filename, result.document);
+    const report = result.report;
+    const clean = report.unexportable.length === 0 && report.warnings.length === 0;
+    this.notice(describeExport(report, filename), clean ? "info" : "warning");
   }
 
   // ---- test and benchmark hooks -----------------------------------------------------------
@@ -388,6 +470,18 @@ export class App implements InteractionHost {
   workflow(): unknown {
     const tab = this.tab;
     return tab === undefined ? undefined : toWorkflow(tab.store);
+  }
+}
+
+/** The file's document if it is one of ours, parsed locally; undefined sends it to the server. */
+function ownDocument(bytes: Uint8Array, file: File): unknown {
+  if (/\.png$/i.test(file.name) || file.type === "image/png") return ownDocumentFromPng(bytes);
+  if (!/\.json$/i.test(file.name) && file.type !== "application/json") return undefined;
+  try {
+    const document: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    return isOwnDocument(document) ? document : undefined;
+  } catch {
+    return undefined; // the importer names where the JSON breaks
   }
 }
 

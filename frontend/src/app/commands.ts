@@ -10,6 +10,7 @@ import {
   removeItems,
   setCollapsed,
   toWorkflow,
+  toggleMode,
   type Rect,
   type Vec2,
 } from "../model";
@@ -93,8 +94,18 @@ export class Commands {
     this.select([group.id]);
   }
 
-  toggleCollapse(tab: DocumentTab): void {
-    const nodes = [...tab.selection].map((id) => tab.store.get("node", id)).filter((node) => node !== undefined);
+  /** Ctrl+M / Ctrl+B and the node menu: one undo step over the selected nodes. */
+  toggleMode(tab: DocumentTab, mode: "mute" | "bypass", ids: Iterable<string> = tab.selection): void {
+    const nodes = [...ids].filter((id) => tab.store.has("node", id));
+    if (nodes.length === 0) {
+      this.toast(`select the nodes to ${mode} first`);
+      return;
+    }
+    toggleMode(tab.store, nodes, mode);
+  }
+
+  toggleCollapse(tab: DocumentTab, ids: Iterable<string> = tab.selection): void {
+    const nodes = [...ids].map((id) => tab.store.get("node", id)).filter((node) => node !== undefined);
     if (nodes.length === 0) return;
     const collapse = !nodes.every((node) => node.collapsed);
     tab.store.transact(collapse ? "Collapse" : "Expand", () => {
@@ -112,10 +123,15 @@ export class Commands {
   }
 
   exportJson(tab: DocumentTab): void {
-    const blob = new Blob([`${JSON.stringify(toWorkflow(tab.store), null, 2)}\n`], { type: "application/json" });
+    this.download(`${tab.name}.json`, toWorkflow(tab.store));
+  }
+
+  /** Saves a JSON value as a file through the browser's download. */
+  download(filename: string, value: unknown): void {
+    const blob = new Blob([`${JSON.stringify(value, null, 2)}\n`], { type: "application/json" });
     const link = document.createElement("a");
     link.href = URL.createObjectURL(blob);
-    link.download = `${tab.name}.json`;
+    link.download = filename;
     link.click();
     setTimeout(() => URL.revokeObjectURL(link.href), 1000);
   }

@@ -18,6 +18,9 @@ describe("key bindings", () => {
     expect(keys.match(press("Z", { ctrl: true, shift: true }))).toBe("redo");
     expect(keys.match(press("z", { meta: true }))).toBe("undo");
     expect(keys.match(press("z"))).toBeUndefined();
+    expect(keys.match(press("m", { ctrl: true }))).toBe("mute");
+    expect(keys.match(press("b", { ctrl: true }))).toBe("bypass");
+    expect(keys.match(press("b", { ctrl: true, shift: true }))).toBeUndefined();
   });
 
   it("rebinds an action", () => {

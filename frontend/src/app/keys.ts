@@ -22,6 +22,8 @@ export const ACTIONS = {
   group: "Group selection",
   save: "Save",
   collapse: "Collapse / expand selection",
+  mute: "Mute / unmute selection",
+  bypass: "Bypass / unbypass selection",
 } as const;
 
 export type Action = keyof typeof ACTIONS;
@@ -44,6 +46,9 @@ export const DEFAULT_BINDINGS: Readonly<Record<Action, string>> = {
   group: "Ctrl+G",
   save: "Ctrl+S",
   collapse: "Alt+C",
+  // ComfyUI's keys, so its users' hands already know them.
+  mute: "Ctrl+M",
+  bypass: "Ctrl+B",
 };
 
 export interface KeyChord {

@@ -5,7 +5,8 @@
  * drag nodes/groups/reroutes to move them (one undo step per drag), drag from a socket to
  * wire (compatible sockets glow; dropping on empty canvas opens a search filtered by the
  * link's type), drag a linked input away to unplug it, Alt-click a link to add a reroute,
- * Alt-drag a reroute to wire from it. Wheel: Ctrl/pinch zooms, a trackpad's two-finger
+ * Alt-drag a reroute to wire from it. Right-drag pans; a right-click on a node opens its
+ * menu (mute, bypass, delete...). Wheel: Ctrl/pinch zooms, a trackpad's two-finger
  * scroll pans, a mouse wheel zooms.
  */
 
@@ -48,10 +49,12 @@ export interface InteractionHost {
   closeOverlays(): void;
   rename(nodeId: string): void;
   toast(message: string): void;
+  /** A right-click (without dragging) on a node: its menu at a canvas point. */
+  openNodeMenu(screen: Vec2, nodeId: string): void;
 }
 
 type Gesture =
-  | { kind: "pan"; last: Vec2; moved: boolean; clearOnClick: boolean }
+  | { kind: "pan"; last: Vec2; moved: boolean; clearOnClick: boolean; menu: boolean }
   | { kind: "box"; start: Vec2; additive: boolean }
   | { kind: "move"; start: Vec2; origins: Map<string, Vec2>; key: string }
   | { kind: "link"; fixed: OutputRef | InputRef; from: "output" | "input"; detached: LinkRecord | undefined; type: string | undefined }
@@ -95,7 +98,9 @@ export class Interaction {
     this.host.closeOverlays();
     this.renderer.element.setPointerCapture(event.pointerId);
     if (event.button === 1 || event.button === 2) {
-      this.gesture = { kind: "pan", last: this.local(event), moved: false, clearOnClick: false };
+      // A right-drag pans; a right-click that did not move opens the node menu on release,
+      // the same on every platform (the browser's contextmenu fires on press on some).
+      this.gesture = { kind: "pan", last: this.local(event), moved: false, clearOnClick: false, menu: event.button === 2 };
       return;
     }
     if (event.button !== 0) return;
@@ -144,7 +149,7 @@ export class Interaction {
       }
       case "empty":
         if (additive) return { kind: "box", start: world, additive: true };
-        return { kind: "pan", last: this.local(event), moved: false, clearOnClick: true };
+        return { kind: "pan", last: this.local(event), moved: false, clearOnClick: true, menu: false };
     }
   }
 
@@ -190,7 +195,7 @@ export class Interaction {
     const anchor = from === "output"
       ? this.renderer.endpoint(fixed.node, (fixed as OutputRef).output, "output")
       : this.renderer.endpoint(fixed.node, (fixed as InputRef).input, "input");
-    if (anchor === undefined) return { kind: "pan", last: [0, 0], moved: true, clearOnClick: false };
+    if (anchor === undefined) return { kind: "pan", last: [0, 0], moved: true, clearOnClick: false, menu: false };
     this.renderer.overlay.link = { anchor: anchor.at, pointer: anchor.at, type: anchor.type, from, compatible };
     this.renderer.markInteractiveDirty();
     return { kind: "link", fixed, from, detached, type: anchor.type };
@@ -312,6 +317,7 @@ export class Interaction {
     switch (gesture.kind) {
       case "pan":
         if (!gesture.moved && gesture.clearOnClick) this.host.select([]);
+        if (!gesture.moved && gesture.menu) this.openMenu(tab, event);
         return;
       case "box": {
         const box = this.renderer.overlay.selectionBox;
@@ -343,6 +349,15 @@ export class Interaction {
         this.host.editWidget(gesture.node, gesture.widget);
         return;
     }
+  }
+
+  private openMenu(tab: DocumentTab, event: PointerEvent): void {
+    const hit = hitTest(tab.store, this.renderer, this.world(event), tab.selection, false);
+    const nodeId = hit.kind === "node" || hit.kind === "widget" || hit.kind === "socket" || hit.kind === "resize" ? hit.node : undefined;
+    if (nodeId === undefined) return;
+    // The menu acts on the selection when the node is part of it, else on this node alone.
+    if (!tab.selection.has(nodeId)) this.host.select([nodeId]);
+    this.host.openNodeMenu(this.local(event), nodeId);
   }
 
   private cancel(): void {

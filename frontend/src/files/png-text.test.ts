@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PngError, readPngText, workflowFromPng } from "./png-text";
+import { PngError, ownDocumentFromPng, readPngText, workflowFromPng } from "./png-text";
 
 function chunk(type: string, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(12 + data.length);
@@ -38,7 +38,26 @@ describe("PNG text chunks", () => {
   it("refuses files that are not PNGs or carry no workflow", () => {
     expect(() => readPngText(encode("GIF89a..."))).toThrow("not a PNG file (the 8-byte PNG signature is missing)");
     expect(() => workflowFromPng(png())).toThrow(PngError);
-    expect(() => workflowFromPng(png())).toThrow('this PNG carries no workflow (no "workflow" text chunk)');
+    expect(() => workflowFromPng(png())).toThrow('this PNG carries no workflow (no "latentloom" or "workflow" text chunk)');
+  });
+
+  it("prefers our own chunk and leaves ComfyUI's to the server", () => {
+    const ours = { schema: "latentloom/workflow", version: 2, nodes: {} };
+    const comfyEditor = { last_node_id: 1, nodes: [], links: [], version: 0.4 };
+    const comfyPrompt = { "3": { class_type: "KSampler", inputs: {} } };
+    const saved = png(
+      chunk("tEXt", encode(`prompt\0${JSON.stringify(comfyPrompt)}`)),
+      chunk("tEXt", encode(`workflow\0${JSON.stringify(comfyEditor)}`)),
+      chunk("tEXt", encode(`latentloom\0${JSON.stringify(ours)}`)),
+    );
+    expect(ownDocumentFromPng(saved)).toEqual(ours);
+    expect(workflowFromPng(saved)).toEqual(ours);
+    // An image saved before the latentloom chunk existed: ours is in "workflow".
+    expect(ownDocumentFromPng(png(chunk("tEXt", encode(`workflow\0${JSON.stringify(ours)}`))))).toEqual(ours);
+    // A ComfyUI image: nothing of ours, so the caller sends the bytes to the server.
+    const comfy = png(chunk("tEXt", encode(`prompt\0${JSON.stringify(comfyPrompt)}`)), chunk("tEXt", encode(`workflow\0${JSON.stringify(comfyEditor)}`)));
+    expect(ownDocumentFromPng(comfy)).toBeUndefined();
+    expect(() => ownDocumentFromPng(png(chunk("tEXt", encode("latentloom\0{oops"))))).toThrow("the PNG's latentloom chunk is not valid JSON");
   });
 
   it("reports a truncated chunk", () => {

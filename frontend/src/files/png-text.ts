@@ -1,7 +1,12 @@
 /**
  * Reads the text chunks of a PNG (tEXt, and uncompressed iTXt), which is where saved images
- * carry their workflow (keyword "workflow"). Only the chunk framing is parsed; image data is
- * skipped, so even a large PNG costs a walk over its chunk headers.
+ * carry their workflow. Only the chunk framing is parsed; image data is skipped, so even a
+ * large PNG costs a walk over its chunk headers.
+ *
+ * Our images carry three chunks: `prompt` and `workflow` in ComfyUI's formats (so ComfyUI
+ * opens them) and our own document under `latentloom`; images saved before that carry ours
+ * under `workflow`. Reading prefers `latentloom`, then a `workflow` chunk that is ours (it has
+ * `"schema": "latentloom/workflow"`); ComfyUI's own chunks are the server's to convert.
  */
 
 const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
@@ -58,13 +63,42 @@ function latin1(bytes: Uint8Array): string {
   return String.fromCharCode(...bytes);
 }
 
-/** The workflow JSON embedded in a PNG, parsed, or a PngError saying why there is none. */
+/** The workflow JSON embedded in a PNG (ours first), parsed, or a PngError saying why there is none. */
 export function workflowFromPng(bytes: Uint8Array): unknown {
-  const text = readPngText(bytes).get("workflow");
-  if (text === undefined) throw new PngError('this PNG carries no workflow (no "workflow" text chunk)');
+  const texts = readPngText(bytes);
+  const keyword = texts.has(OWN_KEYWORD) ? OWN_KEYWORD : "workflow";
+  const text = texts.get(keyword);
+  if (text === undefined) throw new PngError('this PNG carries no workflow (no "latentloom" or "workflow" text chunk)');
+  return parseChunk(keyword, text);
+}
+
+export const OWN_KEYWORD = "latentloom";
+
+/**
+ * Our own document in a PNG, or undefined when it carries only other tools' chunks (then
+ * the server's importer reads them). Throws PngError for a broken file or chunk.
+ */
+export function ownDocumentFromPng(bytes: Uint8Array): unknown {
+  const texts = readPngText(bytes);
+  const own = texts.get(OWN_KEYWORD);
+  if (own !== undefined) return parseChunk(OWN_KEYWORD, own);
+  const workflow = texts.get("workflow");
+  if (workflow === undefined || !workflow.includes(SCHEMA_MARK)) return undefined;
+  const document = parseChunk("workflow", workflow);
+  return isOwnDocument(document) ? document : undefined;
+}
+
+/** Whether a parsed JSON value says it is a Latentloom workflow (any version). */
+export function isOwnDocument(value: unknown): boolean {
+  return typeof value === "object" && value !== null && (value as { schema?: unknown }).schema === "latentloom/workflow";
+}
+
+const SCHEMA_MARK = "latentloom/workflow";
+
+function parseChunk(keyword: string, text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new PngError(`the PNG's workflow chunk is not valid JSON: ${String(error)}`);
+    throw new PngError(`the PNG's ${keyword} chunk is not valid JSON: ${String(error)}`);
   }
 }
