@@ -9,7 +9,14 @@ from PIL import Image
 
 from latentloom.engine.context import NodeContext
 from latentloom.engine.folders import INPUTS
-from latentloom.images import from_pil, next_free_path, save_animation, save_png, to_pil
+from latentloom.images import (
+    from_pil,
+    next_free_path,
+    png_text_chunks,
+    save_animation,
+    to_pil,
+    write_png,
+)
 from latentloom.models.handles import Latent, Vae
 from latentloom.node import (
     DynamicChoices,
@@ -48,12 +55,17 @@ def _saved(path: Path, root: Path) -> dict[str, str]:
 def _save_pngs(
     ctx: NodeContext, images: torch.Tensor, subfolder: str, prefix: str
 ) -> list[dict[str, str]]:
-    """Each image as a PNG carrying the workflow, under the output folder; their report entries."""
+    """Each image as a PNG carrying the workflow, under the output folder; their report entries.
+
+    The workflow goes in three text chunks (ours, ComfyUI's prompt and editor graph), made
+    once for the batch.
+    """
     root = ctx.settings.output_dir
+    chunks = png_text_chunks(ctx.workflow_json)
     saved = []
     for picture in to_pil(images):
         path = next_free_path(root / subfolder, prefix, ".png")
-        save_png(picture, path, ctx.workflow_json)
+        write_png(picture, path, chunks)
         saved.append(_saved(path, root))
     return saved
 

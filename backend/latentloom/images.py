@@ -1,13 +1,23 @@
 """Images in and out: IMAGE tensors <-> Pillow, PNGs that carry their workflow, animations.
 
 IMAGE values are float32 tensors [B, H, W, 3] in 0..1 on the CPU, the layout users of other
-node editors expect. A saved PNG holds the workflow that made it as JSON in a `workflow`
-text chunk, so dropping the image back on the canvas restores the graph.
+node editors expect. Pixels become bytes the way ComfyUI writes them (scale by 255, clip,
+truncate), so the same seed gives the same file in both.
+
+A saved PNG carries the workflow that made it three times, as tEXt chunks: `prompt` (the
+ComfyUI API prompt: what ComfyUI runs), `workflow` (the ComfyUI editor graph, so ComfyUI opens
+our images) and `latentloom` (our own document, which reading prefers). The ComfyUI exports
+are computed once per distinct document, not once per image; a node ComfyUI cannot run is
+left out of them (the export report says which), never a reason not to save. PNGs written
+before the `latentloom` chunk existed hold our document in `workflow`; reading tells the two
+apart by content.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,11 +25,17 @@ import numpy as np
 import torch
 from PIL import Image, PngImagePlugin
 
+LATENTLOOM_CHUNK = "latentloom"
+PROMPT_CHUNK = "prompt"
 WORKFLOW_CHUNK = "workflow"
+
+log = logging.getLogger(__name__)
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
-    pixels = (images.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    """ComfyUI's conversion: `clip(255 * x, 0, 255)` in float32, then truncated to uint8."""
+    values = np.nan_to_num(images.detach().float().cpu().numpy(), nan=0.0)
+    pixels = np.clip(np.float32(255.0) * values, 0, 255).astype(np.uint8)
     return [Image.fromarray(frame, mode="RGB") for frame in pixels]
 
 
@@ -30,17 +46,89 @@ def from_pil(image: Image.Image) -> torch.Tensor:
 
 
 def save_png(image: Image.Image, path: Path, workflow: dict[str, Any] | None) -> None:
+    """Write a PNG carrying `workflow` (our document JSON) and its ComfyUI exports."""
+    write_png(image, path, png_text_chunks(workflow))
+
+
+def write_png(image: Image.Image, path: Path, chunks: list[tuple[str, str]]) -> None:
+    """Write a PNG with these tEXt chunks (see `png_text_chunks`), in this order."""
     info = PngImagePlugin.PngInfo()
-    if workflow is not None:
-        info.add_text(WORKFLOW_CHUNK, json.dumps(workflow, separators=(",", ":")))
+    for keyword, text in chunks:
+        info.add_text(keyword, text)
     # No timestamps or other varying metadata: same pixels + workflow -> same bytes.
     image.save(path, format="PNG", pnginfo=info, compress_level=4)
 
 
-def read_png_workflow(path: Path) -> dict[str, Any] | None:
+def png_text_chunks(workflow: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The tEXt chunks for our document: ComfyUI's `prompt` and `workflow`, then ours."""
+    if workflow is None:
+        return []
+    ours = _compact(workflow)
+    return [*_comfy_chunks(ours), (LATENTLOOM_CHUNK, ours)]
+
+
+@functools.lru_cache(maxsize=8)
+def _comfy_chunks(document_text: str) -> tuple[tuple[str, str], ...]:
+    """ComfyUI's two chunks for one document; cached, since a run saves many images of it."""
+    from latentloom.graph.workflow import WorkflowFormatError, parse_workflow
+    from latentloom.interop.comfy.convert import default_registry
+    from latentloom.interop.comfy.exporter import export_api, export_editor
+
+    try:
+        workflow = parse_workflow(json.loads(document_text))
+    except WorkflowFormatError:
+        return ()  # not a whole document (e.g. a bare test fixture): ours alone is written
+    try:
+        registry = default_registry()
+        prompt, prompt_report = export_api(workflow, registry)
+        editor, _ = export_editor(workflow, registry)
+    except Exception:  # an image must never be lost to its metadata; say so loudly
+        log.exception("could not export the workflow for ComfyUI; saving without its chunks")
+        return ()
+    if prompt_report.unexportable:
+        left_out = ", ".join(f"{u.node} ({u.reason})" for u in prompt_report.unexportable)
+        log.info("saved images' ComfyUI prompt leaves out nodes it cannot run: %s", left_out)
+    chunks = [(PROMPT_CHUNK, _compact(prompt))] if prompt else []
+    return (*chunks, (WORKFLOW_CHUNK, _compact(editor)))
+
+
+def _compact(document: Any) -> str:
+    return json.dumps(document, separators=(",", ":"))
+
+
+def png_text(path: Path) -> dict[str, str]:
+    """The text chunks of a PNG, by keyword."""
     with Image.open(path) as image:
-        text = image.info.get(WORKFLOW_CHUNK) if isinstance(image.info, dict) else None
-    return json.loads(text) if isinstance(text, str) else None
+        info: dict[Any, Any] = dict(image.info)
+    return {str(key): value for key, value in info.items() if isinstance(value, str)}
+
+
+def read_png_workflow(path: Path) -> dict[str, Any] | None:
+    """Our document from a PNG, or None when it carries no workflow at all.
+
+    Our own chunk first, then an older Latentloom PNG's `workflow` chunk (our schema), then
+    ComfyUI's chunks through the importer (its editor graph, else its API prompt).
+    """
+    texts = png_text(path)
+    if LATENTLOOM_CHUNK in texts:
+        document: dict[str, Any] = json.loads(texts[LATENTLOOM_CHUNK])
+        return document
+    if WORKFLOW_CHUNK in texts:
+        older = _json_or_none(texts[WORKFLOW_CHUNK])
+        if isinstance(older, dict) and older.get("schema") == "latentloom/workflow":
+            return older
+    if WORKFLOW_CHUNK not in texts and PROMPT_CHUNK not in texts:
+        return None
+    from latentloom.interop.comfy.importer import import_file_bytes
+
+    return import_file_bytes(Path(path).read_bytes(), Path(path).name).workflow
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None  # the importer names what is wrong with it
 
 
 def save_animation(
