@@ -461,6 +461,15 @@ export class App implements InteractionHost {
     return this.toClient([x + 60, y + 13]);
   }
 
+  nodeRect(nodeId: string): [number, number, number, number] | undefined {
+    const node = this.tab?.store.get("node", nodeId);
+    if (node === undefined) return undefined;
+    const [x, y, width, height] = this.renderer.layoutOf(node).rect;
+    const [left, top] = this.toClient([x, y]);
+    const scale = this.renderer.view.scale;
+    return [left, top, width * scale, height * scale];
+  }
+
   private toClient(world: Vec2): Vec2 {
     const box = this.renderer.element.getBoundingClientRect();
     const [x, y] = toScreen(this.renderer.view, world);

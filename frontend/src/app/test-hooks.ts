@@ -19,6 +19,10 @@ export interface TestHooks {
   socketPosition(node: string, name: string, side: "input" | "output"): Vec2 | undefined;
   widgetPosition(node: string, name: string): Vec2 | undefined;
   nodeTitlePosition(node: string): Vec2 | undefined;
+  /** A node's box on the page (client coordinates, including its title bar). */
+  nodeRect(node: string): [x: number, y: number, width: number, height: number] | undefined;
+  /** The static layer's colour at a page point, [r, g, b, a]: what was actually drawn there. */
+  pixelAt(point: Vec2): number[];
   runState(node: string): unknown;
   problems(node: string): unknown;
   hasPreview(node: string): boolean;
@@ -65,6 +69,15 @@ export function installTestHooks(app: App): void {
     socketPosition: (node, name, side) => app.socketPosition(node, name, side),
     widgetPosition: (node, name) => app.widgetPosition(node, name),
     nodeTitlePosition: (node) => app.nodeTitlePosition(node),
+    nodeRect: (node) => app.nodeRect(node),
+    pixelAt: ([x, y]) => {
+      const canvas = document.querySelector<HTMLCanvasElement>("canvas.layer-static");
+      const context = canvas?.getContext("2d");
+      if (canvas === null || canvas === undefined || context === null || context === undefined) return [];
+      const box = canvas.getBoundingClientRect();
+      const ratio = canvas.width / box.width;
+      return [...context.getImageData(Math.round((x - box.left) * ratio), Math.round((y - box.top) * ratio), 1, 1).data];
+    },
     runState: (node) => active()?.run.nodes.get(node),
     problems: (node) => active()?.run.problems.get(node),
     hasPreview: (node) => active()?.run.previews.has(node) ?? false,

@@ -174,11 +174,11 @@ function drawRunBadge(ctx: CanvasRenderingContext2D, layout: NodeLayout, run: No
 
 function drawSocketDots(ctx: CanvasRenderingContext2D, layout: NodeLayout, decor: NodeDecor): void {
   const widgetNames = new Set(layout.widgets.map((widget) => widget.input.name));
-  // A placeholder row for a kept literal the file listed no input for is a value, not a socket.
-  const listed = layout.placeholder === undefined ? undefined : new Set(layout.placeholder.inputs.map((input) => input.name));
+  const values = layout.valueRows;
   for (const slot of layout.inputs) {
-    // Widget inputs show a dot only when linked; an unlinked widget is edited in place.
-    if ((widgetNames.has(slot.name) || (listed !== undefined && !listed.has(slot.name))) && !decor.linkedInputs.has(slot.name)) continue;
+    // Widget inputs show a dot only when linked; an unlinked widget is edited in place, and a
+    // placeholder's kept literal is a value, not a socket.
+    if ((widgetNames.has(slot.name) || values?.has(slot.name) === true) && !decor.linkedInputs.has(slot.name)) continue;
     dot(ctx, slot.at[0], slot.at[1], socketColor(slot.type), decor.linkedInputs.has(slot.name));
   }
   for (const slot of layout.outputs) dot(ctx, slot.at[0], slot.at[1], socketColor(slot.type), true);

@@ -46,6 +46,8 @@ export interface NodeLayout {
   readonly widgets: readonly WidgetSlot[];
   /** Set for a ComfyUI placeholder node: what the imported file said about it. */
   readonly placeholder?: Placeholder;
+  /** A placeholder's rows that hold a kept literal: values, shown without a socket dot unless linked. */
+  readonly valueRows?: ReadonlySet<string>;
 }
 
 const cache = new WeakMap<NodeRecord, NodeLayout>();
@@ -123,6 +125,7 @@ function placeholderLayout(placeholder: Placeholder, node: NodeRecord): NodeLayo
     outputs: placeholder.outputs.map((output, index) => ({ name: output.name, type: output.type, label: output.label, at: [x + width, socketY(index)] as Vec2 })),
     widgets: [],
     placeholder,
+    valueRows: new Set(Object.keys(node.inputs)),
   };
 }
 

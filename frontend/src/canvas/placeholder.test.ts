@@ -53,6 +53,7 @@ describe("ComfyUI placeholder nodes", () => {
     expect(output).toMatchObject({ name: "0", label: "IMAGE", type: "IMAGE" });
     expect(output?.at).toEqual([100 + DEFAULT_WIDTH, 40 + TITLE_HEIGHT + SOCKET_ROW / 2]);
     expect(layout.widgets).toEqual([]);
+    expect([...(layout.valueRows ?? [])]).toEqual(["strength"]);
     expect(layout.rect[3]).toBe(TITLE_HEIGHT + 3 * SOCKET_ROW + 8);
   });
 
