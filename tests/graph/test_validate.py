@@ -43,6 +43,8 @@ def test_every_error_code_is_covered_by_a_fixture() -> None:
         "cycle",
         "unknown_input",
         "wrong_type",
+        "nothing_to_run",
+        "unsupported_class",
     }
 
 
