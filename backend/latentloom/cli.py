@@ -74,6 +74,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     typescript.set_defaults(handler=lambda args: print(_typescript(), end=""))
 
+    export_comfy = commands.add_parser(
+        "export-comfy", help="write a workflow in ComfyUI's API or editor format"
+    )
+    export_comfy.add_argument("workflow", type=Path)
+    export_comfy.add_argument("-o", "--output", type=Path, help="where to write (default stdout)")
+    export_comfy.add_argument(
+        "--format",
+        choices=("api", "editor"),
+        default="api",
+        help="api: the prompt ComfyUI's /prompt runs (default); editor: what its canvas opens",
+    )
+    export_comfy.add_argument(
+        "--nodes", type=Path, action="append", default=[], help="an extra node pack folder"
+    )
+    export_comfy.set_defaults(handler=_export_comfy)
+
     schema = commands.add_parser("schema", help="print the workflow JSON Schema")
     schema.set_defaults(handler=lambda args: print(json.dumps(_workflow_schema(), indent=2)))
     return parser
@@ -136,6 +152,43 @@ def _serve(args: argparse.Namespace) -> int:
         ws="websockets-sansio",
         ws_max_size=16 * 2**20,
     )
+    return 0
+
+
+EXIT_UNEXPORTABLE = 3  # export-comfy wrote the file, but left out nodes ComfyUI cannot run
+
+
+def _export_comfy(args: argparse.Namespace) -> int:
+    """Export a workflow for ComfyUI; the report goes to stderr, the document to -o or stdout."""
+    from latentloom.graph.workflow import WorkflowFormatError, load_workflow_file
+    from latentloom.interop.comfy.exporter import export_api, export_editor
+    from latentloom.registry import RegistryError, build_registry
+
+    try:
+        workflow = load_workflow_file(args.workflow)
+        registry = build_registry(args.nodes)
+    except (OSError, WorkflowFormatError, RegistryError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    export = export_api if args.format == "api" else export_editor
+    document, report = export(workflow, registry)
+    text = json.dumps(document, indent=2) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+    for node in report.exported:
+        print(f"exported  {node.node}: {node.type} -> {node.comfy_class}", file=sys.stderr)
+    for warning in report.warnings:
+        print(f"warning   {warning}", file=sys.stderr)
+    for left in report.unexportable:
+        print(f"left out  {left.node}: {left.reason}", file=sys.stderr)
+    if report.unexportable:
+        print(
+            f"{len(report.unexportable)} node(s) left out: ComfyUI cannot run them",
+            file=sys.stderr,
+        )
+        return EXIT_UNEXPORTABLE
     return 0
 
 

@@ -10,15 +10,16 @@ Modes are resolved the way ComfyUI resolves them before queueing: a muted node i
 out, and so is every node that needs it on a required input (in our executor they would not
 run either); a bypassed node is left out and each link from it goes to the source of the
 input it passes through (the input at the same index if its type matches, else the first
-input of that type). Nodes ComfyUI cannot run, and those that need them, are left out and
-listed in the report.
+input of that type). Our value nodes (ComfyUI's editor-only Primitive nodes) are written into
+the inputs they feed, and notes are left out, as ComfyUI's frontend does. Nodes ComfyUI
+cannot run, and those that need them, are left out and listed in the report.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from latentloom.graph.workflow import Link, Workflow
+from latentloom.graph.workflow import Link, LiteralValue, Workflow
 from latentloom.interop.comfy.export_common import ExportPlan, Target, single
 from latentloom.interop.comfy.report import ExportReport
 from latentloom.registry import Registry
@@ -32,7 +33,7 @@ def export_api(workflow: Workflow, registry: Registry) -> tuple[dict[str, Any], 
     resolver.drop_unrunnable()
     prompt: dict[str, Any] = {}
     for node_id, target in plan.targets.items():
-        if target.node.mode == "run":
+        if target.node.mode == "run" and target.role in ("node", "placeholder"):
             prompt[node_id] = _api_node(target, resolver)
     plan.finish(list(prompt))
     return prompt, report
@@ -52,7 +53,15 @@ class _Resolver:
         if target is None or end in self.muted or target.node.mode == "bypass":
             return None
         index = target.output_index(last.output)
-        return (end, index) if index is not None else None
+        return (end, index) if index is not None and target.role != "value" else None
+
+    def literal(self, link: Link) -> LiteralValue | None:
+        """The value a value node hands over this link, or None when it comes from elsewhere."""
+        end, _last = self._follow(link)
+        target = self.plan.targets.get(end)
+        if target is None or target.role != "value" or end in self.muted:
+            return None
+        return target.value()
 
     def _follow(self, link: Link) -> tuple[str, Link]:
         """The node a link starts from once bypassed nodes pass it through, and its last hop."""
@@ -80,7 +89,7 @@ class _Resolver:
                 for name, value in target.comfy_inputs().items():
                     if not isinstance(value, Link) or not target.required(name):
                         continue
-                    if self.source(value) is None:
+                    if self.source(value) is None and self.literal(value) is None:
                         self._drop(node_id, name, value)
                         changed = True
                         break
@@ -134,6 +143,8 @@ def _api_node(target: Target, resolver: _Resolver) -> dict[str, Any]:
         value = single(values[name]) if name in values else None
         if name in widgets and not isinstance(value, Link):
             value = target.widget_value(name)  # ours, our default, or the neutral value
+        if isinstance(value, Link) and resolver.literal(value) is not None:
+            value = resolver.literal(value)
         if isinstance(value, Link):
             source = resolver.source(value)
             if source is not None:  # else an optional input whose source is gone

@@ -2,9 +2,10 @@
 
 Every node of a workflow is sorted once into one of two kinds:
 
-- a `Target`: a node with a class-table entry (`mapping.BY_NODE`), or a placeholder
+- a `Target`: a node with a class-table entry (`mapping.BY_NODE`); a placeholder
   (`type = "comfy:<Class>"`) that import kept for a class we don't run, written back as the
-  file had it;
+  file had it; or one of the editor-only nodes ComfyUI has too: a note (`Note`) or a value
+  node (`PrimitiveNode`, whose value the API format writes into the inputs it feeds);
 - unexportable, with the reason: a node type ComfyUI has no class for (Add Noise, Save
   Animation...), a value the class cannot hold (a list of interpolation ratios), or a `fixed`
   input set to something ComfyUI never does (slerp in LatentBlend). These go into
@@ -18,10 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal
 
 from latentloom.graph.workflow import Link, LiteralValue, Workflow, WorkflowNode
-from latentloom.interop.comfy.mapping import BY_NODE, ClassMapping
+from latentloom.interop.comfy.mapping import BY_NODE, PRIMITIVE, ClassMapping
 from latentloom.interop.comfy.report import (
     PLACEHOLDER_PREFIX,
     ExportReport,
@@ -32,6 +33,12 @@ from latentloom.node import Input, NodeSpec, WidgetType
 from latentloom.registry import Registry
 
 SEED_CONTROL_DEFAULT = "fixed"  # ComfyUI's control_after_generate when ours says nothing
+NOTE_NODE, NOTE_CLASS = "utility.note", "Note"
+# Our value nodes: ComfyUI's Primitive node, told apart by the type it hands on.
+VALUE_NODES: Final = frozenset(
+    {"utility.int", "utility.float", "utility.string", "utility.boolean"}
+)
+Role = Literal["node", "placeholder", "note", "value"]
 
 
 @dataclass(frozen=True)
@@ -41,17 +48,23 @@ class Target:
     id: str
     node: WorkflowNode
     comfy_class: str
-    entry: ClassMapping | None = None  # None for a placeholder
+    entry: ClassMapping | None = None  # only for role "node"
     spec: NodeSpec | None = None
+    role: Role = "node"
 
     @property
     def comfy(self) -> dict[str, Any]:
-        """What import kept about a placeholder (`ui.comfy`), or {}."""
-        kept = self.node.ui.get("comfy")
+        """What import kept about a placeholder (`ui.comfy`); the sockets of a value node."""
+        if self.role == "value" and self.spec is not None:
+            kind = str(self.spec.outputs[0].type)
+            return {"inputs": [], "outputs": [{"name": kind, "type": kind}]}
+        kept = self.node.ui.get("comfy") if self.role == "placeholder" else None
         return kept if isinstance(kept, dict) else {}
 
     def output_index(self, output: str) -> int | None:
         """ComfyUI's index for one of our outputs (placeholders name theirs "0", "1"...)."""
+        if self.role == "value":
+            return 0 if output == "value" else None
         if self.entry is None or self.spec is None:
             return int(output) if output.isdigit() else None
         names = self.entry.output_names(self.spec)
@@ -93,6 +106,8 @@ class Target:
 
     def comfy_inputs(self) -> dict[str, Link | LiteralValue]:
         """Our inputs under ComfyUI's names; inputs the class lacks are left out."""
+        if self.role in ("note", "value"):
+            return {}  # their one widget is a widget value, not an input ComfyUI links
         if self.entry is None:
             return dict(self.node.inputs)
         skip = set(self.entry.ours_only) | set(self.entry.fixed)
@@ -101,6 +116,12 @@ class Target:
             for name, value in self.node.inputs.items()
             if name not in skip
         }
+
+    def value(self) -> LiteralValue | None:
+        """What a value node hands on: its value, else its default."""
+        assert self.spec is not None
+        value = self.node.inputs.get("value", self.spec.inputs[0].default)
+        return None if isinstance(value, Link) else single(value)  # type: ignore[return-value]
 
     def widget_value(self, comfy_name: str) -> LiteralValue | Link | None:
         """A widget's value under its ComfyUI name: ours, else our default, else neutral."""
@@ -181,10 +202,17 @@ def _classify(node_id: str, node: WorkflowNode, registry: Registry) -> Target | 
         kept = node.ui.get("comfy")
         class_type = kept.get("class_type") if isinstance(kept, dict) else None
         comfy_class = class_type if isinstance(class_type, str) and class_type else None
-        return Target(node_id, node, comfy_class or node.type[len(PLACEHOLDER_PREFIX) :])
+        comfy_class = comfy_class or node.type[len(PLACEHOLDER_PREFIX) :]
+        return Target(node_id, node, comfy_class, role="placeholder")
     spec = registry.get(node.type)
     if spec is None:
         return "this node type is not installed, so nothing says what ComfyUI class it is"
+    if node.type == NOTE_NODE:
+        return Target(node_id, node, NOTE_CLASS, spec=spec, role="note")
+    if node.type in VALUE_NODES:
+        if any(isinstance(v, Link) for v in node.inputs.values()):
+            return "its value comes over a link; ComfyUI's Primitive node holds a value itself"
+        return Target(node_id, node, PRIMITIVE, spec=spec, role="value")
     entry = BY_NODE.get(node.type)
     if entry is None:
         return f"ComfyUI has no class for {spec.display_name}"

@@ -7,7 +7,8 @@ one (`editor_ids`). Each node lists its sockets in ComfyUI's order and, after th
 widgets a link feeds (`widget: {name}`); `widgets_values` holds one value per widget in the
 class's widget order, with the `control_after_generate` value after a seed and the upload
 button's value after Load Image's file. Our reroutes (`meta.reroutes`) become ComfyUI
-`Reroute` nodes, and an input drawn through one (`ui.reroutes`) is linked from it. Nodes
+`Reroute` nodes, and an input drawn through one (`ui.reroutes`) is linked from it; notes
+become `Note` nodes and value nodes `PrimitiveNode`s linked to the widgets they feed. Nodes
 ComfyUI has no class for are left out and listed in the report.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from latentloom.graph.workflow import Link, Workflow
 from latentloom.interop.comfy.export_common import ExportPlan, Target, seed_control
-from latentloom.interop.comfy.mapping import MODES_TO_COMFY, REROUTE
+from latentloom.interop.comfy.mapping import MODES_TO_COMFY, PRIMITIVE, REROUTE
 from latentloom.interop.comfy.report import ExportReport
 from latentloom.registry import Registry
 
@@ -116,6 +117,8 @@ class _Writer:
         outputs[slot].setdefault("links", [])
         outputs[slot]["links"] = [*(outputs[slot]["links"] or []), link_id]
         outputs[slot]["slot_index"] = slot
+        if source["type"] == PRIMITIVE:  # a Primitive node names the widget it was made for
+            outputs[slot].setdefault("widget", {"name": input_name})
         if target["type"] == REROUTE:
             outputs_of_reroute = target["outputs"][0]
             if outputs_of_reroute["type"] == "*":
@@ -171,7 +174,7 @@ def _node_shell(target: Target, number: int, index: int) -> dict[str, Any]:
         "mode": MODES_TO_COMFY[node.mode],
         "inputs": inputs,
         "outputs": outputs,
-        "properties": {S_AND_R: target.comfy_class},
+        "properties": _properties(target),
         "widgets_values": widgets,
     }
     if node.title is not None:
@@ -182,14 +185,29 @@ def _node_shell(target: Target, number: int, index: int) -> dict[str, Any]:
     return shell
 
 
+def _properties(target: Target) -> dict[str, Any]:
+    if target.role == "note":
+        return {"text": ""}
+    if target.role == "value":
+        return {"Run widget replace on values": False}
+    return {S_AND_R: target.comfy_class}
+
+
 def _inputs_and_widgets(target: Target) -> tuple[list[dict[str, Any]], list[Any] | dict[str, Any]]:
+    if target.role == "note":
+        return [], [target.node.inputs.get("text", "")]
+    if target.role == "value":
+        widgets: list[Any] = [target.value()]
+        if target.output_types()[0] in ("INT", "FLOAT"):  # ComfyUI adds a control to numbers
+            widgets.append(seed_control(target.node, "value"))
+        return [], widgets
     if target.entry is None or target.spec is None:
         return _placeholder_inputs_and_widgets(target)
     values = target.comfy_inputs()
     inputs: list[dict[str, Any]] = [
         {"name": name, "type": target.input_type(name), "link": None} for name in target.sockets()
     ]
-    widgets: list[Any] = []
+    widgets = []
     for name in target.entry.widget_order(target.spec):
         value = target.widget_value(name)
         if isinstance(values.get(name), Link):
@@ -263,8 +281,8 @@ def _group(group: dict[str, Any]) -> dict[str, Any]:
 
 
 def _view(meta: dict[str, Any]) -> dict[str, Any]:
-    """ComfyUI's canvas offset and zoom: what import kept (`meta.ds`), else the origin."""
-    kept = meta.get("ds")
+    """ComfyUI's canvas offset and zoom: what import kept (`meta.view`), else the origin."""
+    kept = meta.get("view")
     if isinstance(kept, dict) and "scale" in kept and "offset" in kept:
         return {"scale": kept["scale"], "offset": kept["offset"]}
     return {"scale": 1, "offset": [0, 0]}
