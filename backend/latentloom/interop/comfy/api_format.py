@@ -21,7 +21,7 @@ from latentloom.interop.comfy.convert import (
     default_registry,
     describe,
     document,
-    mapping_for,
+    user_title,
 )
 from latentloom.interop.comfy.report import ComfyFormatError, ImportReport
 from latentloom.registry import Registry
@@ -105,9 +105,7 @@ def _title(meta: Any, class_type: str, registry: Registry, where: str) -> str | 
         return None
     if not isinstance(title, str):
         raise ComfyFormatError(f"{where}._meta.title", f"expected a string, got {describe(title)}")
-    found = mapping_for(class_type, registry)
-    defaults = {class_type} | (set(found[1].aliases) | {found[1].display_name} if found else set())
-    return None if title in defaults else title
+    return user_title(title, class_type, registry)
 
 
 def _lay_out(nodes: dict[str, dict[str, Any]]) -> None:

@@ -108,6 +108,15 @@ def mapping_for(class_type: str, registry: Registry) -> tuple[ClassMapping, Node
     return (entry, spec) if entry and spec else None
 
 
+def user_title(title: str, class_type: str, registry: Registry) -> str | None:
+    """A title the user gave, or None when it is only the class's default name."""
+    found = mapping_for(class_type, registry)
+    defaults = {class_type}
+    if found:
+        defaults |= {*found[1].aliases, found[1].display_name}
+    return None if title in defaults else title
+
+
 def _unsupported_reason(raw: RawNode, registry: Registry) -> str | None:
     if raw.unsupported_reason:
         return raw.unsupported_reason
@@ -174,8 +183,9 @@ class _Builder:
             if isinstance(value, RawLink)
         ]
 
-    def origin(self, link: RawLink) -> tuple[RawLink, str | None]:
-        """The node output a link really starts from, and the reroute it arrives through."""
+    def origin(self, link: RawLink) -> tuple[RawLink | None, str | None]:
+        """The node output a link really starts from (None: a reroute fed by nothing), and
+        the reroute it arrives through."""
         first = link.node if link.node in self.reroutes else None
         seen: list[str] = []
         while link.node in self.reroutes:
@@ -185,7 +195,7 @@ class _Builder:
             seen.append(link.node)
             upstream = self.reroutes[link.node].input
             if upstream is None:
-                raise ComfyFormatError(link.where, f'reroute "{link.node}" has no input link')
+                return None, first
             link = upstream
         if link.node not in self.raws:
             raise ComfyFormatError(link.where, f'links to node "{link.node}", which does not exist')
@@ -194,6 +204,8 @@ class _Builder:
     def _mark_missing_outputs(self) -> None:
         for _raw, _name, link in self._links() + self._reroute_links():
             source_link, _via = self.origin(link)
+            if source_link is None:
+                continue
             source = self.raws[source_link.node]
             if source.id in self.placeholders:
                 continue
@@ -254,7 +266,8 @@ class _Builder:
             ours = found[0].ours(name) if found else name
             if isinstance(value, RawLink):
                 source, via = self.origin(value)
-                inputs[ours] = self.output_ref(source)
+                if source is not None:  # else a reroute fed by nothing: the input is unset
+                    inputs[ours] = self.output_ref(source)
                 if via is not None:
                     ui.setdefault("reroutes", {})[ours] = via
             else:
@@ -292,7 +305,8 @@ class _Builder:
 
     def _value_type(self, value: RawLink | LiteralValue) -> str:
         if isinstance(value, RawLink):
-            return self.output_type(self.origin(value)[0])
+            source = self.origin(value)[0]
+            return self.output_type(source) if source else "*"
         if isinstance(value, bool):
             return "BOOLEAN"
         return {int: "INT", float: "FLOAT", str: "STRING"}.get(type(value), "*")
@@ -302,7 +316,7 @@ class _Builder:
         types: dict[int, str] = {}
         for raw, name, link in self._links():
             source, _via = self.origin(link)
-            if source.node != node_id or raw.id in self.placeholders:
+            if source is None or source.node != node_id or raw.id in self.placeholders:
                 continue
             found = mapping_for(raw.class_type, self.registry)
             spec_input = found[1].input(found[0].ours(name)) if found else None
@@ -310,7 +324,7 @@ class _Builder:
                 types[source.output] = str(spec_input.type)
         for _raw, _name, link in self._links():
             source, _via = self.origin(link)
-            if source.node == node_id:
+            if source is not None and source.node == node_id:
                 types.setdefault(source.output, "*")
         count = max(types, default=-1) + 1
         return [{"name": str(i), "type": types.get(i, "*")} for i in range(count)]
@@ -333,8 +347,8 @@ def build_nodes(
         if reroute.input is not None:
             if reroute.input.node in builder.reroutes:
                 entry["input"] = {"node": reroute.input.node, "output": REROUTE_OUTPUT}
-            else:
-                entry["input"] = builder.output_ref(builder.origin(reroute.input)[0])
+            elif (source := builder.origin(reroute.input)[0]) is not None:
+                entry["input"] = builder.output_ref(source)
         routes.append(entry)
     return nodes, routes
 
