@@ -88,6 +88,12 @@ CLASSES: Final[tuple[ClassMapping, ...]] = (
     _entry("LoadImage", "image.load", uploads=("image",), outputs=("image", None), output_types=("IMAGE", "MASK")),
     _entry("SaveImage", "image.save"),
     _entry("PreviewImage", "image.preview"),
+    # ComfyUI's primitive value nodes that run (the editor-only PrimitiveNode imports as these too).
+    _entry("PrimitiveInt", "utility.int", seeds=("value",)),
+    _entry("PrimitiveFloat", "utility.float"),
+    _entry("PrimitiveString", "utility.string"),
+    _entry("PrimitiveStringMultiline", "utility.string"),
+    _entry("PrimitiveBoolean", "utility.boolean"),
     _entry("LatentUpscale", "latent.upscale", rename={"samples": "latent", "upscale_method": "method"},
            widgets=("upscale_method", "width", "height", "crop"), neutral={"crop": ("disabled",)}),
     # ComfyUI blends samples1 * f + samples2 * (1 - f); our interpolation goes from a to b.
