@@ -270,3 +270,23 @@ def test_the_rewrite_does_not_touch_the_workflow_it_was_given(registry: Registry
     before = workflow.to_json()
     apply_modes(workflow, registry)
     assert workflow.to_json() == before
+
+
+def test_a_long_chain_listed_backwards_is_removed_whole(registry: Registry) -> None:
+    """Removal follows consumers, not passes over the node list: 5000 nodes, one muted."""
+    nodes: dict[str, Any] = {
+        f"n{i}": {
+            "type": "latent.upscale",
+            "inputs": {"latent": {"node": f"n{i - 1}", "output": "latent"}},
+        }
+        for i in range(4999, 0, -1)
+    }
+    nodes["n0"] = {"type": "latent.empty", "mode": "mute"}
+    workflow = parse_workflow({"schema": "latentloom/workflow", "version": 2, "nodes": nodes})
+    result = apply_modes(workflow, registry)
+    assert result.workflow.nodes == {}
+    assert len(result.skipped) == 5000
+    assert result.skipped[0].message == (
+        'node "n4999" cannot run: its required input \'latent\' came from node "n4998", '
+        "which does not run"
+    )

@@ -46,9 +46,6 @@ class ModesApplied:
     workflow: Workflow  # the graph that runs: every node in it has mode "run"
     skipped: tuple[Skipped, ...]  # in the original workflow's node order
 
-    def skipped_ids(self) -> list[str]:
-        return [entry.node for entry in self.skipped]
-
 
 # Where a link ends up: a link into a node that runs, or None with the reason it is lost.
 _Resolved = tuple[Link | None, str]
@@ -140,20 +137,24 @@ class _Rewrite:
         )
 
     def _remove_nodes_that_lost_a_required_input(self) -> None:
-        changed = True
-        while changed:  # to a fixed point: removing a node can cost its consumers an input
-            changed = False
-            for node_id, links in self.links.items():
-                if node_id in self.removed:
-                    continue
-                lost = self._lost_required_input(node_id, links)
-                if lost is not None:
-                    name, why = lost
-                    message = (
-                        f'node "{node_id}" cannot run: its required input {name!r} came from {why}'
-                    )
-                    self.removed[node_id] = Skipped(node_id, "depends_on_muted", message)
-                    changed = True
+        consumers: dict[str, list[str]] = {}
+        for node_id, links in self.links.items():
+            for link, _ in links.values():
+                if link is not None:
+                    consumers.setdefault(link.node, []).append(node_id)
+        pending = list(reversed(self.links))  # popped in workflow order
+        while pending:  # removing a node can cost its consumers a required input, and so on
+            node_id = pending.pop()
+            if node_id in self.removed:
+                continue
+            lost = self._lost_required_input(node_id, self.links[node_id])
+            if lost is not None:
+                name, why = lost
+                message = (
+                    f'node "{node_id}" cannot run: its required input {name!r} came from {why}'
+                )
+                self.removed[node_id] = Skipped(node_id, "depends_on_muted", message)
+                pending.extend(consumers.get(node_id, ()))
 
     def _lost_required_input(
         self, node_id: str, links: dict[str, _Resolved]
