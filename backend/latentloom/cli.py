@@ -90,6 +90,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     export_comfy.set_defaults(handler=_export_comfy)
 
+    import_comfy = commands.add_parser(
+        "import-comfy",
+        help="turn a ComfyUI workflow (JSON, PNG or WebP) into a Latentloom workflow",
+    )
+    import_comfy.add_argument("input", type=Path, help="a .json, .png or .webp file")
+    import_comfy.add_argument("-o", "--output", type=Path, help="where to write (default stdout)")
+    import_comfy.add_argument(
+        "--nodes", type=Path, action="append", default=[], help="an extra node pack folder"
+    )
+    import_comfy.set_defaults(handler=_import_comfy)
+
     schema = commands.add_parser("schema", help="print the workflow JSON Schema")
     schema.set_defaults(handler=lambda args: print(json.dumps(_workflow_schema(), indent=2)))
     return parser
@@ -156,6 +167,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 EXIT_UNEXPORTABLE = 3  # export-comfy wrote the file, but left out nodes ComfyUI cannot run
+
+
+def _import_comfy(args: argparse.Namespace) -> int:
+    """Exit 0 when every node mapped, 3 when some are placeholders, 2 on a malformed file."""
+    from latentloom.interop.comfy.import_command import import_comfy
+
+    return import_comfy(args.input, args.output, args.nodes)
 
 
 def _export_comfy(args: argparse.Namespace) -> int:
