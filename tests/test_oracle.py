@@ -92,23 +92,26 @@ def sigma_max() -> float:
     return float(DiscreteSchedule.from_alphas_cumprod(alphas_cumprod()).sigma_max)
 
 
+# Our start at full denoise is ComfyUI's: noise * sqrt(1 + sigma_max^2). Each pipeline is handed
+# the same start as its `latents`, which it multiplies by its scheduler's init_noise_sigma.
 @pytest.mark.parametrize(
     ("sampler", "make_scheduler", "start_scale", "latent_tolerance"),
     [
-        # Euler with Karras sigmas: diffusers starts at noise * sigma_max, as we do; it feeds
-        # the UNet the same fractional timesteps, so the two agree to float rounding
-        # (measured: 8e-5 absolute on latents of magnitude 55, i.e. 1.5e-6 relative).
-        ("euler", lambda: EulerDiscreteScheduler(**SCHEDULE), 1.0, 1e-5),
-        # DPM-Solver++(2M) runs in variance-preserving space: its start `noise` is our
-        # noise * sigma_max / sqrt(1 + sigma_max^2). It also rounds timesteps to integers
-        # before calling the UNet, which we do not; that bounds the agreement (measured:
-        # 0.041 absolute on latents of magnitude 56, i.e. 7e-4 relative).
+        # Euler with Karras sigmas: init_noise_sigma is sigma_max, so the latents are
+        # noise * sqrt(1 + sigma_max^2) / sigma_max. diffusers feeds the UNet the same
+        # fractional timesteps, so the two agree to float rounding (measured: 8e-5 absolute on
+        # latents of magnitude 55, i.e. 1.5e-6 relative).
+        ("euler", lambda: EulerDiscreteScheduler(**SCHEDULE), "sigma", 1e-5),
+        # DPM-Solver++(2M) runs in variance-preserving space, x / sqrt(1 + sigma^2), and its
+        # init_noise_sigma is 1: our start is exactly the unit noise there. It also rounds
+        # timesteps to integers before calling the UNet, which we do not; that bounds the
+        # agreement (measured: 0.041 absolute on latents of magnitude 56, i.e. 7e-4 relative).
         (
             "dpmpp_2m",
             lambda: DPMSolverMultistepScheduler(
                 **SCHEDULE, algorithm_type="dpmsolver++", solver_order=2
             ),
-            None,
+            "variance_preserving",
             2e-3,
         ),
     ],
@@ -118,13 +121,12 @@ def test_txt2img_matches_stable_diffusion_pipeline(
     models_dir: Path,
     sampler: str,
     make_scheduler,
-    start_scale,
+    start_scale: str,
     latent_tolerance: float,
 ) -> None:
     ours_latent, ours_image = run_graph(engine, sampler)
-    if start_scale is None:
-        start_scale = 1.0 / (1 + sigma_max() ** -2) ** 0.5
-    theirs_latent, theirs_image = run_pipeline(models_dir, make_scheduler(), start_scale)
+    factor = (1 + sigma_max() ** 2) ** 0.5 / sigma_max() if start_scale == "sigma" else 1.0
+    theirs_latent, theirs_image = run_pipeline(models_dir, make_scheduler(), factor)
     latent_error = (ours_latent - theirs_latent).abs().max().item()
     scale = theirs_latent.abs().max().item()
     print(f"{sampler}: max |latent difference| {latent_error:.3g} (latent max {scale:.3g})")

@@ -59,7 +59,10 @@ def diffusers_loop(
     if positive.pooled is not None and negative.pooled is not None and time_ids is not None:
         pooled = torch.cat([negative.pooled, positive.pooled]) if guided else positive.pooled
         added = {"text_embeds": pooled, "time_ids": time_ids.expand(pooled.shape[0], -1)}
-    latents = latent_noise(SEED) * scheduler.init_noise_sigma
+    # diffusers would start at noise * init_noise_sigma (= sigma_max for Karras sigmas); the
+    # equivalent of ComfyUI's (and our) full-denoise start is noise * sqrt(1 + sigma_max^2).
+    sigma_max = scheduler.sigmas[0].to(torch.float32)
+    latents = latent_noise(SEED) * torch.sqrt(1.0 + sigma_max**2.0)
     unet: Any = model.unet
     for t in scheduler.timesteps:
         model_input = scheduler.scale_model_input(torch.cat([latents] * (2 if guided else 1)), t)

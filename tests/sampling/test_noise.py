@@ -1,4 +1,4 @@
-"""Noise sources: seeded, device-independent, and (Brownian) consistent along one path."""
+"""Noise sources: seeded, where ComfyUI seeds them, and (Brownian) consistent along one path."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import cast
 import pytest
 import torch
 
-from latentloom.sampling.noise import BrownianTreeNoise, GaussianNoise
+from latentloom.sampling.noise import BrownianTreeNoise, GaussianNoise, StepNoise, step_noise_seed
 
 SHAPE = (2, 4, 16, 16)
 
@@ -24,6 +24,36 @@ def test_gaussian_noise_continues_the_generator_stream() -> None:
     assert torch.equal(initial, torch.randn(SHAPE, generator=reference))
     assert torch.equal(first, torch.randn(SHAPE, generator=reference))
     assert torch.equal(second, torch.randn(SHAPE, generator=reference))
+
+
+def test_step_noise_is_a_fresh_cpu_generator_seeded_with_seed_plus_one() -> None:
+    like = torch.zeros(SHAPE)
+    sigma = torch.tensor(1.0)
+    draws = [StepNoise(like, 41)(sigma, sigma / 2) for _ in range(2)]
+    noise = StepNoise(like, 41)
+    first, second = noise(sigma, sigma / 2), noise(sigma / 2, sigma / 4)
+    reference = torch.manual_seed(42)  # ComfyUI's manual_seed(seed + 1) on the CPU
+    assert torch.equal(first, torch.randn(SHAPE, generator=reference))
+    assert torch.equal(second, torch.randn(SHAPE, generator=reference))
+    # Each sampler run starts the stream afresh, and it is not the initial noise's stream.
+    assert torch.equal(draws[0], draws[1]) and torch.equal(draws[0], first)
+    assert not torch.equal(first, torch.randn(SHAPE, generator=torch.Generator().manual_seed(41)))
+
+
+def test_step_noise_seed_shifts_only_on_the_cpu() -> None:
+    assert step_noise_seed(41, torch.device("cpu")) == 42
+    assert step_noise_seed(2**64 - 1, torch.device("cpu")) == 0
+    assert step_noise_seed(41, torch.device("cuda", 0)) == 41
+    assert step_noise_seed(41, torch.device("mps")) == 41
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_step_noise_draws_on_the_cuda_device_from_the_seed() -> None:
+    like = torch.zeros(SHAPE, device="cuda")
+    drawn = StepNoise(like, 41)(torch.tensor(1.0), torch.tensor(0.5))
+    reference = torch.Generator("cuda").manual_seed(41)
+    assert drawn.device.type == "cuda"
+    assert torch.equal(drawn, torch.randn(SHAPE, generator=reference, device="cuda"))
 
 
 def test_gaussian_noise_takes_the_latents_dtype() -> None:

@@ -13,13 +13,14 @@ import torch
 from torch import Tensor
 
 from latentloom.models.handles import DiffusionModel, WeightPatch
+from latentloom.sampling.denoiser import GuidedDenoiser
 from latentloom.sampling.discrete import DiscreteSchedule
 from latentloom.sampling.errors import UnknownNameError
-from latentloom.sampling.noise import GaussianNoise
+from latentloom.sampling.noise import BrownianTreeNoise, GaussianNoise
 from latentloom.sampling.run import sample
 from latentloom.sampling.samplers import SAMPLERS
 from latentloom.sampling.samplers_euler import sample_euler_ancestral
-from latentloom.sampling.schedules import sigmas_karras
+from latentloom.sampling.schedules import sigmas_ddim_uniform, sigmas_karras
 from tests.sampling.tiny_models import LATENT_SHAPE, conditioning, latent_noise, tiny_model
 
 STEPS = 4
@@ -46,24 +47,90 @@ def test_same_seed_same_result_other_seed_differs(model: DiffusionModel, sampler
     assert not torch.allclose(first, run(model, 12, sampler))
 
 
-def test_starts_from_cpu_seeded_noise_at_the_first_sigma(model: DiffusionModel) -> None:
+def full_noise_scale(sigma: Tensor) -> Tensor:
+    """ComfyUI's full-denoise start factor, computed from its definition in float32."""
+    return torch.sqrt(1.0 + sigma.to(torch.float32) ** 2.0)
+
+
+def karras(model: DiffusionModel, steps: int = STEPS) -> Tensor:
+    return sigmas_karras(DiscreteSchedule.from_alphas_cumprod(model.alphas_cumprod), steps)
+
+
+def test_full_denoise_starts_from_noise_times_sqrt_one_plus_sigma_max_squared(
+    model: DiffusionModel,
+) -> None:
     latent = torch.full(LATENT_SHAPE, 0.25)
     starts: list[Tensor] = []
     run(model, 11, latent=latent, callback=lambda i, n, x, d: starts.append(x) if i == 0 else None)
-    sigma_max = sigmas_karras(DiscreteSchedule.from_alphas_cumprod(model.alphas_cumprod), STEPS)[0]
-    assert torch.equal(starts[0], latent + latent_noise(11) * sigma_max)
+    sigma_max = karras(model)[0]
+    assert torch.equal(starts[0], latent_noise(11) * full_noise_scale(sigma_max) + latent)
+    # Not the sigma-scaled start k-diffusion and diffusers' "linspace" spacing use.
+    assert not torch.allclose(starts[0], latent_noise(11) * sigma_max + latent, rtol=1e-4)
 
 
-def test_ancestral_noise_continues_the_seed_generator(model: DiffusionModel) -> None:
-    # Like a diffusers pipeline's `generator`: initial noise first, then each step's noise.
-    from latentloom.sampling.denoiser import GuidedDenoiser
+def test_one_noise_draw_covers_the_whole_batch(model: DiffusionModel) -> None:
+    shape = (2, *LATENT_SHAPE[1:])
+    starts: list[Tensor] = []
+    record = lambda i, n, x, d: starts.append(x) if i == 0 else None  # noqa: E731
+    run(model, 11, latent=torch.zeros(shape), callback=record)
+    scale = full_noise_scale(karras(model)[0])
+    assert torch.equal(starts[0], latent_noise(11, shape) * scale)
+    # The second image's noise continues the stream; it is not seed 12's noise.
+    assert not torch.equal(starts[0][1:], latent_noise(12) * scale)
 
-    sigmas = sigmas_karras(DiscreteSchedule.from_alphas_cumprod(model.alphas_cumprod), STEPS)
-    generator = torch.Generator().manual_seed(11)
-    x = torch.randn(LATENT_SHAPE, generator=generator) * sigmas[0]
+
+def test_ancestral_steps_draw_from_a_fresh_generator_seeded_with_seed_plus_one(
+    model: DiffusionModel,
+) -> None:
+    # ComfyUI's default noise sampler on the CPU: a new generator seeded with seed + 1 (seed on
+    # CUDA), independent of the generator that drew the initial noise.
+    sigmas = karras(model)
+    x = latent_noise(11) * full_noise_scale(sigmas[0])
     denoiser = GuidedDenoiser(model, conditioning(1), conditioning(2), 5.0)
-    expected = sample_euler_ancestral(denoiser, x, sigmas, noise=GaussianNoise(x, generator))
+    step_noise = GaussianNoise(x, torch.Generator().manual_seed(12))
+    expected = sample_euler_ancestral(denoiser, x, sigmas, noise=step_noise)
     assert torch.equal(run(model, 11, "euler_ancestral"), expected)
+
+
+@pytest.mark.parametrize("sampler", ["dpmpp_2m_sde", "dpmpp_sde"])
+def test_sde_samplers_use_a_brownian_tree_seeded_with_the_seed(
+    model: DiffusionModel, sampler: str
+) -> None:
+    sigmas = karras(model)
+    x = latent_noise(11) * full_noise_scale(sigmas[0])
+    denoiser = GuidedDenoiser(model, conditioning(1), conditioning(2), 5.0)
+    expected = SAMPLERS[sampler](denoiser, x, sigmas, noise=BrownianTreeNoise(x, sigmas, 11))
+    assert torch.equal(run(model, 11, sampler), expected)
+
+
+@pytest.mark.parametrize("sampler", ["dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2"])
+def test_some_samplers_drop_the_penultimate_sigma_of_a_longer_schedule(
+    model: DiffusionModel, sampler: str
+) -> None:
+    longer = karras(model, STEPS + 1)
+    sigmas = torch.cat([longer[:-2], longer[-1:]])
+    assert len(sigmas) == STEPS + 1
+    x = latent_noise(11) * full_noise_scale(sigmas[0])
+    denoiser = GuidedDenoiser(model, conditioning(1), conditioning(2), 5.0)
+    step_noise = GaussianNoise(x, torch.Generator().manual_seed(12))
+    expected = SAMPLERS[sampler](denoiser, x, sigmas, noise=step_noise)
+    seen: list[int] = []
+    result = run(model, 11, sampler, callback=lambda i, n, x, d: seen.append(n))
+    assert seen == [STEPS] * STEPS
+    assert torch.equal(result, expected)
+
+
+def test_a_schedule_starting_below_sigma_max_scales_the_noise_by_sigma(
+    model: DiffusionModel,
+) -> None:
+    # ddim_uniform's first timestep for 4 steps is 751, below the last training step.
+    schedule = DiscreteSchedule.from_alphas_cumprod(model.alphas_cumprod)
+    sigmas = sigmas_ddim_uniform(schedule, STEPS)
+    assert float(sigmas[0]) < schedule.sigma_max
+    starts: list[Tensor] = []
+    record = lambda i, n, x, d: starts.append(x) if i == 0 else None  # noqa: E731
+    run(model, 11, scheduler="ddim_uniform", callback=record)
+    assert torch.equal(starts[0], latent_noise(11) * sigmas[0] + torch.zeros(LATENT_SHAPE))
 
 
 def test_unknown_sampler_lists_valid_names_before_any_work(model: DiffusionModel) -> None:

@@ -37,7 +37,7 @@ from latentloom.sampling.noise import BrownianTreeNoise, GaussianNoise, NoiseSou
 from latentloom.sampling.samplers import SAMPLERS
 from latentloom.sampling.samplers_dpmpp import sample_dpmpp_2m_sde
 from latentloom.sampling.samplers_euler import sample_dpm_2_ancestral, sample_euler_ancestral
-from latentloom.sampling.samplers_multistep import sample_uni_pc
+from latentloom.sampling.samplers_multistep import UNIPC_FINAL_SIGMA, sample_uni_pc
 from latentloom.sampling.schedules import sigmas_karras
 from tests.sampling.oracles import (
     IGNORE_DIFFUSERS_NUMPY_WARNINGS,
@@ -189,6 +189,7 @@ def test_registry_names() -> None:
         "dpmpp_sde",
         "ddim",
         "uni_pc",
+        "uni_pc_bh2",
         "lcm",
     ]
 
@@ -217,29 +218,43 @@ def test_matches_diffusers_scheduler(oracle: Oracle) -> None:
     assert compare(ours, theirs) <= TOLERANCE
 
 
+@pytest.mark.parametrize("variant", ["bh1", "bh2"])
 @pytest.mark.parametrize("order", [1, 2, 3])
-def test_uni_pc_matches_diffusers_bh1(order: int) -> None:
+def test_uni_pc_matches_diffusers(order: int, variant: str) -> None:
     # diffusers 0.42's UniPC returns NaN when its last sigma is 0 (inf * 0 in the predictor's
     # empty residual term), so compare on a schedule ending at sigma_min; our final step to 0
     # is checked separately below.
     scheduler: Any = UniPCMultistepScheduler(
-        **KARRAS, solver_type="bh1", solver_order=order, final_sigmas_type="sigma_min"
+        **KARRAS, solver_type=variant, solver_order=order, final_sigmas_type="sigma_min"
     )
     scheduler.set_timesteps(10)
     data, noise = GaussianData.make(), start_noise()
     theirs = run_diffusers(scheduler, data, noise, variance_preserving=True)
     sigmas = scheduler.sigmas
     assert sigmas[-1] > 0
-    ours = sample_uni_pc(data.denoise, noise * (1 + sigmas[0] ** 2) ** 0.5, sigmas, order=order)
+    x = noise * (1 + sigmas[0] ** 2) ** 0.5
+    ours = sample_uni_pc(data.denoise, x, sigmas, order=order, variant=variant)  # type: ignore[arg-type]
     assert compare(ours / (1 + sigmas[-1] ** 2) ** 0.5, theirs) <= TOLERANCE
+    if variant == "bh2" and order == 3:
+        assert torch.equal(SAMPLERS["uni_pc_bh2"](data.denoise, x, sigmas), ours)
 
 
-def test_uni_pc_last_step_to_zero_returns_the_last_prediction() -> None:
+@pytest.mark.parametrize("name", ["uni_pc", "uni_pc_bh2"])
+def test_uni_pc_stops_at_sigma_0_001_as_comfyui_does(name: str) -> None:
+    # ComfyUI's UniPC replaces a final sigma of 0 by 0.001: the last (first-order) step is the
+    # exact exponential-integrator step to 0.001 from the last prediction, leaving that noise.
     data, sigmas = GaussianData.make(), karras_sigmas(8)
-    seen: list[Tensor] = []
+    seen: list[tuple[Tensor, Tensor]] = []
     x = start_noise() * sigmas[0]
-    result = SAMPLERS["uni_pc"](data.denoise, x, sigmas, callback=lambda i, n, x, d: seen.append(d))
-    assert torch.equal(result, seen[-1])
+    result = SAMPLERS[name](
+        data.denoise, x, sigmas, callback=lambda i, n, x, d: seen.append((x, d))
+    )
+    last_x, last_denoised = seen[-1]
+    ratio = torch.tensor(UNIPC_FINAL_SIGMA, dtype=torch.float32) / sigmas[-2]
+    expected = ratio * last_x - torch.expm1(ratio.double().log()).float() * last_denoised
+    torch.testing.assert_close(result, expected, rtol=1e-6, atol=1e-6)
+    assert not torch.equal(result, last_denoised)
+    assert sigmas[-1] == 0  # the caller's schedule is left alone
 
 
 def karras_sigmas(steps: int) -> Tensor:
@@ -256,6 +271,7 @@ ODE_ERROR_AT_30_STEPS = {
     "lms": 4e-3,
     "dpmpp_2m": 4e-3,
     "uni_pc": 4e-3,
+    "uni_pc_bh2": 4e-3,
 }
 
 

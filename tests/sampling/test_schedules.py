@@ -22,6 +22,7 @@ from latentloom.sampling.schedules import (
     compute_sigmas,
     partial_sigmas,
     sigmas_beta,
+    sigmas_ddim_uniform,
     sigmas_karras,
 )
 from tests.sampling.oracles import (
@@ -67,6 +68,9 @@ def test_shape_and_order(schedule: DiscreteSchedule, name: str, steps: int) -> N
     if name == "beta" and steps >= 139:
         # Rounding makes quantiles collide from 139 steps on; repeats are dropped.
         assert len(sigmas) < steps + 1
+    elif name == "ddim_uniform":
+        # Every (1000 // steps)-th timestep from 1 below 1000: 8 for 7 steps, 31 for 30.
+        assert len(sigmas) == len(range(1, 1000, 1000 // steps)) + 1 >= steps + 1
     else:
         assert sigmas.shape == (steps + 1,)
     assert sigmas[-1] == 0
@@ -81,7 +85,6 @@ def test_shape_and_order(schedule: DiscreteSchedule, name: str, steps: int) -> N
     [
         ("karras", {"use_karras_sigmas": True}),
         ("exponential", {"use_exponential_sigmas": True}),
-        ("ddim_uniform", {"timestep_spacing": "leading", "steps_offset": 1}),
     ],
 )
 @pytest.mark.parametrize("steps", [2, 10, 30])
@@ -89,6 +92,24 @@ def test_equals_diffusers_option(name: str, options: dict[str, Any], steps: int)
     theirs = diffusers_euler(steps, **options)
     ours = SCHEDULES[name](schedule_of(theirs), steps)
     torch.testing.assert_close(ours, theirs.sigmas, rtol=ULPS, atol=0)
+
+
+@pytest.mark.parametrize("steps", [2, 10, 30])
+def test_ddim_uniform_ends_like_diffusers_leading(steps: int) -> None:
+    # diffusers takes the first `steps` timesteps 1, 1 + 1000 // steps, ...; ComfyUI (and we)
+    # keep going while below 1000, so 30 steps gain one at the noisy end (t = 991).
+    theirs = diffusers_euler(steps, timestep_spacing="leading", steps_offset=1)
+    ours = SCHEDULES["ddim_uniform"](schedule_of(theirs), steps)
+    torch.testing.assert_close(ours[-(steps + 1) :], theirs.sigmas, rtol=ULPS, atol=0)
+    assert len(ours) - len(theirs.sigmas) == (1 if steps == 30 else 0)
+
+
+def test_ddim_uniform_is_comfyuis_timestep_walk(schedule: DiscreteSchedule) -> None:
+    # From the definition: timesteps 1, 34, 67, ..., 991 (stride 1000 // 30 = 33), reversed.
+    timesteps = [1 + 33 * k for k in range(31)]
+    assert timesteps[-1] == 991
+    expected = torch.cat([schedule.sigmas[timesteps[::-1]], torch.zeros(1, dtype=torch.float64)])
+    assert torch.equal(sigmas_ddim_uniform(schedule, 30), expected.float())
 
 
 @pytest.mark.parametrize("steps", [2, 10, 30, 50])
@@ -152,6 +173,28 @@ def test_partial_sigmas_keep_the_tail_of_a_longer_schedule(schedule: DiscreteSch
         partial_sigmas(sigmas_karras, schedule, 7, 0.3), sigmas_karras(schedule, 23)[-8:]
     )
     assert partial_sigmas(sigmas_karras, schedule, 10, 0.0).numel() == 0
+
+
+def test_discarding_the_penultimate_sigma(schedule: DiscreteSchedule) -> None:
+    # dpm_2, dpm_2_ancestral, uni_pc: steps + 1 sigmas computed, the second-to-last dropped.
+    longer = sigmas_karras(schedule, 9)
+    expected = torch.cat([longer[:-2], longer[-1:]])
+    assert torch.equal(
+        partial_sigmas(sigmas_karras, schedule, 8, 1.0, discard_penultimate=True), expected
+    )
+    assert len(expected) == 9
+    # With denoise < 1 the longer schedule is int(steps / denoise) + 1 steps, then its tail.
+    longer = sigmas_karras(schedule, 17)
+    assert torch.equal(
+        partial_sigmas(sigmas_karras, schedule, 8, 0.5, discard_penultimate=True),
+        torch.cat([longer[:-2], longer[-1:]])[-9:],
+    )
+
+
+def test_denoise_above_0_9999_is_a_full_schedule(schedule: DiscreteSchedule) -> None:
+    # A full ddim_uniform schedule is used whole (31 steps for 30), a partial one is cut.
+    assert len(partial_sigmas(sigmas_ddim_uniform, schedule, 30, 0.99995)) == 32
+    assert len(partial_sigmas(sigmas_ddim_uniform, schedule, 30, 0.9999)) == 31
 
 
 def test_partial_sigmas_reject_bad_denoise(schedule: DiscreteSchedule) -> None:

@@ -1,9 +1,17 @@
 """Where stochastic samplers get their fresh noise.
 
 A sampler never calls `torch.randn` itself: it asks an injected `NoiseSource` for noise for the
-step from `sigma` to `sigma_next`. Both sources here draw on the CPU from a seeded generator and
-only then move the tensor to the sampling device, so one seed gives the same image on any
-device (CUDA and CPU generators produce different streams for the same seed).
+step from `sigma` to `sigma_next`. Which source a KSampler uses follows ComfyUI (see run.py):
+
+* `StepNoise` — ancestral samplers and LCM: a fresh generator seeded with the seed, on the
+  sampling device, as ComfyUI's default noise sampler does. On the CPU the seed is shifted by
+  one, so the per-step noise is not a copy of the initial noise (which is drawn from a CPU
+  generator with the same seed); ComfyUI made the same shift (Comfy-Org/ComfyUI#11528, after
+  users saw over-noised CPU images). CUDA and CPU generators give different streams, so for
+  these samplers a seed's picture depends on the device, in ComfyUI and here alike.
+* `BrownianTreeNoise` — dpmpp_sde and dpmpp_2m_sde: one seeded Brownian path, on the CPU.
+* `GaussianNoise` — a continuing CPU generator, as a diffusers pipeline's `generator`; our
+  oracle tests use it to hand our samplers diffusers' exact noise.
 """
 
 from __future__ import annotations
@@ -45,6 +53,32 @@ class GaussianNoise:
     def __call__(self, sigma: Tensor, sigma_next: Tensor) -> Tensor:
         noise = torch.randn(self._shape, generator=self._generator, dtype=torch.float32)
         return noise.to(self._device, self._dtype)
+
+
+class StepNoise:
+    """ComfyUI's default noise sampler: a fresh generator on the sampling device, seeded once.
+
+    Every call draws the next standard normal tensor shaped like the latent from that one
+    generator. The generator lives where the latent does (CUDA noise on CUDA); on the CPU it is
+    seeded with seed + 1 (modulo 2^64), on other devices with the seed itself.
+    """
+
+    def __init__(self, like: Tensor, seed: int) -> None:
+        self._shape = like.shape
+        self._device = like.device
+        self._dtype = like.dtype
+        self.seed = step_noise_seed(seed, like.device)
+        self._generator = torch.Generator(like.device).manual_seed(self.seed)
+
+    def __call__(self, sigma: Tensor, sigma_next: Tensor) -> Tensor:
+        return torch.randn(
+            self._shape, generator=self._generator, device=self._device, dtype=self._dtype
+        )
+
+
+def step_noise_seed(seed: int, device: torch.device) -> int:
+    """The seed StepNoise's generator gets on `device` (CPU: one more, wrapping at 2^64)."""
+    return (seed + 1) % 2**64 if device.type == "cpu" else seed
 
 
 class BrownianTreeNoise:

@@ -1,14 +1,16 @@
 """Run a named sampler and schedule on a model: the whole of a KSampler node's work.
 
-Seeding follows ComfyUI and diffusers: one CPU `torch.Generator` seeded with `seed` draws the
-initial noise (so a seed gives the same image on any device) and then keeps supplying the
-per-step noise of ancestral/SDE samplers, as a diffusers pipeline's `generator` does;
-dpmpp_sde instead uses a Brownian tree seeded with `seed`.
+Every numeric convention here is ComfyUI's, so a graph gives ComfyUI's picture for the same
+checkpoint, seed and settings:
 
-The starting point is x = latent + noise * sigmas[0]. k-diffusion and diffusers' Euler-type
-schedulers (with "linspace"/"trailing" spacing and Karras-style sigmas) agree on this;
-ComfyUI and diffusers' "leading" spacing scale by sqrt(sigma_max^2 + 1) instead at full denoise,
-a ~0.2% larger start for SD's sigma_max of 14.6.
+* the schedule: ComfyUI's sigmas (schedules.py), computed one step longer with the
+  second-to-last sigma dropped for dpm_2, dpm_2_ancestral and the uni_pc samplers, and for
+  denoise < 1 the tail of an int(steps / denoise)-step schedule;
+* the start: CPU noise from the seed over the whole batch, scaled by sqrt(1 + sigma^2) when
+  the schedule starts at sigma_max and by sigma otherwise (start.py);
+* the per-step noise: a fresh generator seeded with the seed on the sampling device for
+  ancestral samplers and LCM, a seeded CPU Brownian tree for dpmpp_sde and dpmpp_2m_sde
+  (noise.py).
 """
 
 from __future__ import annotations
@@ -22,10 +24,15 @@ from torch import Tensor
 from latentloom.models.handles import Conditioning, DiffusionModel
 from latentloom.sampling.denoiser import GuidedDenoiser, SdxlSizeConditioning
 from latentloom.sampling.discrete import DiscreteSchedule
-from latentloom.sampling.noise import BrownianTreeNoise, GaussianNoise, NoiseSource
+from latentloom.sampling.noise import BrownianTreeNoise, NoiseSource, StepNoise
 from latentloom.sampling.protocols import StepCallback
-from latentloom.sampling.samplers import BROWNIAN_NOISE_SAMPLERS, get_sampler
+from latentloom.sampling.samplers import (
+    BROWNIAN_NOISE_SAMPLERS,
+    DISCARD_PENULTIMATE_SAMPLERS,
+    get_sampler,
+)
 from latentloom.sampling.schedules import compute_sigmas
+from latentloom.sampling.start import initial_noise, start_latent
 
 
 @torch.inference_mode()  # no autograd bookkeeping at all: measurably faster than no_grad
@@ -54,23 +61,28 @@ def sample(
     """
     sampler_fn = get_sampler(sampler)
     schedule = DiscreteSchedule.from_alphas_cumprod(model.alphas_cumprod)
-    sigmas = compute_sigmas(scheduler, schedule, steps, denoise)
+    sigmas = compute_sigmas(
+        scheduler,
+        schedule,
+        steps,
+        denoise,
+        discard_penultimate=sampler in DISCARD_PENULTIMATE_SAMPLERS,
+    )
     if sigmas.numel() == 0:
         return latent_samples.detach().to("cpu", torch.float32).clone()
     unet = cast(torch.nn.Module, model.unet)  # diffusers' classes are untyped for mypy
     device = torch.device(device) if device is not None else next(unet.parameters()).device
     latent = latent_samples.detach().to(device, torch.float32)
-    generator = torch.Generator("cpu").manual_seed(seed)
-    initial_noise = torch.randn(latent.shape, generator=generator, dtype=torch.float32)
-    x = latent + initial_noise.to(device) * sigmas[0]
-    noise: NoiseSource = (
+    noise = initial_noise(seed, latent.shape).to(device)
+    x = start_latent(latent, noise, sigmas, schedule.sigma_max)
+    step_noise: NoiseSource = (
         BrownianTreeNoise(x, sigmas, seed)
         if sampler in BROWNIAN_NOISE_SAMPLERS
-        else GaussianNoise(x, generator)
+        else StepNoise(x, seed)
     )
     denoiser = GuidedDenoiser(model, positive, negative, cfg, added_cond=added_cond)
     with _weight_patches(model):
-        result = sampler_fn(denoiser, x, sigmas, callback=callback, noise=noise)
+        result = sampler_fn(denoiser, x, sigmas, callback=callback, noise=step_noise)
     return result.to("cpu", torch.float32)
 
 

@@ -22,7 +22,7 @@ from latentloom.sampling.samplers_euler import (
     sample_heun,
     sample_lcm,
 )
-from latentloom.sampling.samplers_multistep import sample_lms, sample_uni_pc
+from latentloom.sampling.samplers_multistep import sample_lms, sample_uni_pc, sample_uni_pc_bh2
 
 SAMPLERS: dict[str, SamplerFn] = {
     "euler": sample_euler,
@@ -36,12 +36,19 @@ SAMPLERS: dict[str, SamplerFn] = {
     "dpmpp_sde": sample_dpmpp_sde,
     "ddim": sample_ddim,
     "uni_pc": sample_uni_pc,
+    "uni_pc_bh2": sample_uni_pc_bh2,
     "lcm": sample_lcm,
 }
 
-# Samplers whose sub-steps need correlated noise from one Brownian path (see noise.py);
-# every other stochastic sampler takes independent Gaussian noise per step.
-BROWNIAN_NOISE_SAMPLERS: frozenset[str] = frozenset({"dpmpp_sde"})
+# Samplers that draw their noise from one seeded Brownian path on the CPU (see noise.py), as
+# ComfyUI's do; every other stochastic sampler takes StepNoise.
+BROWNIAN_NOISE_SAMPLERS: frozenset[str] = frozenset({"dpmpp_sde", "dpmpp_2m_sde"})
+
+# Samplers that, as in ComfyUI's KSampler, get a schedule computed for steps + 1 with its
+# second-to-last sigma dropped: the same step count, but the last step starts lower.
+DISCARD_PENULTIMATE_SAMPLERS: frozenset[str] = frozenset(
+    {"dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2"}
+)
 
 
 def get_sampler(name: str) -> SamplerFn:

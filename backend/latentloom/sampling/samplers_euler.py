@@ -101,9 +101,13 @@ def sample_euler_ancestral(
         if callback is not None:
             callback(i, steps, x, denoised)
         sigma_down, sigma_up = ancestral_step(sigmas[i], sigmas[i + 1], eta)
+        if sigma_down == 0:
+            # The Euler step to 0 lands on the prediction; taking it as is keeps the last bits
+            # equal to ComfyUI's, and no noise is drawn for it.
+            x = denoised
+            continue
         x = x + to_d(x, sigmas[i], denoised) * (sigma_down - sigmas[i])
-        if sigmas[i + 1] > 0:
-            x = x + noise(sigmas[i], sigmas[i + 1]) * sigma_up
+        x = x + noise(sigmas[i], sigmas[i + 1]) * sigma_up
     return x
 
 

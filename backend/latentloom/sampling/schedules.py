@@ -79,13 +79,14 @@ def sigmas_simple(schedule: DiscreteSchedule, n: int) -> Tensor:
 
 
 def sigmas_ddim_uniform(schedule: DiscreteSchedule, n: int) -> Tensor:
-    """The DDIM paper's uniform timesteps 1, 1 + T//n, ... (diffusers "leading", offset 1)."""
+    """The DDIM paper's uniform timesteps 1, 1 + T//n, ... below T, as ComfyUI steps them."""
     _check_steps(n)
-    # ComfyUI keeps stepping while t < T, which yields extra steps when T % n != 0 (31 sigmas
-    # for n=30); we take exactly n timesteps, as diffusers' DDIM does.
+    # Every stride-th training step from 1 while it stays below T, so when T % n is large there
+    # are more than n of them (31 steps for n = 30 on SD's T = 1000), exactly as ComfyUI runs.
+    # diffusers' "leading" spacing with steps_offset=1 takes the first n of the same timesteps.
     stride = max(schedule.sigmas.numel() // n, 1)
-    indices = [min(1 + i * stride, schedule.sigmas.numel() - 1) for i in reversed(range(n))]
-    return _finish(schedule.sigmas[indices])
+    indices = list(range(1, schedule.sigmas.numel(), stride))
+    return _finish(schedule.sigmas[indices[::-1]])
 
 
 def sigmas_beta(
@@ -117,27 +118,55 @@ SCHEDULES: dict[str, ScheduleFn] = {
 }
 
 
+FULL_DENOISE = 0.9999  # ComfyUI treats any denoise above this as a full schedule
+
+
 def partial_sigmas(
-    schedule_fn: ScheduleFn, schedule: DiscreteSchedule, steps: int, denoise: float
+    schedule_fn: ScheduleFn,
+    schedule: DiscreteSchedule,
+    steps: int,
+    denoise: float,
+    *,
+    discard_penultimate: bool = False,
 ) -> Tensor:
     """The last steps + 1 sigmas of a steps/denoise-step schedule (img2img; ComfyUI's rule).
 
     denoise = 1 is the full schedule; denoise = 0.5 with 20 steps runs the quieter half of a
-    40-step schedule. denoise = 0 means "leave the latent alone": an empty tensor.
+    40-step schedule. denoise = 0 means "leave the latent alone": an empty tensor. With
+    `discard_penultimate` (see samplers.DISCARD_PENULTIMATE_SAMPLERS) each schedule is computed
+    for one step more and its second-to-last sigma dropped, as ComfyUI's KSampler does.
     """
     if not 0.0 <= denoise <= 1.0:
         raise ValueError(f"denoise must be between 0 and 1, got {denoise}")
     _check_steps(steps)
     if denoise == 0.0:
         return torch.zeros(0, dtype=torch.float32)
-    total = int(steps / denoise)
-    return schedule_fn(schedule, total)[-(steps + 1) :]
+    full = denoise > FULL_DENOISE
+    total = steps if full else int(steps / denoise)
+    if discard_penultimate:
+        longer = schedule_fn(schedule, total + 1)
+        sigmas = torch.cat([longer[:-2], longer[-1:]])
+    else:
+        sigmas = schedule_fn(schedule, total)
+    # A full schedule is used whole: ddim_uniform may yield more than `steps` steps.
+    return sigmas if full else sigmas[-(steps + 1) :]
 
 
 def compute_sigmas(
-    scheduler: str, schedule: DiscreteSchedule, steps: int, denoise: float = 1.0
+    scheduler: str,
+    schedule: DiscreteSchedule,
+    steps: int,
+    denoise: float = 1.0,
+    *,
+    discard_penultimate: bool = False,
 ) -> Tensor:
     """The sigmas for a scheduler named in SCHEDULES; unknown names raise UnknownNameError."""
     if scheduler not in SCHEDULES:
         raise UnknownNameError("scheduler", scheduler, tuple(SCHEDULES))
-    return partial_sigmas(SCHEDULES[scheduler], schedule, steps, denoise)
+    return partial_sigmas(
+        SCHEDULES[scheduler],
+        schedule,
+        steps,
+        denoise,
+        discard_penultimate=discard_penultimate,
+    )
