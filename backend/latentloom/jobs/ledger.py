@@ -50,11 +50,23 @@ _LIST_ORDER: Final = """
     sequence DESC
 """
 
+# The smallest sequence number at or above ? that no job holds.
+_FREE_SEQUENCE: Final = """
+    SELECT MIN(candidate) FROM (SELECT ? AS candidate UNION SELECT sequence + 1 FROM jobs
+    WHERE sequence >= ?) WHERE candidate NOT IN (SELECT sequence FROM jobs)
+"""
+
 
 class JobNotFound(LookupError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"no job {job_id!r} in the ledger (finished jobs are pruned over time)")
+
+
+class JobExists(ValueError):
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"a job with id {job_id!r} already exists; choose another id")
 
 
 class JobNotRetryable(Exception):
@@ -131,8 +143,18 @@ class Ledger:
         priority: int = 0,
         front: bool = False,
         client_id: str | None = None,
+        job_id: str | None = None,
+        sequence: int | None = None,
     ) -> JobRecord:
-        return self.add_many(workflow, 1, priority=priority, front=front, client_id=client_id)[0]
+        return self.add_many(
+            workflow,
+            1,
+            priority=priority,
+            front=front,
+            client_id=client_id,
+            job_id=job_id,
+            sequence=sequence,
+        )[0]
 
     def add_many(
         self,
@@ -142,17 +164,30 @@ class Ledger:
         priority: int = 0,
         front: bool = False,
         client_id: str | None = None,
+        job_id: str | None = None,
+        sequence: int | None = None,
     ) -> builtins.list[JobRecord]:
-        """Queue `runs` runs of one workflow in one transaction, in submission order."""
+        """Queue `runs` runs of one workflow in one transaction, in submission order.
+
+        For one run, a caller may choose the id (`job_id`: ComfyUI clients pick their own
+        prompt ids) and the place in the queue (`sequence`: the first free number from it
+        up, so the job runs after the jobs of its priority numbered at or below it).
+        """
         if runs < 1:
             raise ValueError(f"runs must be at least 1, got {runs}")
         if not isinstance(workflow, dict):
             raise TypeError(f"a workflow is a JSON object, got {type(workflow).__name__}")
+        if runs > 1 and (job_id is not None or sequence is not None):
+            raise ValueError("job_id and sequence choose one job's id and place; runs must be 1")
         document = json.dumps(workflow)
-        ids = [uuid.uuid4().hex for _ in range(runs)]
+        ids = [job_id] if job_id is not None else [uuid.uuid4().hex for _ in range(runs)]
         with self._transaction() as db:
+            if job_id is not None and self._select(db, job_id) is not None:
+                raise JobExists(job_id)
             low, high = db.execute("SELECT MIN(sequence), MAX(sequence) FROM jobs").fetchone()
             first = (low if low is not None else 1) - runs if front else (high or 0) + 1
+            if sequence is not None:
+                first = db.execute(_FREE_SEQUENCE, (sequence, sequence)).fetchone()[0]
             now = self._clock()
             db.executemany(
                 "INSERT INTO jobs (id, status, workflow, priority, sequence, max_attempts,"
@@ -347,6 +382,16 @@ class Ledger:
         with self._transaction() as db:
             return self._prune(db, self.history_limit if keep is None else keep)
 
+    def forget(self, job_ids: Iterable[str]) -> int:
+        """Delete these ended jobs (live ones stay); returns how many were deleted."""
+        ids = builtins.list(job_ids)
+        if not ids:
+            return 0
+        marks = ", ".join("?" for _ in ids)
+        query = f"DELETE FROM jobs WHERE id IN ({marks}) AND status IN {_TERMINAL_SQL}"
+        with self._transaction() as db:
+            return db.execute(query, ids).rowcount
+
     def _prune(self, db: sqlite3.Connection, keep: int | None = None) -> int:
         return db.execute(
             "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"
@@ -360,6 +405,7 @@ __all__ = [
     "INTERRUPTED_ERROR",
     "LIVE",
     "TERMINAL",
+    "JobExists",
     "JobNotFound",
     "JobNotRetryable",
     "JobRecord",

@@ -29,11 +29,20 @@ class JobQueue:
         priority: int = 0,
         front: bool = False,
         client_id: str | None = None,
+        job_id: str | None = None,
+        sequence: int | None = None,
     ) -> list[JobRecord]:
         """Queue `runs` runs; validate the workflow before calling this (the ledger stores
-        whatever it is given, and a bad document only fails when its turn comes)."""
+        whatever it is given, and a bad document only fails when its turn comes).
+        `job_id` and `sequence` are the ledger's (one run only)."""
         records = self.ledger.add_many(
-            workflow, runs, priority=priority, front=front, client_id=client_id
+            workflow,
+            runs,
+            priority=priority,
+            front=front,
+            client_id=client_id,
+            job_id=job_id,
+            sequence=sequence,
         )
         self._announce(records)
         return records

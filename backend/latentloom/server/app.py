@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 import latentloom
+from latentloom.interop.comfy import routes_http as comfy_http
 from latentloom.server import routes_catalog, routes_files, routes_jobs, routes_workflows, routes_ws
 from latentloom.server.body_limit import BodyLimit
 from latentloom.server.login import login_routes
@@ -30,7 +31,10 @@ ROUTERS = [
     routes_files.router,
     routes_workflows.router,
     routes_ws.router,
+    comfy_http.router,  # ComfyUI's API; after ours, so ours win any clash
 ]
+# Routes whose bodies are files: they get the upload limit instead of the request limit.
+UPLOAD_PATHS = ("/api/uploads", "/api/workflows/import", "/upload/", "/api/upload/")
 REPO_FRONTEND_DIST = Path(__file__).resolve().parents[3] / "frontend" / "dist"
 EDITOR_MISSING = """<!doctype html><meta charset="utf-8"><title>Latentloom</title>
 <h1>Latentloom</h1><p>The server is running, but the editor has not been built
@@ -59,8 +63,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         BodyLimit,
         default_bytes=settings.max_request_bytes,
         per_path={
-            "/api/uploads": settings.max_upload_bytes + 64 * 1024
-        },  # room for multipart framing
+            prefix: settings.max_upload_bytes + 64 * 1024  # room for multipart framing
+            for prefix in UPLOAD_PATHS
+        },
     )
     app.add_middleware(
         HostOriginGuard,

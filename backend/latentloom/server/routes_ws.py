@@ -8,6 +8,8 @@ when events after the given id were already dropped from the replay buffer), the
 workflows live with `workflow.watch` / `workflow.patch` (see `workflow_sync.py`). If a client falls
 so far behind that its queue overflows, it gets `{"type": "overflow"}` and is closed; it
 reconnects with its last id. Binary frames are previews: see `PreviewFrame.encode`.
+
+`/ws?clientId=X` speaks ComfyUI's protocol instead (`interop/comfy/routes_ws.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from latentloom.graph.workflow import WorkflowFormatError
+from latentloom.interop.comfy import routes_ws as comfy_ws
 from latentloom.server.hub import EventHub, Subscription
 from latentloom.server.paths import PathRefused
 from latentloom.server.workflow_store import workflow_name
@@ -41,6 +44,9 @@ def _parse_jobs(value: Any) -> list[str] | None:
 
 @router.websocket("/ws")
 async def events(websocket: WebSocket) -> None:
+    if "clientId" in websocket.query_params:  # a ComfyUI client: it speaks ComfyUI's protocol
+        await comfy_ws.serve(websocket)
+        return
     hub: EventHub = websocket.app.state.services.hub
     query = websocket.query_params
     try:
