@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from latentloom.graph.validate import Problem
+from latentloom.interop.comfy.report import ExportReport, ImportReport
 from latentloom.jobs.records import JobRecord, NodeState
 
 JobStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -65,6 +66,16 @@ class InvalidWorkflow(BaseModel):
 
 class Detail(BaseModel):
     detail: str
+
+
+class WorkflowImported(BaseModel):
+    workflow: dict[str, Any] = Field(description="Our workflow document (schema version 2)")
+    report: ImportReport
+
+
+class WorkflowExported(BaseModel):
+    document: dict[str, Any] = Field(description="The ComfyUI API prompt or editor workflow")
+    report: ExportReport
 
 
 def job_view(record: JobRecord, *, with_workflow: bool = False) -> JobView:

@@ -33,8 +33,8 @@ ROUTERS = [
     routes_ws.router,
     comfy_http.router,  # ComfyUI's API; after ours, so ours win any clash
 ]
-# Routes whose bodies are files: they get the upload limit instead of the request limit.
-UPLOAD_PATHS = ("/api/uploads", "/api/workflows/import", "/upload/", "/api/upload/")
+# Routes whose bodies are multipart files: the upload limit, plus room for the framing.
+MULTIPART_UPLOADS = ("/api/uploads", "/upload/", "/api/upload/")
 REPO_FRONTEND_DIST = Path(__file__).resolve().parents[3] / "frontend" / "dist"
 EDITOR_MISSING = """<!doctype html><meta charset="utf-8"><title>Latentloom</title>
 <h1>Latentloom</h1><p>The server is running, but the editor has not been built
@@ -63,8 +63,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         BodyLimit,
         default_bytes=settings.max_request_bytes,
         per_path={
-            prefix: settings.max_upload_bytes + 64 * 1024  # room for multipart framing
-            for prefix in UPLOAD_PATHS
+            **{prefix: settings.max_upload_bytes + 64 * 1024 for prefix in MULTIPART_UPLOADS},
+            "/api/workflows/import": settings.max_upload_bytes,  # the raw file
         },
     )
     app.add_middleware(
