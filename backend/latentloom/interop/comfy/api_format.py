@@ -31,11 +31,9 @@ ROW_HEIGHT = 220
 
 
 def looks_like_api_prompt(document: Any) -> bool:
-    """Every value is a node object with a `class_type`: how ComfyUI itself tells them apart."""
-    return (
-        isinstance(document, dict)
-        and bool(document)
-        and all(isinstance(node, dict) and "class_type" in node for node in document.values())
+    """Some value is a node object with a `class_type` (the reader then checks every node)."""
+    return isinstance(document, dict) and any(
+        isinstance(node, dict) and "class_type" in node for node in document.values()
     )
 
 

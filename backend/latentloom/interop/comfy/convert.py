@@ -37,6 +37,7 @@ from latentloom.node import NodeSpec
 from latentloom.registry import Registry, build_registry
 
 REROUTE_OUTPUT = "out"  # the editor's name for a reroute's one output (records.ts)
+UPLOAD_BUTTON = "upload"
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,11 @@ def mapping_for(class_type: str, registry: Registry) -> tuple[ClassMapping, Node
     return (entry, spec) if entry and spec else None
 
 
+def _is_upload_button(entry: ClassMapping, name: str) -> bool:
+    """API prompts carry Load Image's upload button as an input `"upload": "image"`."""
+    return name == UPLOAD_BUTTON and bool(entry.uploads)
+
+
 def user_title(title: str, class_type: str, registry: Registry) -> str | None:
     """A title the user gave, or None when it is only the class's default name."""
     found = mapping_for(class_type, registry)
@@ -127,6 +133,8 @@ def _unsupported_reason(raw: RawNode, registry: Registry) -> str | None:
         return "no Latentloom node for this class yet"
     entry, spec = found
     for name, value in raw.inputs.items():
+        if _is_upload_button(entry, name):
+            continue
         if name in entry.neutral:
             if isinstance(value, RawLink):
                 return f"input {name!r} is linked; Latentloom only supports the value(s) " + (
@@ -261,7 +269,7 @@ class _Builder:
         placeholder = raw.id in self.placeholders
         found = None if placeholder or raw.our_type else mapping_for(raw.class_type, self.registry)
         for name, value in raw.inputs.items():
-            if found and name in found[0].neutral:
+            if found and (name in found[0].neutral or _is_upload_button(found[0], name)):
                 continue
             ours = found[0].ours(name) if found else name
             if isinstance(value, RawLink):
