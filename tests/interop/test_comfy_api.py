@@ -31,7 +31,7 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 def test_a_prompt_posted_like_comfyuis_example_runs_as_an_ordinary_job(server: str) -> None:
     client_id, prompt_id = str(uuid.uuid4()), str(uuid.uuid4())
-    body = {
+    body: dict[str, Any] = {
         "prompt": txt2img(),
         "client_id": client_id,
         "prompt_id": prompt_id,

@@ -190,6 +190,13 @@ def test_interrupts_and_queue_deletions() -> None:
     assert kinds(never_ran) == ["status", "status"]
 
 
+def test_a_job_already_running_when_its_queued_event_is_read_starts_in_order() -> None:
+    # The translator reads the ledger lazily: by then the job may have started.
+    comfy = translator({"p1": record(status="running", started_at=50.0)})
+    messages = run(comfy, {"kind": "job.queued", "job": "p1"}, {"kind": "job.started", "job": "p1"})
+    assert kinds(messages) == ["status", "execution_start", "status"]
+
+
 def test_a_client_joining_mid_run_still_sees_the_end() -> None:
     comfy = translator({"p1": record(status="running", started_at=50.0)})
     messages = run(

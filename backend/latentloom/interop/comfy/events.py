@@ -122,6 +122,8 @@ class ComfyTranslator:
         return int(self._clock() * 1000)
 
     def _progress(self, job: _Job, kind: Any, event: dict[str, Any]) -> list[Message]:
+        if kind == "job.queued":
+            return []
         if kind == "job.started":
             job.started = True
             return [_message("execution_start", self._data(job, timestamp=self._now()))]
