@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from latentloom.engine.context import NodeContext
 from latentloom.models.handles import TextEncoders
-from latentloom.node import NodeSpec, Output, SocketType, socket, string_input
+from latentloom.node import NodeSpec, Output, SocketType, enum_input, socket, string_input
+
+WEIGHTINGS = ("a1111", "comfy")
 
 
-def encode_prompt(ctx: NodeContext, clip: TextEncoders, text: str) -> dict[str, object]:
+def encode_prompt(
+    ctx: NodeContext, clip: TextEncoders, text: str, weighting: str
+) -> dict[str, object]:
+    from latentloom.text.encode import Weighting
     from latentloom.text.encode import encode_prompt as encode
 
-    return {"conditioning": encode(clip, text)}
+    return {"conditioning": encode(clip, text, cast(Weighting, weighting))}
 
 
 NODES = [
@@ -19,9 +26,23 @@ NODES = [
         display_name="Encode Prompt",
         aliases=("CLIPTextEncode", "CLIP Text Encode (Prompt)"),
         category="conditioning",
-        description="Encodes a prompt with the checkpoint's text encoder(s). Supports (word:1.2) "
-        "emphasis, [word] de-emphasis, BREAK, and prompts longer than 77 tokens.",
-        inputs=(socket("clip", SocketType.CLIP), string_input("text", "", multiline=True)),
+        description="Encodes a prompt with the checkpoint's text encoder(s), prompts longer than "
+        "77 tokens included. Weighting 'a1111': (word:1.2) and (word) emphasis, [word] "
+        "de-emphasis, BREAK, weights scaled then the mean restored. Weighting 'comfy' (what "
+        "ComfyUI's CLIPTextEncode does, set on imported graphs): (word:1.2) sets the weight, "
+        "[ ] and BREAK are plain text, and a weighted token moves away from the empty prompt's "
+        "encoding by its weight.",
+        inputs=(
+            socket("clip", SocketType.CLIP),
+            string_input("text", "", multiline=True),
+            enum_input(
+                "weighting",
+                WEIGHTINGS,
+                "a1111",
+                tooltip="How (word:1.2) emphasis is read and applied: AUTOMATIC1111's way or "
+                "ComfyUI's.",
+            ),
+        ),
         outputs=(Output("conditioning", SocketType.CONDITIONING),),
         function=encode_prompt,
     ),

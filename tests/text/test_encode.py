@@ -12,7 +12,7 @@ from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 from transformers import CLIPTextModel
 
 from latentloom.models.handles import ClipTextEncoder, TextEncoders
-from latentloom.text.encode import TokenChunk, chunk_tokens, encode_prompt
+from latentloom.text.encode import TokenChunk, chunk_tokens, chunk_tokens_comfy, encode_prompt
 from latentloom.text.prompt_syntax import Break
 
 PROMPT = "a photo of a cat, sitting on a red sofa"
@@ -223,3 +223,67 @@ def test_chunk_framing_uses_the_encoder_pad_id(sd15_clip: TextEncoders, layer: s
     by_zero = encode_prompt(dataclasses.replace(sd15_clip, encoders=(zero_pad,)), "a cat").embeds
     assert torch.equal(by_end[:, :4], by_zero[:, :4])
     assert not torch.equal(by_end[:, 4:], by_zero[:, 4:])
+
+
+# --- weighting="comfy": ComfyUI's CLIPTextEncode -------------------------------------------
+
+
+def test_comfy_weighting_moves_tokens_away_from_the_empty_prompt(sd15_clip: TextEncoders) -> None:
+    plain = encode_prompt(sd15_clip, "a photo of a cat", "comfy").embeds
+    empty = encode_prompt(sd15_clip, "", "comfy").embeds
+    weighted = encode_prompt(sd15_clip, "a photo of a (cat:1.5)", "comfy").embeds
+    # From the definition: z_empty + w (z - z_empty) at `cat` (position 5), nothing else moved
+    # (A1111's weighting instead rescales every token to restore the mean).
+    expected = plain.clone()
+    expected[0, 5] = empty[0, 5] + 1.5 * (plain[0, 5] - empty[0, 5])
+    torch.testing.assert_close(weighted, expected, rtol=0, atol=1e-6)
+    assert torch.equal(weighted[0, :5], plain[0, :5]) and torch.equal(weighted[0, 6:], plain[0, 6:])
+    a1111 = encode_prompt(sd15_clip, "a photo of a (cat:1.5)").embeds
+    assert not torch.allclose(weighted, a1111, rtol=1e-3, atol=1e-3)
+
+
+def test_plain_prompts_encode_alike_in_both_modes(sd15_clip: TextEncoders) -> None:
+    comfy = encode_prompt(sd15_clip, PROMPT, "comfy").embeds
+    assert torch.equal(comfy, encode_prompt(sd15_clip, PROMPT).embeds)
+    assert torch.equal(comfy, diffusers_sd_embeds(sd15_clip.encoders[0], PROMPT))
+
+
+def test_comfy_reads_square_brackets_and_break_as_text(sd15_clip: TextEncoders) -> None:
+    comfy = encode_prompt(sd15_clip, "a [cat] BREAK a dog", "comfy").embeds
+    assert comfy.shape == (1, 77, 32)
+    assert not torch.equal(comfy, encode_prompt(sd15_clip, "a cat a dog", "comfy").embeds)
+    assert encode_prompt(sd15_clip, "a [cat] BREAK a dog").embeds.shape == (1, 154, 32)
+
+
+def test_comfy_chunking_moves_short_words_whole_and_cuts_long_ones() -> None:
+    # A run shorter than 8 tokens that does not fit opens the next chunk (the full one is
+    # padded); a run of 8 or more is cut at the chunk boundary. No comma backtracking.
+    assert chunk_tokens_comfy([chunk([1] * 74), chunk([2, 3], 1.5)]) == [
+        TokenChunk((1,) * 74, (1.0,) * 74),
+        TokenChunk((2, 3), (1.5, 1.5)),
+    ]
+    assert chunk_tokens_comfy([chunk([1] * 70), chunk([2] * 8, 1.2)]) == [
+        TokenChunk((1,) * 70 + (2,) * 5, (1.0,) * 70 + (1.2,) * 5),
+        TokenChunk((2,) * 3, (1.2,) * 3),
+    ]
+    runs = [chunk([1] * 50 + [COMMA] + [2] * 40)]
+    assert [len(c.tokens) for c in chunk_tokens_comfy(runs)] == [75, 16]
+    assert chunk_tokens_comfy([]) == [TokenChunk((), ())]
+    assert [len(c.tokens) for c in chunk_tokens_comfy([chunk([1] * 200)])] == [75, 75, 50]
+
+
+def test_comfy_long_prompt_chunks_and_sdxl_pooled_from_the_first(
+    sdxl_clip: TextEncoders,
+) -> None:
+    # 74 plain tokens, then a 2-token weighted word that does not fit: two chunks.
+    prompt = "cat " * 74 + "(big dog:1.2)"
+    conditioning = encode_prompt(sdxl_clip, prompt, "comfy")
+    assert conditioning.embeds.shape == (1, 154, 80)
+    first = encode_prompt(sdxl_clip, "cat " * 74, "comfy")
+    assert torch.equal(conditioning.embeds[:, :77], first.embeds)
+    assert torch.equal(conditioning.pooled, first.pooled)
+
+
+def test_unknown_weighting_is_refused(sd15_clip: TextEncoders) -> None:
+    with pytest.raises(ValueError, match="unknown prompt weighting 'A1111'; expected one of: "):
+        encode_prompt(sd15_clip, PROMPT, "A1111")  # type: ignore[arg-type]

@@ -18,21 +18,39 @@ chunk whose weights are all 1.0 is left untouched, so plain prompts match diffus
 SDXL's two encoders see the same chunks; their per-token states are concatenated along the
 feature axis, and the pooled embedding is the second encoder's projected EOS state from the
 first chunk (as diffusers and A1111 do).
+
+`weighting="comfy"` reproduces ComfyUI's CLIPTextEncode instead: its prompt syntax
+(`parse_prompt_comfy`), its chunking (each weighted run is a "word"; a word shorter than 8
+tokens that does not fit moves whole to the next chunk, which is padded, and a longer one is
+cut at the chunk boundary; no comma backtracking, no BREAK), and its emphasis: a token of
+weight w becomes z_empty + w * (z - z_empty), where z_empty is the same position's state in
+the encoding of the empty prompt, with no mean restoration. Tokens of weight 1 are untouched
+in both modes, so a plain short prompt encodes identically either way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from latentloom.models.handles import ClipTextEncoder, Conditioning, TextEncoders
 from latentloom.models.patching import applied
-from latentloom.text.prompt_syntax import Break, Segment, WeightedText, parse_prompt
+from latentloom.text.prompt_syntax import (
+    Break,
+    Segment,
+    WeightedText,
+    parse_prompt,
+    parse_prompt_comfy,
+)
 
 CHUNK_TOKENS = 75  # prompt tokens per chunk; start and end make CLIP's 77
 COMMA_BACKTRACK = 20  # A1111's default `comma_padding_backtrack`
+COMFY_WORD_TOKENS = 8  # ComfyUI cuts a run across chunks only from this many tokens on
+Weighting = Literal["a1111", "comfy"]
+WEIGHTINGS: tuple[Weighting, ...] = ("a1111", "comfy")
 
 
 @dataclass(frozen=True)
@@ -60,12 +78,20 @@ class ChunkMismatchError(ValueError):
         self.counts = tuple(counts)
 
 
-def encode_prompt(clip: TextEncoders, text: str) -> Conditioning:
-    """Encode `text` (with emphasis and BREAK syntax) into a Conditioning."""
+def encode_prompt(clip: TextEncoders, text: str, weighting: Weighting = "a1111") -> Conditioning:
+    """Encode `text` (with emphasis syntax) into a Conditioning, A1111's way or ComfyUI's."""
     if not clip.encoders:
         raise ValueError(f"CLIP from {clip.source} has no text encoders")
-    segments = parse_prompt(text)
-    per_encoder = [_encode_all_chunks(encoder, segments) for encoder in clip.encoders]
+    if weighting not in WEIGHTINGS:
+        raise ValueError(
+            f"unknown prompt weighting {weighting!r}; expected one of: {', '.join(WEIGHTINGS)}"
+        )
+    if weighting == "comfy":
+        runs = parse_prompt_comfy(text)
+        per_encoder = [_encode_comfy(encoder, runs) for encoder in clip.encoders]
+    else:
+        segments = parse_prompt(text)
+        per_encoder = [_encode_all_chunks(encoder, segments) for encoder in clip.encoders]
     counts = [len(chunks) for chunks in per_encoder]
     if len(set(counts)) != 1:
         raise ChunkMismatchError(counts)
@@ -90,6 +116,30 @@ def _encode_all_chunks(encoder: ClipTextEncoder, segments: Sequence[Segment]) ->
     chunks = chunk_tokens(tokenize_segments(encoder, segments), comma_id=_comma_id(encoder))
     with applied(encoder.model, encoder.patches), torch.no_grad():
         return [_encode_chunk(encoder, chunk) for chunk in chunks]
+
+
+def _encode_comfy(encoder: ClipTextEncoder, runs: Sequence[WeightedText]) -> list[EncodedChunk]:
+    """ComfyUI's chunking and z_empty + w (z - z_empty) emphasis for one encoder."""
+    tokenized = [run for run in tokenize_segments(encoder, runs) if not isinstance(run, Break)]
+    chunks = chunk_tokens_comfy(tokenized)
+    with applied(encoder.model, encoder.patches), torch.no_grad():
+        encoded = [_encode_chunk(encoder, chunk, emphasis=False) for chunk in chunks]
+        if all(weight == 1.0 for chunk in chunks for weight in chunk.weights):
+            return encoded
+        empty = _encode_chunk(encoder, TokenChunk((), ()), emphasis=False).hidden
+    return [
+        EncodedChunk(_comfy_emphasis(item.hidden, empty, _frame_weights(chunk)), item.pooled)
+        for item, chunk in zip(encoded, chunks, strict=True)
+    ]
+
+
+def _comfy_emphasis(
+    hidden: torch.Tensor, empty: torch.Tensor, weights: Sequence[float]
+) -> torch.Tensor:
+    """Move each weighted token's state away from the empty prompt's by its weight."""
+    multipliers = torch.tensor(weights, dtype=hidden.dtype, device=hidden.device)[None, :, None]
+    weighted = (hidden - empty) * multipliers + empty
+    return torch.where(multipliers != 1.0, weighted, hidden)
 
 
 def tokenize_segments(
@@ -145,6 +195,32 @@ def chunk_tokens(
     return chunks
 
 
+def chunk_tokens_comfy(
+    runs: Sequence[tuple[list[int], float]],
+    *,
+    chunk_length: int = CHUNK_TOKENS,
+    word_tokens: int = COMFY_WORD_TOKENS,
+) -> list[TokenChunk]:
+    """Pack weighted token runs into chunks of at most `chunk_length` (ComfyUI's algorithm)."""
+    chunks: list[TokenChunk] = []
+    tokens: list[int] = []
+    weights: list[float] = []
+    for run_tokens, weight in runs:
+        pending = list(run_tokens)
+        splittable = len(pending) >= word_tokens
+        while pending:
+            room = chunk_length - len(tokens)
+            taken = pending if len(pending) <= room else pending[:room] if splittable else []
+            tokens += taken
+            weights += [weight] * len(taken)
+            pending = pending[len(taken) :]
+            if pending:  # the chunk is full, or the next word does not fit: close it
+                chunks.append(TokenChunk(tuple(tokens), tuple(weights)))
+                tokens, weights = [], []
+    chunks.append(TokenChunk(tuple(tokens), tuple(weights)))
+    return chunks
+
+
 def _comma_id(encoder: ClipTextEncoder) -> int | None:
     token_id = encoder.tokenizer.convert_tokens_to_ids(",</w>")
     if isinstance(token_id, int) and token_id != encoder.tokenizer.unk_token_id:
@@ -152,7 +228,14 @@ def _comma_id(encoder: ClipTextEncoder) -> int | None:
     return None
 
 
-def _encode_chunk(encoder: ClipTextEncoder, chunk: TokenChunk) -> EncodedChunk:
+def _frame_weights(chunk: TokenChunk) -> list[float]:
+    """The chunk's weights at the 77 positions of start + tokens + end + padding."""
+    return [1.0, *chunk.weights, *[1.0] * (CHUNK_TOKENS - len(chunk.tokens) + 1)]
+
+
+def _encode_chunk(
+    encoder: ClipTextEncoder, chunk: TokenChunk, *, emphasis: bool = True
+) -> EncodedChunk:
     tokenizer, model = encoder.tokenizer, encoder.model
     padding = CHUNK_TOKENS - len(chunk.tokens)
     ids = [
@@ -161,13 +244,12 @@ def _encode_chunk(encoder: ClipTextEncoder, chunk: TokenChunk) -> EncodedChunk:
         tokenizer.eos_token_id,
         *[encoder.pad_token_id] * padding,
     ]
-    weights = [1.0, *chunk.weights, *[1.0] * (padding + 1)]
     input_ids = torch.tensor([ids], dtype=torch.long, device=model.device)
     output = model(input_ids=input_ids, output_hidden_states=True)
     hidden = _select_layer(encoder, output).to(torch.float32)
     pooled = getattr(output, "text_embeds", None)
     return EncodedChunk(
-        hidden=_apply_emphasis(hidden, weights),
+        hidden=_apply_emphasis(hidden, _frame_weights(chunk)) if emphasis else hidden,
         pooled=None if pooled is None else pooled.to(torch.float32),
     )
 

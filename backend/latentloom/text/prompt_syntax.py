@@ -16,10 +16,22 @@ kept as a literal character. A `:` not followed by a valid number and `)` is lit
 
 Adjacent runs with the same weight are merged, so `a (b:1.0) c` is one run `a b c` — which is
 why weight 1.0 everywhere tokenizes exactly like the plain prompt.
+
+`parse_prompt_comfy` reads the same text the way ComfyUI's CLIPTextEncode does, which differs:
+
+* `(text:w)` *sets* the weight to w instead of multiplying: `((a:1.5))` is 1.5, not 1.65;
+  the last `:` inside the brackets counts if what follows parses as a Python float;
+* only round brackets weigh: `[text]` is literal text, and so is `BREAK`;
+* only `\\(` and `\\)` are escapes; any other backslash stays in the text;
+* an unclosed `(` weighs nothing: the bracket and what follows it are literal text, and after
+  a stray `)` brackets stop weighing until the nesting comes back to zero;
+* runs are never merged: each bracket boundary is a separate piece for the tokenizer (and, in
+  ComfyUI's chunking, a "word" kept whole in one 75-token chunk when shorter than 8 tokens).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -126,3 +138,73 @@ def _merge(runs: list[_Run | Break]) -> list[Segment]:
             else:
                 merged.append(WeightedText(run.text, run.weight))
     return merged
+
+
+# ComfyUI's syntax: escaped round brackets are hidden behind private-use characters while the
+# brackets are parsed, then restored in the text handed to the tokenizer.
+_ESCAPES = {"\\(": "\ue000", "\\)": "\ue001"}
+
+
+def parse_prompt_comfy(prompt: str) -> list[WeightedText]:
+    """Split `prompt` into weighted runs by ComfyUI's rules (see the module docstring)."""
+    for escaped, hidden in _ESCAPES.items():
+        prompt = prompt.replace(escaped, hidden)
+    return [WeightedText(_unhide(text), weight) for text, weight in _comfy_runs(prompt, 1.0)]
+
+
+def _comfy_runs(text: str, weight: float) -> list[tuple[str, float]]:
+    runs: list[tuple[str, float]] = []
+    for piece in _top_level_pieces(text):
+        if len(piece) < 2 or not (piece.startswith("(") and piece.endswith(")")):
+            runs.append((piece, weight))
+            continue
+        inner, inner_weight = piece[1:-1], weight * ROUND_MULTIPLIER
+        colon = inner.rfind(":")
+        explicit = _float_or_none(inner[colon + 1 :]) if colon > 0 else None
+        if explicit is not None:
+            inner, inner_weight = inner[:colon], explicit
+        runs.extend(_comfy_runs(inner, inner_weight))
+    return runs
+
+
+def _top_level_pieces(text: str) -> list[str]:
+    """The text cut at depth-0 bracket groups: each `(...)` group whole, the text between.
+
+    Depth counts every `(` up and every `)` down, so a stray `)` leaves it negative and no
+    group closes until it is back at zero; an unclosed group runs to the end as plain text.
+    """
+    pieces: list[str] = []
+    depth, start = 0, 0
+    for index, char in enumerate(text):
+        if char == "(":
+            if depth == 0 and index > start:
+                pieces.append(text[start:index])
+                start = index
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                pieces.append(text[start : index + 1])
+                start = index + 1
+    if start < len(text):
+        pieces.append(text[start:])
+    return pieces
+
+
+def _float_or_none(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(value):
+        raise ValueError(
+            f"prompt weight {text.strip()!r} is not a finite number; write a weight like "
+            "(word:1.2), or escape the brackets as \\( \\) to keep them as text"
+        )
+    return value
+
+
+def _unhide(text: str) -> str:
+    for escaped, hidden in _ESCAPES.items():
+        text = text.replace(hidden, escaped[1])
+    return text
