@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
     """ComfyUI's conversion: `clip(255 * x, 0, 255)` in float32, then truncated to uint8."""
-    values = np.nan_to_num(images.detach().float().cpu().numpy(), nan=0.0)
+    values = np.nan_to_num(images.detach().float().cpu().numpy(), nan=0.0, posinf=1.0, neginf=0.0)
     pixels = np.clip(np.float32(255.0) * values, 0, 255).astype(np.uint8)
     return [Image.fromarray(frame, mode="RGB") for frame in pixels]
 

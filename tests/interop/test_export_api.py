@@ -140,7 +140,10 @@ def test_each_mapped_class_exports_every_input_and_imports_back(
     sockets = [i for i in spec.inputs if not i.is_widget and i.name not in entry.ours_only]
     widget_names = entry.widget_order(spec)
     # ComfyUI requires every input: defaults are filled in, neutral ones get their neutral value.
-    assert set(node["inputs"]) == set(widget_names) | {entry.theirs(i.name) for i in sockets}
+    uploads = {"upload"} if entry.uploads else set()  # as ComfyUI's frontend writes prompts
+    assert set(node["inputs"]) == (
+        set(widget_names) | {entry.theirs(i.name) for i in sockets} | uploads
+    )
     for index, spec_input in enumerate(sockets):
         assert node["inputs"][entry.theirs(spec_input.name)] == ["source", index]
     for name, values in entry.neutral.items():

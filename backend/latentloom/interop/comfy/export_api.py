@@ -4,7 +4,7 @@
 with our node ids kept (ComfyUI takes any string), so importing the prompt back gives the
 same ids. Inputs are written as ComfyUI's frontend writes them: widget values in the class's
 widget order, defaults filled in (ComfyUI requires every input), neutral values for inputs
-we have no counterpart for, then links.
+we have no counterpart for, Load Image's `"upload": "image"`, then links.
 
 The API format has no modes: ComfyUI's editor applies them before queueing. We apply ours
 with the executor's own rewrite (`graph.modes.apply_modes`), so the prompt holds exactly the
@@ -21,7 +21,13 @@ from typing import Any
 
 from latentloom.graph.modes import apply_modes
 from latentloom.graph.workflow import Link, LiteralValue, Workflow
-from latentloom.interop.comfy.export_common import ExportPlan, Target, single
+from latentloom.interop.comfy.export_common import (
+    UPLOAD_INPUT,
+    UPLOAD_VALUE,
+    ExportPlan,
+    Target,
+    single,
+)
 from latentloom.interop.comfy.report import ExportReport
 from latentloom.registry import Registry
 
@@ -99,5 +105,7 @@ def _api_node(target: Target, plan: ExportPlan) -> dict[str, Any]:
             # else an optional input whose source is gone: left unconnected
         elif value is not None and (target.entry is None or name in order):
             inputs[name] = value
+        if target.entry is not None and name in target.entry.uploads:
+            inputs[UPLOAD_INPUT] = UPLOAD_VALUE
     title = target.node.title or (target.spec.display_name if target.spec else target.comfy_class)
     return {"class_type": target.comfy_class, "inputs": inputs, "_meta": {"title": title}}

@@ -33,6 +33,9 @@ from latentloom.node import Input, NodeSpec, WidgetType
 from latentloom.registry import Registry
 
 SEED_CONTROL_DEFAULT = "fixed"  # ComfyUI's control_after_generate when ours says nothing
+# ComfyUI's upload button after Load Image's file: a widget value in editor files, and an
+# input `"upload": "image"` in the API prompts its frontend writes.
+UPLOAD_INPUT, UPLOAD_VALUE = "upload", "image"
 NOTE_NODE, NOTE_CLASS = "utility.note", "Note"
 # Our value nodes: ComfyUI's Primitive node, told apart by the type it hands on.
 VALUE_NODES: Final = frozenset(

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from latentloom.graph.workflow import Link, Workflow
-from latentloom.interop.comfy.export_common import ExportPlan, Target, seed_control
+from latentloom.interop.comfy.export_common import UPLOAD_VALUE, ExportPlan, Target, seed_control
 from latentloom.interop.comfy.mapping import MODES_TO_COMFY, PRIMITIVE, REROUTE
 from latentloom.interop.comfy.report import ExportReport
 from latentloom.registry import Registry
@@ -25,7 +25,6 @@ from latentloom.registry import Registry
 EDITOR_VERSION = 0.4
 S_AND_R = "Node name for S&R"  # ComfyUI's property naming a node's class for search/replace
 REROUTE_SIZE = [75, 26]
-UPLOAD_VALUE = "image"  # what ComfyUI's upload button widget stores
 GROUP_FONT_SIZE = 24
 # Where nodes without a saved position go: the editor's grid (frontend model/layout.ts).
 GRID_ORIGIN, GRID_STEP, GRID_COLUMNS = (40, 60), (300, 260), 4
