@@ -33,21 +33,21 @@ EXIF_FIRST_EXTRA = 0x010F  # then counting down, one tag per extra key
 def embedded_document(data: bytes, filename: str = "") -> tuple[Any, str]:
     """The preferred JSON document an image carries, and where it was found."""
     if data.startswith(PNG_SIGNATURE):
-        texts, kind = _png_texts(data, filename), "png text chunk"
+        texts = {
+            key: (text, f"png text chunk {key!r}")
+            for key, text in _png_texts(data, filename).items()
+        }
     else:
-        texts, kind = _webp_texts(data, filename), "webp EXIF"
-    name = filename or "the image"
+        texts = _webp_texts(data, filename)
     if not texts:
+        name = filename or "the image"
         raise ComfyFormatError(
             "", f"{name} carries no workflow (no 'prompt', 'workflow' or 'latentloom' metadata)"
         )
-    documents = {key: _parse(text, f"{kind} {key!r}") for key, text in texts.items()}
+    documents = {key: _parse(text, where) for key, (text, where) in texts.items()}
     ours = [key for key, doc in documents.items() if _is_ours(doc)]
-    for key in [*ours, *PREFERENCE]:
-        if key in documents:
-            return documents[key], f"{kind} {key!r}"
-    found = ", ".join(repr(k) for k in texts)
-    raise ComfyFormatError("", f"{name} carries metadata {found} but no workflow")
+    key = next(key for key in [*ours, *PREFERENCE] if key in documents)
+    return documents[key], texts[key][1]
 
 
 def _is_ours(document: Any) -> bool:
@@ -117,7 +117,8 @@ def _png_problem(data: bytes, filename: str, error: Exception) -> tuple[str, str
     return name, f"Pillow cannot read it: {error}"
 
 
-def _webp_texts(data: bytes, filename: str) -> dict[str, str]:
+def _webp_texts(data: bytes, filename: str) -> dict[str, tuple[str, str]]:
+    """(text, where) by key from an (animated) WebP's EXIF tags."""
     name = filename or "the WebP"
     declared = struct.unpack("<I", data[4:8])[0] + 8 if len(data) >= 12 else 0
     if len(data) < declared:
@@ -130,7 +131,7 @@ def _webp_texts(data: bytes, filename: str) -> dict[str, str]:
             exif = image.getexif()
     except (OSError, SyntaxError, ValueError, UnidentifiedImageError, struct.error) as error:
         raise ComfyFormatError(f"{name} EXIF", f"Pillow cannot read it: {error}") from None
-    texts: dict[str, str] = {}
+    texts: dict[str, tuple[str, str]] = {}
     for tag in (EXIF_PROMPT, *range(EXIF_FIRST_EXTRA, EXIF_FIRST_EXTRA - 16, -1)):
         value = exif.get(tag)
         if isinstance(value, bytes):
@@ -138,5 +139,5 @@ def _webp_texts(data: bytes, filename: str) -> dict[str, str]:
         if isinstance(value, str) and ":" in value:
             key, _colon, text = value.partition(":")
             if key in PREFERENCE:
-                texts.setdefault(key, text)
+                texts.setdefault(key, (text, f"webp EXIF 0x{tag:04X} {key!r}"))
     return texts
