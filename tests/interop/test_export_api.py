@@ -309,3 +309,18 @@ def test_a_comfyui_prompt_with_an_unsupported_class_comes_back_whole(registry: R
         assert prompt[node_id]["class_type"] == node["class_type"]
         assert prompt[node_id]["inputs"] == node["inputs"], node_id
     assert ("10", "FreeU_V2") in [(n.node, n.comfy_class) for n in report.exported]
+
+
+def test_a1111_prompt_weighting_exports_with_a_warning(registry: Registry) -> None:
+    """ComfyUI's CLIPTextEncode has one weighting; ours defaults to AUTOMATIC1111's."""
+    native = load_example("txt2img.json")
+    prompt, report = export_api(native, registry)
+    assert "weighting" not in prompt["positive"]["inputs"]
+    assert report.warnings == [
+        f"node \"{name}\" (Encode Prompt): weighting is 'a1111', but ComfyUI's CLIPTextEncode "
+        "always uses 'comfy', so its picture may differ"
+        for name in ("positive", "negative")
+    ]
+    comfy_weighted = native.with_input("positive", "weighting", "comfy")
+    comfy_weighted = comfy_weighted.with_input("negative", "weighting", "comfy")
+    assert export_api(comfy_weighted, registry)[1].warnings == []

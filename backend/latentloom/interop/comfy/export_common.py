@@ -259,7 +259,7 @@ def _approximations(target: Target) -> list[str]:
             shown = "linked" if isinstance(ours, Link) else repr(single(ours))
             warnings.append(
                 f'node "{target.id}" ({spec.display_name}): {name} is {shown}, but ComfyUI\'s '
-                f"{entry.comfy_class} always computes {fixed!r}, so its picture may differ"
+                f"{entry.comfy_class} always uses {fixed!r}, so its picture may differ"
             )
     return warnings
 
