@@ -362,3 +362,49 @@ def test_prompt_errors_reach_the_client_as_urllib_sees_them(server: str) -> None
     assert refused.value.code == 400
     assert b"value_not_in_list" in refused.value.read()
     refused.value.close()
+
+
+def test_front_and_number_place_prompts_as_comfyui_orders_them(server: str) -> None:
+    blocker = post_like_comfyui_example(server, {"prompt": txt2img(**{"3__steps": 400})})
+    _wait_running(server, blocker["prompt_id"])
+    back = post_like_comfyui_example(server, {"prompt": txt2img(**{"3__seed": 1})})
+    front = post_like_comfyui_example(server, {"prompt": txt2img(**{"3__seed": 2}), "front": True})
+    numbered = post_like_comfyui_example(
+        server, {"prompt": txt2img(**{"3__seed": 3}), "number": front["number"] - 4.5}
+    )
+    assert numbered["number"] == front["number"] - 5 < front["number"] < back["number"]
+    taken = post_like_comfyui_example(
+        server, {"prompt": txt2img(**{"3__seed": 4}), "number": numbered["number"]}
+    )
+    assert taken["number"] == numbered["number"] + 1  # the first free place from it up
+    pending = [item[1] for item in httpx.get(f"{server}/queue").json()["queue_pending"]]
+    ids = [p["prompt_id"] for p in (numbered, taken, front, back)]
+    assert pending == ids
+    assert httpx.post(f"{server}/queue", json={"clear": True}).status_code == 200
+    assert httpx.get(f"{server}/queue").json()["queue_pending"] == []
+    httpx.post(f"{server}/interrupt")
+    statuses = {job: httpx.get(f"{server}/api/jobs/{job}").json()["status"] for job in ids}
+    assert set(statuses.values()) == {"cancelled"}
+
+
+def test_partial_execution_targets_run_only_the_named_outputs(server: str) -> None:
+    prompt = txt2img()
+    prompt["10"] = {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}}
+    prompt_id = str(uuid.uuid4())
+    body = {"prompt": prompt, "prompt_id": prompt_id, "partial_execution_targets": ["10"]}
+    frames = run_and_listen(
+        server,
+        "partial",
+        lambda: post_like_comfyui_example(server, {**body, "client_id": "partial"}),
+        {prompt_id},
+    )
+    executed = [m["data"]["node"] for m in messages(frames, prompt_id) if m["type"] == "executed"]
+    assert executed == ["10"]
+    entry = httpx.get(f"{server}/history/{prompt_id}").json()[prompt_id]
+    assert list(entry["outputs"]) == ["10"] and entry["prompt"][4] == ["10"]
+    [preview] = entry["outputs"]["10"]["images"]
+    assert preview["type"] == "temp" and preview["subfolder"] == ""
+    view = httpx.get(f"{server}/view", params=preview)
+    assert view.status_code == 200 and view.content.startswith(b"\x89PNG")
+    unknown = httpx.post(f"{server}/prompt", json={**body, "partial_execution_targets": ["77"]})
+    assert unknown.status_code == 400 and "77" in unknown.json()["error"]["message"]
