@@ -189,3 +189,51 @@ def test_a_comfyui_editor_file_survives_our_round_trip(registry: Registry, tmp_p
     again, _ = export_editor(parse_workflow(first), registry)
     second = import_editor_workflow(again, registry).workflow
     assert second == first
+
+
+COMFY_EDITOR_WITH_UNSUPPORTED: dict[str, Any] = {
+    "last_node_id": 10,
+    "last_link_id": 2,
+    "nodes": [
+        {"id": 4, "type": "CheckpointLoaderSimple", "pos": [0, 0], "size": [315, 98], "flags": {},
+         "order": 0, "mode": 0, "inputs": [],
+         "outputs": [{"name": "MODEL", "type": "MODEL", "links": [1], "slot_index": 0},
+                     {"name": "CLIP", "type": "CLIP", "links": [], "slot_index": 1},
+                     {"name": "VAE", "type": "VAE", "links": [], "slot_index": 2}],
+         "properties": {"Node name for S&R": "CheckpointLoaderSimple"},
+         "widgets_values": ["sd15.safetensors"]},
+        {"id": 10, "type": "FreeU_V2", "pos": [400, 0], "size": [315, 130], "flags": {},
+         "order": 1, "mode": 0, "inputs": [{"name": "model", "type": "MODEL", "link": 1}],
+         "outputs": [{"name": "MODEL", "type": "MODEL", "links": [2], "slot_index": 0}],
+         "properties": {"Node name for S&R": "FreeU_V2"}, "widgets_values": [1.3, 1.4, 0.9, 0.2]},
+        {"id": 5, "type": "ModelSamplingDiscrete", "pos": [800, 0], "size": [315, 82],
+         "flags": {}, "order": 2, "mode": 4, "inputs": [{"name": "model", "type": "MODEL", "link": 2}],
+         "outputs": [{"name": "MODEL", "type": "MODEL", "links": [], "slot_index": 0}],
+         "properties": {"Node name for S&R": "ModelSamplingDiscrete"},
+         "widgets_values": ["eps", False]},
+    ],
+    "links": [[1, 4, 0, 10, 0, "MODEL"], [2, 10, 0, 5, 0, "MODEL"]],
+    "groups": [], "config": {}, "extra": {"ds": {"scale": 1, "offset": [0, 0]}}, "version": 0.4,
+}  # fmt: skip
+
+
+def test_unsupported_classes_go_back_to_comfyui_as_the_file_had_them(registry: Registry) -> None:
+    first = import_editor_workflow(COMFY_EDITOR_WITH_UNSUPPORTED, registry).workflow
+    assert first["nodes"]["10"]["type"] == "comfy:FreeU_V2"
+    document, report = export_editor(parse_workflow(first), registry)
+    assert report.unexportable == []
+    for original, exported in zip(
+        COMFY_EDITOR_WITH_UNSUPPORTED["nodes"], document["nodes"], strict=True
+    ):
+        for key in ("id", "type", "pos", "size", "mode", "inputs", "outputs", "widgets_values"):
+            assert exported[key] == original[key], (original["id"], key)
+    assert document["links"] == COMFY_EDITOR_WITH_UNSUPPORTED["links"]
+    # Positional widget values have no names an API prompt could use: the report says so.
+    prompt, report = export_api(parse_workflow(first), registry)
+    assert prompt["10"] == {
+        "class_type": "FreeU_V2", "inputs": {"model": ["4", 0]}, "_meta": {"title": "FreeU_V2"}
+    }  # fmt: skip
+    assert report.warnings == [
+        'node "10" (FreeU_V2): the file stored its widget values by position and Latentloom '
+        "does not know the class's input names, so the prompt lacks them; ComfyUI will ask for them"
+    ]

@@ -42,8 +42,23 @@ def export_api(workflow: Workflow, registry: Registry) -> tuple[dict[str, Any], 
         for node_id, target in plan.targets.items()
         if target.role in ("node", "placeholder")
     }
+    unnamed = (_unnamed_widgets(plan.targets[node_id]) for node_id in prompt)
+    report.warnings.extend(warning for warning in unnamed if warning)
     plan.finish(list(prompt))
     return prompt, report
+
+
+def _unnamed_widgets(target: Target) -> str:
+    """A placeholder from an editor file knows its widget values only by position."""
+    kept = target.comfy.get("widgets_values")
+    literals = [v for v in target.node.inputs.values() if not isinstance(v, Link)]
+    if target.role != "placeholder" or not isinstance(kept, list) or len(literals) >= len(kept):
+        return ""
+    return (
+        f'node "{target.id}" ({target.comfy_class}): the file stored its widget values by '
+        "position and Latentloom does not know the class's input names, so the prompt lacks "
+        "them; ComfyUI will ask for them"
+    )
 
 
 def _source(plan: ExportPlan, link: Link) -> tuple[str, int] | LiteralValue | None:
