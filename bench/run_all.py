@@ -17,6 +17,7 @@ BENCHMARKS = [
     "bench.server_queue",
     "bench.server_fanout",
     "bench.server_wall_time",
+    "bench.comfy_import",
 ]
 
 if __name__ == "__main__":

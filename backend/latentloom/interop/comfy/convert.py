@@ -161,6 +161,7 @@ class _Builder:
         self.registry = registry
         self.report = report
         self.placeholders: dict[str, str] = {}  # node id -> reason
+        self._consumer_types: dict[str, dict[int, str]] | None = None  # built when needed
 
     def build(self) -> dict[str, dict[str, Any]]:
         for raw in self.raws.values():
@@ -321,19 +322,24 @@ class _Builder:
 
     def _outputs_from_consumers(self, node_id: str) -> list[dict[str, str]]:
         """Output types of a node only an API file names, from the inputs its links feed."""
-        types: dict[int, str] = {}
-        for raw, name, link in self._links():
-            source, _via = self.origin(link)
-            if source is None or source.node != node_id or raw.id in self.placeholders:
-                continue
-            found = mapping_for(raw.class_type, self.registry)
-            spec_input = found[1].input(found[0].ours(name)) if found else None
-            if spec_input is not None:
-                types[source.output] = str(spec_input.type)
-        for _raw, _name, link in self._links():
-            source, _via = self.origin(link)
-            if source is not None and source.node == node_id:
-                types.setdefault(source.output, "*")
+        if self._consumer_types is None:
+            self._consumer_types = {}
+            for raw, name, link in self._links():
+                source, _via = self.origin(link)
+                if source is None:
+                    continue
+                types = self._consumer_types.setdefault(source.node, {})
+                found = (
+                    None
+                    if raw.id in self.placeholders
+                    else mapping_for(raw.class_type, self.registry)
+                )
+                spec_input = found[1].input(found[0].ours(name)) if found else None
+                if spec_input is not None:
+                    types[source.output] = str(spec_input.type)
+                else:
+                    types.setdefault(source.output, "*")
+        types = self._consumer_types.get(node_id, {})
         count = max(types, default=-1) + 1
         return [{"name": str(i), "type": types.get(i, "*")} for i in range(count)]
 

@@ -160,9 +160,13 @@ class _Reader:
         self.reroutes: dict[str, RawReroute] = {}
 
     def read(self, flat_nodes: list[FlatNode]) -> list[RawNode]:
-        primitives = [n for n in flat_nodes if n.data["type"] == PRIMITIVE]
-        for primitive in primitives:
-            self._fold_combo(primitive, flat_nodes)
+        self.consumers: dict[str, list[tuple[FlatNode, str]]] = {}
+        for node in flat_nodes:
+            for name, link in node.links.items():
+                self.consumers.setdefault(link.node, []).append((node, name))
+        for primitive in flat_nodes:
+            if primitive.data["type"] == PRIMITIVE:
+                self._fold_combo(primitive)
         raws = []
         for flat in flat_nodes:
             kind = flat.data["type"]
@@ -170,7 +174,7 @@ class _Reader:
             if kind == REROUTE:
                 self._reroute(flat)
             elif kind == PRIMITIVE:
-                raw = self._primitive(flat, flat_nodes)
+                raw = self._primitive(flat)
                 if raw is not None:
                     raws.append(raw)
             elif kind in NOTES:
@@ -211,16 +215,6 @@ class _Reader:
             flat.id, pos, source, kind if isinstance(kind, str) else None
         )
 
-    def _consumers(
-        self, primitive: FlatNode, flat_nodes: list[FlatNode]
-    ) -> list[tuple[FlatNode, str]]:
-        return [
-            (node, name)
-            for node in flat_nodes
-            for name, link in node.links.items()
-            if link.node == primitive.id
-        ]
-
     def _primitive_value(self, flat: FlatNode) -> tuple[str, Any, Any]:
         outputs = flat.data.get("outputs") or []
         kind = outputs[0].get("type") if outputs and isinstance(outputs[0], dict) else "*"
@@ -233,11 +227,11 @@ class _Reader:
         control = values[1] if len(values) > 1 else None
         return str(kind), value, control
 
-    def _fold_combo(self, primitive: FlatNode, flat_nodes: list[FlatNode]) -> None:
+    def _fold_combo(self, primitive: FlatNode) -> None:
         kind, value, _control = self._primitive_value(primitive)
         if kind in VALUE_NODES or value is None:
             return
-        consumers = self._consumers(primitive, flat_nodes)
+        consumers = self.consumers.get(primitive.id, [])
         for node, name in consumers:
             del node.links[name]
             node.promoted[name] = value
@@ -247,11 +241,11 @@ class _Reader:
             f"{value!r}: {targets or 'none'}"
         )
 
-    def _primitive(self, flat: FlatNode, flat_nodes: list[FlatNode]) -> RawNode | None:
+    def _primitive(self, flat: FlatNode) -> RawNode | None:
         kind, value, control = self._primitive_value(flat)
         if kind not in VALUE_NODES:
             return None  # folded into its targets
-        if not self._consumers(flat, flat_nodes):
+        if not self.consumers.get(flat.id):
             self.report.notes.append(f'Primitive node "{flat.id}" feeds nothing; it was left out')
             return None
         raw = self._shell(flat, PRIMITIVE, VALUE_NODES[kind])
