@@ -70,6 +70,11 @@ CASES: dict[str, Case] = {
         {"images": OURS_UP, "filename_prefix": "p"}, "image.save",
     ),
     "PreviewImage": Case({"images": UP}, [], {"images": OURS_UP}, "image.preview"),
+    "SaveLatent": Case(
+        {"samples": UP, "filename_prefix": "latents/ComfyUI"}, ["latents/ComfyUI"],
+        {"latent": OURS_UP, "filename_prefix": "latents/ComfyUI"}, "latent.save",
+    ),
+    "LoadLatent": Case({"latent": "x.latent"}, ["x.latent"], {"latent": "x.latent"}, "latent.load"),
     "PrimitiveInt": Case({"value": -3}, [-3, "fixed"], {"value": -3}, "utility.int"),
     "PrimitiveFloat": Case({"value": 0.5}, [0.5], {"value": 0.5}, "utility.float"),
     "PrimitiveString": Case({"value": "s"}, ["s"], {"value": "s"}, "utility.string"),

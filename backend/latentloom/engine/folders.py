@@ -13,6 +13,8 @@ from latentloom.models.folders import ModelFolders, ModelNotFoundError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 INPUTS = "inputs"
+INPUT_LATENTS = "input_latents"  # `.latent` files in the input folder (Load Latent)
+_INPUT_SUFFIXES = {INPUTS: IMAGE_SUFFIXES, INPUT_LATENTS: (".latent",)}
 
 
 @dataclass(frozen=True)
@@ -21,19 +23,19 @@ class Folders:
     input_dir: Path
 
     def list(self, kind: str) -> list[str]:
-        if kind != INPUTS:
+        if kind not in _INPUT_SUFFIXES:
             return self.models.list(kind)
         if not self.input_dir.is_dir():
             return []
         return sorted(
             path.relative_to(self.input_dir).as_posix()
             for path in self.input_dir.rglob("*")
-            if path.suffix.lower() in IMAGE_SUFFIXES
+            if path.suffix.lower() in _INPUT_SUFFIXES[kind]
             and _inside(path.resolve(), self.input_dir.resolve())
         )
 
     def resolve(self, kind: str, name: str) -> Path:
-        if kind != INPUTS:
+        if kind not in _INPUT_SUFFIXES:
             return self.models.resolve(kind, name)
         root = self.input_dir.resolve()
         candidate = (root / name).resolve()
@@ -42,7 +44,7 @@ class Folders:
         return candidate
 
     def fingerprint(self, kind: str, name: str) -> str:
-        if kind != INPUTS:
+        if kind not in _INPUT_SUFFIXES:
             return self.models.fingerprint(kind, name)
         stat = self.resolve(kind, name).stat()
         return f"{stat.st_size}:{stat.st_mtime_ns}"

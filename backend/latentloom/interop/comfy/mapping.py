@@ -88,6 +88,8 @@ CLASSES: Final[tuple[ClassMapping, ...]] = (
     _entry("LoadImage", "image.load", uploads=("image",), outputs=("image", None), output_types=("IMAGE", "MASK")),
     _entry("SaveImage", "image.save"),
     _entry("PreviewImage", "image.preview"),
+    _entry("SaveLatent", "latent.save", rename={"samples": "latent"}),
+    _entry("LoadLatent", "latent.load", ours_only=("model",)),
     # ComfyUI's primitive value nodes that run (the editor-only PrimitiveNode imports as these too).
     _entry("PrimitiveInt", "utility.int", seeds=("value",)),
     _entry("PrimitiveFloat", "utility.float"),
