@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bench.server_fanout",
     "bench.server_wall_time",
     "bench.comfy_import",
+    "bench.comfy_api_overhead",
 ]
 
 if __name__ == "__main__":
