@@ -334,6 +334,10 @@ def test_subgraph_is_flattened_with_instance_ids_and_its_widget_value() -> None:
     assert group["subgraph"] == {"id": "a3f4c2d1-7e6b-4a8f-9c1d-2b3e4f5a6b7c", "instance": "10"}
     x, y, width, height = group["rect"]
     assert x < 400 and y < 200 and x + width > 800 and y + height > 650
+    assert result.report.notes == [
+        'subgraph "Prompts" (node "10") was flattened: its nodes have ids "10:<inner id>" '
+        "and a group frames them"
+    ]
 
 
 def test_v1_links_native_reroutes_and_groups() -> None:

@@ -288,6 +288,7 @@ class _Builder:
             node_type = PLACEHOLDER_PREFIX + raw.class_type
         else:
             node_type = raw.our_type or (found[0].node if found else raw.class_type)
+            inputs = _in_spec_order(inputs, self.registry.get(node_type))
         node: dict[str, Any] = {"type": node_type, "inputs": inputs}
         if raw.mode != "run":
             node["mode"] = raw.mode
@@ -342,6 +343,12 @@ class _Builder:
         types = self._consumer_types.get(node_id, {})
         count = max(types, default=-1) + 1
         return [{"name": str(i), "type": types.get(i, "*")} for i in range(count)]
+
+
+def _in_spec_order(inputs: dict[str, Any], spec: NodeSpec | None) -> dict[str, Any]:
+    """Inputs in the catalog's order, as our editor saves them, so files diff cleanly."""
+    order = {spec_input.name: i for i, spec_input in enumerate(spec.inputs)} if spec else {}
+    return dict(sorted(inputs.items(), key=lambda item: order.get(item[0], len(order))))
 
 
 def build_nodes(

@@ -62,6 +62,11 @@ def import_editor_workflow(
     groups = [_group(g, i) for i, g in enumerate(_list(workflow.get("groups"), "groups"))]
     for index, group in enumerate(flat.groups, start=len(groups)):
         groups.append({"id": f"group_{index + 1}", **group})
+        instance = group["subgraph"]["instance"]
+        report.notes.append(
+            f'subgraph "{group["title"]}" (node "{instance}") was flattened: its nodes have ids '
+            f'"{instance}:<inner id>" and a group frames them'
+        )
     meta: dict[str, Any] = {}
     if routes:
         meta["reroutes"] = routes
