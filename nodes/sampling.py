@@ -7,6 +7,7 @@ import torch
 from latentloom.engine.context import NodeContext
 from latentloom.models.handles import Conditioning, DiffusionModel, Latent
 from latentloom.node import NodeSpec, Output, SocketType, enum_input, float_input, int_input, socket
+from latentloom.node_costs import ksampler_cost
 from latentloom.sampling.run import sample
 from latentloom.sampling.samplers import SAMPLERS
 from latentloom.sampling.schedules import SCHEDULES
@@ -56,7 +57,10 @@ NODES = [
         aliases=("KSampler",),
         category="sampling",
         description="Denoises a latent with the model, guided by positive and negative prompts. "
-        "Noise is drawn on the CPU from the seed, so a seed gives the same image on any device.",
+        "Follows ComfyUI's conventions, so the same checkpoint, seed and settings give "
+        "ComfyUI's picture: the starting noise is drawn on the CPU from the seed (the same on "
+        "every device); ancestral samplers and lcm draw their per-step noise on the sampling "
+        "device, as ComfyUI does, so their pictures differ between CPU and GPU.",
         inputs=(
             socket("model", SocketType.MODEL),
             socket("positive", SocketType.CONDITIONING),
@@ -71,5 +75,6 @@ NODES = [
         ),
         outputs=(Output("latent", SocketType.LATENT),),
         function=ksampler,
+        cost=ksampler_cost,
     ),
 ]
