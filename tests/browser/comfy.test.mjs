@@ -155,8 +155,13 @@ describe("ComfyUI files in the editor", () => {
     assert.ok(x >= canvas.x && y >= canvas.y && x + width <= canvas.x + canvas.width && y + height <= canvas.y + canvas.height, "the placeholder is on screen");
     assert.ok(await hooks(page, () => window.__latentloom.socketPosition("12", "image", "input")), "the placeholder has its input socket");
     assert.ok(await hooks(page, () => window.__latentloom.socketPosition("12", "0", "output")), "the placeholder has its output socket");
-    // Its title bar is the same grey as any node's (no mode tint), its title drawn in red.
     await screenshot(page, "comfy-01-api-prompt-dropped");
+    // Up close (full detail): the class name, ComfyUI's socket names, the kept value, the badge.
+    const [px, py] = doc.nodes["12"].ui.pos;
+    await hooks(page, (view) => window.__latentloom.setView(view), { scale: 1.2, offset: [500 - px * 1.2, 300 - py * 1.2] });
+    await hooks(page, () => window.__latentloom.frames());
+    await screenshot(page, "comfy-01b-placeholder-up-close");
+    await page.click('[data-action="fit"]');
 
     // Validation names the class before any model work.
     await page.keyboard.press("Control+Enter");

@@ -51,6 +51,14 @@ function drawBody(ctx: CanvasRenderingContext2D, node: NodeRecord, layout: NodeL
     ctx.fillRect(x, y, width, height);
     ctx.fillStyle = border ?? (bypassed ? THEME.bypass : THEME.nodeTitle);
     ctx.fillRect(x, y, width, TITLE_HEIGHT);
+    if (layout.placeholder !== undefined) {
+      // Few nodes are placeholders, so their dashes cost nothing even zoomed out.
+      ctx.strokeStyle = THEME.error;
+      ctx.lineWidth = 2;
+      ctx.setLineDash([8, 6]);
+      ctx.strokeRect(x, y, width, height);
+      ctx.setLineDash([]);
+    }
     return;
   }
   ctx.fillStyle = bypassed ? THEME.bypassBody : THEME.nodeBody;

@@ -70,6 +70,14 @@ describe("ComfyUI placeholder nodes", () => {
     expect(bare.outputs).toEqual([]);
   });
 
+  it("label outputs an API file named only by index with their type, as ComfyUI does", () => {
+    const fromApi = { ...upscaler, id: "api", extraUi: { comfy: { class_type: "X", inputs: [], outputs: [{ name: "0", type: "IMAGE" }, { name: "1", type: "*" }] } } };
+    expect(nodeLayout(catalog, fromApi).outputs.map((slot) => [slot.name, slot.label])).toEqual([
+      ["0", "IMAGE"],
+      ["1", "1"],
+    ]);
+  });
+
   it("wear an unsupported badge, plus one for their mode", () => {
     expect(badgesOf(upscaler, nodeLayout(catalog, upscaler)).map((badge) => badge.text)).toEqual(["unsupported"]);
     const bypassed = { ...upscaler, mode: "bypass" as const };

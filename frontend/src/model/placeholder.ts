@@ -50,10 +50,15 @@ export function placeholderOf(node: NodeRecord): Placeholder | undefined {
   const placeholder: Placeholder = {
     classType,
     inputs: sockets(info["inputs"]).map((socket) => ({ name: socket.name, label: socket.name, type: socket.type })),
-    outputs: sockets(info["outputs"]).map((socket, index) => ({ name: String(index), label: socket.name, type: socket.type })),
+    outputs: sockets(info["outputs"]).map((socket, index) => ({ name: String(index), label: outputLabel(socket, index), type: socket.type })),
   };
   cache.set(node, placeholder);
   return placeholder;
+}
+
+/** An API file names outputs only by index; ComfyUI labels such an output with its type. */
+function outputLabel(socket: { name: string; type: string }, index: number): string {
+  return socket.name === String(index) && socket.type !== "*" ? socket.type : socket.name;
 }
 
 function sockets(value: Json | undefined): { name: string; type: string }[] {
