@@ -187,6 +187,16 @@ describe("ComfyUI files in the editor", () => {
     await screenshot(page, "comfy-03-png-opened");
   });
 
+  test("a broken file is refused in-app, naming where, and opens no tab", async () => {
+    const tabs = await page.locator(".tab").count();
+    await dropFile("broken.json", Buffer.from('{"3": {"class_type": "KSampler", "inputs": {"model": ["4"'), "application/json");
+    const toast = page.locator(".toast:not(.notice)", { hasText: "cannot open broken.json" });
+    await toast.waitFor({ timeout: 10_000 });
+    assert.match(await toast.innerText(), /cannot open broken\.json: .+/);
+    assert.equal(await page.locator(".tab").count(), tabs, "nothing was half-opened");
+    assert.equal(await hooks(page, () => window.__latentloom.tabName()), "ComfyUI_00001_");
+  });
+
   test("Ctrl+B bypasses the selected node: drawn purple, saved as mode bypass, undone by Ctrl+Z", async () => {
     await dismissNotices();
     const point = await bodyPoint("8");
