@@ -172,6 +172,8 @@ def test_queue_interrupt_and_history_follow_comfyuis_verbs(server: str) -> None:
     assert interrupted["node_id"] == "3" and interrupted["node_type"] == "KSampler"
     assert not messages(frames, waiting_id), "a deleted queued prompt never ran"
     assert httpx.get(f"{server}/api/jobs/{waiting_id}").json()["status"] == "cancelled"
+    assert httpx.get(f"{server}/history/{waiting_id}").json() == {}  # it never ran
+    assert waiting_id not in httpx.get(f"{server}/history").json()
 
     entry = httpx.get(f"{server}/history/{long_id}").json()[long_id]
     assert entry["status"]["status_str"] == "error" and entry["status"]["completed"] is False

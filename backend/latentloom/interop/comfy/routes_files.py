@@ -102,7 +102,10 @@ def store(
         name = safe_name(filename)
     except PathRefused as error:
         raise UploadRefused(400, f"bad file name {filename!r}: {error.reason}") from None
-    existing = folder / name
+    try:
+        existing = confined(folder, name)
+    except PathRefused as error:
+        raise UploadRefused(400, f"bad file name {filename!r}: {error.reason}") from None
     if not overwrite:
         if existing.is_file() and existing.read_bytes() == data:
             return name  # the same picture again: ComfyUI reuses the name
@@ -118,7 +121,7 @@ def store(
     try:
         with os.fdopen(descriptor, "wb") as file:
             file.write(data)
-        os.replace(temporary, confined(folder, name))
+        os.replace(temporary, existing)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)

@@ -29,7 +29,7 @@ from latentloom.interop.comfy.jobs_view import history_entry, queue_item
 from latentloom.interop.comfy.object_info import object_info
 from latentloom.interop.comfy.submit import PromptRefused, error_body, prepare, read_request
 from latentloom.jobs.ledger import JobExists
-from latentloom.jobs.records import TERMINAL
+from latentloom.jobs.records import TERMINAL, JobRecord
 from latentloom.models.folders import SUBFOLDERS
 from latentloom.server.services import Services
 
@@ -161,7 +161,12 @@ async def get_history(request: Request) -> dict[str, Any]:
     records, _ = state.ledger.list(
         {str(status) for status in TERMINAL}, limit=max(limit, 1), offset=offset
     )
-    return {record.id: history_entry(record) for record in reversed(records)}
+    return {r.id: history_entry(r) for r in reversed(records) if _in_history(r)}
+
+
+def _in_history(record: JobRecord) -> bool:
+    """Ended, and ran at all: ComfyUI forgets a prompt deleted from its queue before it ran."""
+    return record.status in TERMINAL and record.started_at is not None
 
 
 def _int_query(request: Request, name: str, default: int) -> int:
@@ -176,7 +181,7 @@ def _int_query(request: Request, name: str, default: int) -> int:
 async def get_history_item(request: Request) -> dict[str, Any]:
     prompt_id = request.path_params["prompt_id"]
     record = services(request).ledger.get(prompt_id)
-    if record is None or record.status not in TERMINAL:
+    if record is None or not _in_history(record):
         return {}  # ComfyUI answers {} until the prompt has ended
     return {record.id: history_entry(record)}
 
