@@ -231,3 +231,19 @@ def test_malformed_prompts_are_refused_naming_where(change: Any, message: str) -
 def test_an_empty_prompt_is_neither_format() -> None:
     with pytest.raises(ComfyFormatError, match="got an empty object"):
         import_document({})
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ([], "prompt: expected an object of nodes by id, got a list"),
+        (
+            {"1": {"class_type": "SaveImage", "inputs": {}, "_meta": "x"}},
+            "prompt[\"1\"]._meta: expected an object, got 'x' (str)",
+        ),
+    ],
+)
+def test_prompt_shapes_the_reader_refuses(document: Any, message: str) -> None:
+    with pytest.raises(ComfyFormatError) as raised:
+        import_api_prompt(document)
+    assert str(raised.value) == message

@@ -505,3 +505,139 @@ def test_malformed_editor_files_are_refused_naming_where(change: Any, message: s
     with pytest.raises(ComfyFormatError) as raised:
         import_editor_workflow(document)
     assert str(raised.value) == expected
+
+
+def looping_reroutes(document: dict[str, Any]) -> None:
+    first = node_of(document, 10)
+    second = {**copy.deepcopy(first), "id": 20}
+    first["inputs"][0]["link"] = 21
+    second["inputs"][0]["link"] = 20
+    document["nodes"].append(second)
+    document["links"] += [[20, 10, 0, 20, 0, "*"], [21, 20, 0, 10, 0, "*"]]
+
+
+def subgraph(document: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = document["definitions"]["subgraphs"][0]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "message"),
+    [
+        (
+            "editor_v04_txt2img.json",
+            looping_reroutes,
+            "links[12]: reroutes 10 -> 20 -> 10 form a loop",
+        ),
+        (
+            "editor_v04_txt2img.json",
+            lambda d: d.update(extra=[]),
+            "extra: expected an object, got a list",
+        ),
+        (
+            "editor_v04_txt2img.json",
+            lambda d: d["extra"].update(linkExtensions=[{"parentId": 1}]),
+            "extra.linkExtensions[0]: expected {id, parentId}, got an object",
+        ),
+        (
+            "editor_v04_txt2img.json",
+            lambda d: d["extra"].update(reroutes=[{"pos": [0, 0]}]),
+            "extra.reroutes[0]: expected {id, pos, ...}, got an object",
+        ),
+        (
+            "editor_v04_txt2img.json",
+            lambda d: node_of(d, 5).update(widgets_values="64x64"),
+            "nodes[{5}].widgets_values: expected a list or an object, got '64x64' (str)",
+        ),
+        (
+            "editor_v04_txt2img.json",
+            lambda d: node_of(d, 11).update(widgets_values={"value": 7}),
+            "nodes[{11}].widgets_values: expected a list, got an object",
+        ),
+        (
+            "editor_v04_txt2img.json",
+            lambda d: node_of(d, 8).update(inputs={"samples": 8}),
+            "nodes[{8}].inputs: expected a list, got an object",
+        ),
+        (
+            "editor_v04_txt2img.json",
+            lambda d: node_of(d, 8)["inputs"].append({"type": "VAE"}),
+            "nodes[{8}].inputs[2]: expected {name, type, link}, got an object",
+        ),
+        (
+            "editor_v04_txt2img.json",
+            lambda d: d["links"].__setitem__(0, {"id": 1, "origin_id": None}),
+            "links[0].origin_slot: expected a whole number, got null",
+        ),
+        (
+            "editor_v04_txt2img.json",
+            lambda d: d["links"].__setitem__(0, [1, True, 0, 3, 0, "MODEL"]),
+            "links[0].origin_id: expected a node id, got True (bool)",
+        ),
+        (
+            "editor_v1_subgraph.json",
+            lambda d: d.update(definitions=[]),
+            "definitions: expected an object, got a list",
+        ),
+        (
+            "editor_v1_subgraph.json",
+            lambda d: d["definitions"].update(subgraphs={}),
+            "definitions.subgraphs: expected a list, got an object",
+        ),
+        (
+            "editor_v1_subgraph.json",
+            lambda d: d["definitions"]["subgraphs"].append({"name": "no id"}),
+            "definitions.subgraphs[1]: expected a subgraph object with a string id",
+        ),
+        (
+            "editor_v1_subgraph.json",
+            lambda d: subgraph(d)["links"][2].update(origin_slot=5),
+            "definitions.subgraphs[0].links[2]: links from subgraph input 5, which does not exist",
+        ),
+        (
+            "editor_v1_subgraph.json",
+            lambda d: subgraph(d)["links"].pop(),
+            'links[4]: links from output 1 of subgraph node "10", which no link inside feeds',
+        ),
+        (
+            "editor_v1_subgraph.json",
+            lambda d: subgraph(d)["nodes"][0].update(pos=None),
+            "definitions.subgraphs[0].nodes[0].pos: expected [x, y], got null",
+        ),
+    ],
+)
+def test_more_malformed_files_are_refused_naming_where(
+    name: str, change: Any, message: str
+) -> None:
+    document = fixture(name)
+    original = fixture(name)
+    change(document)
+    for node_id in (5, 8, 11):
+        if any(n["id"] == node_id for n in original["nodes"]):
+            message = message.replace(f"{{{node_id}}}", str(index_of(original, node_id)))
+    with pytest.raises(ComfyFormatError) as raised:
+        import_document(document)
+    assert str(raised.value) == message
+
+
+def test_a_subgraph_output_fed_by_its_own_input_in_a_cycle_is_refused() -> None:
+    document = fixture("editor_v1_subgraph.json")
+    inner = subgraph(document)
+    inner["links"].append(
+        {
+            "id": 9,
+            "origin_id": -10,
+            "origin_slot": 0,
+            "target_id": -20,
+            "target_slot": 0,
+            "type": "*",
+        }
+    )
+    inner["links"] = [link for link in inner["links"] if link["id"] != 4]
+    node_of(document, 10)["inputs"][0]["link"] = 9
+    document["links"].append(
+        {"id": 9, "origin_id": 10, "origin_slot": 0, "target_id": 10, "target_slot": 0, "type": "*"}
+    )
+    with pytest.raises(ComfyFormatError) as raised:
+        import_document(document)
+    assert str(raised.value) == "links[8]: subgraph outputs feed each other in a loop"

@@ -51,7 +51,7 @@ def import_editor_workflow(
     """Our workflow for a ComfyUI editor file; unsupported classes become placeholders."""
     registry = registry or default_registry()
     _check_version(workflow.get("version"))
-    extra = workflow.get("extra") or {}
+    extra = {} if workflow.get("extra") is None else workflow["extra"]
     if not isinstance(extra, dict):
         raise ComfyFormatError("extra", f"expected an object, got {describe(extra)}")
     flat = flatten(workflow, _link_extensions(extra))

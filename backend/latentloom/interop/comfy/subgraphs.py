@@ -145,11 +145,13 @@ def flatten(document: dict[str, Any], extensions: dict[int, int]) -> Flattened:
     for node in flat.nodes:  # links into an instance's output go to what feeds it inside
         for name, link in node.links.items():
             seen = 0
-            while (link.node, link.output) in aliases:
-                target = aliases[(link.node, link.output)]
+            while link.node in top.instances:
+                target = aliases.get((link.node, link.output))
                 if not isinstance(target, RawLink):
                     raise ComfyFormatError(
-                        link.where, "links from a subgraph output fed by no link"
+                        link.where,
+                        f'links from output {link.output} of subgraph node "{link.node}", '
+                        "which no link inside feeds",
                     )
                 link, seen = target, seen + 1
                 if seen > len(aliases):
@@ -159,10 +161,10 @@ def flatten(document: dict[str, Any], extensions: dict[int, int]) -> Flattened:
 
 
 def _definitions(document: dict[str, Any]) -> dict[str, tuple[dict[str, Any], str]]:
-    raw = document.get("definitions") or {}
+    raw = {} if document.get("definitions") is None else document["definitions"]
     if not isinstance(raw, dict):
         raise ComfyFormatError("definitions", f"expected an object, got {describe(raw)}")
-    subgraphs = raw.get("subgraphs") or []
+    subgraphs = [] if raw.get("subgraphs") is None else raw["subgraphs"]
     if not isinstance(subgraphs, list):
         raise ComfyFormatError(
             "definitions.subgraphs", f"expected a list, got {describe(subgraphs)}"
@@ -199,6 +201,7 @@ class _Level:
         )
         self.outputs: dict[int, Source] = {}  # this subgraph's outputs, by slot
         self.aliases: dict[tuple[str, int], Source] = {}  # (instance id, output slot) -> source
+        self.instances: set[str] = set()  # ids of subgraph instances, at any depth
 
     def at(self, suffix: str) -> str:
         return f"{self.where}.{suffix}" if self.where else suffix
@@ -297,6 +300,7 @@ class _Level:
         for slot, source in inner.outputs.items():
             self.aliases[(instance_id, slot)] = source
         self.aliases.update(inner.aliases)
+        self.instances |= inner.instances | {instance_id}
         self._place(node, definition, self.flat.nodes[first:])
 
     def _instance_inputs(
