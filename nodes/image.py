@@ -29,6 +29,12 @@ from latentloom.node import (
     socket,
     string_input,
 )
+from latentloom.node_costs import (
+    load_image_cost,
+    save_images_cost,
+    vae_decode_cost,
+    vae_encode_cost,
+)
 from latentloom.vae import decode, encode
 
 PREVIEW_SUBFOLDER = "previews"
@@ -103,6 +109,7 @@ NODES = [
         inputs=(socket("vae", SocketType.VAE), socket("latent", SocketType.LATENT)),
         outputs=(Output("image", SocketType.IMAGE),),
         function=vae_decode,
+        cost=vae_decode_cost,
     ),
     NodeSpec(
         id="image.vae_encode",
@@ -112,6 +119,7 @@ NODES = [
         inputs=(socket("vae", SocketType.VAE), socket("image", SocketType.IMAGE)),
         outputs=(Output("latent", SocketType.LATENT),),
         function=vae_encode,
+        cost=vae_encode_cost,
     ),
     NodeSpec(
         id="image.load",
@@ -122,6 +130,7 @@ NODES = [
         inputs=(enum_input("image", DynamicChoices(INPUTS)),),
         outputs=(Output("image", SocketType.IMAGE),),
         function=load_image,
+        cost=load_image_cost,
     ),
     NodeSpec(
         id="image.save",
@@ -132,6 +141,7 @@ NODES = [
         inputs=(_IMAGES, string_input("filename_prefix", "latentloom")),
         outputs=(),
         function=save_image,
+        cost=save_images_cost,
         output_node=True,
     ),
     NodeSpec(
@@ -143,6 +153,7 @@ NODES = [
         inputs=(_IMAGES,),
         outputs=(),
         function=preview_image,
+        cost=save_images_cost,
         output_node=True,
     ),
     NodeSpec(
@@ -159,6 +170,7 @@ NODES = [
         ),
         outputs=(),
         function=save_animation_node,
+        cost=save_images_cost,
         output_node=True,
     ),
 ]

@@ -1,4 +1,8 @@
-"""Latent tricks: empty latents, interpolation (morphs), added noise, upscaling."""
+"""Latent tricks: empty latents, interpolation (morphs), added noise, upscaling.
+
+Each spec declares its cost (`graph/cost.py`): the size of the latent it makes, so the budget
+can weigh the job before it runs. Interpolation refuses more than MAX_FRAMES ratios.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from latentloom.engine.context import NodeContext
+from latentloom.graph.cost import Batch, Cost, CostQuery, Refusal
 from latentloom.latent_math import add_noise as mix_noise
 from latentloom.latent_math import interpolate, seeded_noise
 from latentloom.models.family import SD15
@@ -20,7 +25,7 @@ from latentloom.node import (
     int_input,
     socket,
 )
-from latentloom.nodes_limits import MAX_BATCH, MAX_SIDE
+from latentloom.nodes_limits import MAX_BATCH, MAX_FRAMES, MAX_SIDE
 
 UPSCALE_METHODS = ("nearest-exact", "bilinear", "bicubic", "area")
 
@@ -38,6 +43,8 @@ def latent_interpolation(
     ctx: NodeContext, a: Latent, b: Latent, ratio: float | list[float], mode: str
 ) -> dict[str, object]:
     ratios = ratio if isinstance(ratio, list) else [ratio]
+    if len(ratios) > MAX_FRAMES:
+        raise ValueError(_too_many_frames(len(ratios)))
     if a.samples.shape != b.samples.shape:
         raise ValueError(
             f"latents a {tuple(a.samples.shape)} and b {tuple(b.samples.shape)} differ in shape"
@@ -63,6 +70,45 @@ def latent_upscale(
     return {"latent": Latent(samples, latent.family)}
 
 
+def _too_many_frames(count: int) -> str:
+    return f"{count:,} ratios would make {count:,} frames; the most is {MAX_FRAMES:,}"
+
+
+def empty_latent_cost(query: CostQuery) -> Cost:
+    width, height, batch = query.integer("width"), query.integer("height"), query.integer("batch")
+    if width is None or height is None or batch is None:
+        return Cost()
+    return Cost(outputs={"latent": Batch(width, height, batch, query.node_id)})
+
+
+def latent_interpolation_cost(query: CostQuery) -> Cost:
+    ratio = query.literals.get("ratio")
+    frames = len(ratio) if isinstance(ratio, list) else 1
+    if frames > MAX_FRAMES:
+        return Cost(refusals=(Refusal("ratio", _too_many_frames(frames)),))
+    a = query.batch("a")
+    if a is None:
+        return Cost()
+    out = Batch(a.width, a.height, a.count * frames, query.node_id)
+    # The frames are made one by one, then joined: briefly held twice.
+    return Cost(outputs={"latent": out}, host_working_bytes=out.latent_bytes)
+
+
+def add_noise_cost(query: CostQuery) -> Cost:
+    latent = query.batch("latent")
+    if latent is None:
+        return Cost()
+    return Cost(outputs={"latent": latent}, host_working_bytes=latent.latent_bytes)  # the noise
+
+
+def latent_upscale_cost(query: CostQuery) -> Cost:
+    latent = query.batch("latent")
+    width, height = query.integer("width"), query.integer("height")
+    if latent is None or width is None or height is None:
+        return Cost()
+    return Cost(outputs={"latent": Batch(width, height, latent.count, query.node_id)})
+
+
 def side_input(name: str, default: int) -> Input:
     """An image side in pixels: a multiple of 8 (the latent scale), bounded."""
     return int_input(name, default, min=64, max=MAX_SIDE, step=8)
@@ -84,6 +130,7 @@ NODES = [
         ),
         outputs=(Output("latent", SocketType.LATENT),),
         function=empty_latent,
+        cost=empty_latent_cost,
     ),
     NodeSpec(
         id="latent.interpolate",
@@ -99,6 +146,7 @@ NODES = [
         ),
         outputs=(Output("latent", SocketType.LATENT),),
         function=latent_interpolation,
+        cost=latent_interpolation_cost,
     ),
     NodeSpec(
         id="latent.add_noise",
@@ -114,6 +162,7 @@ NODES = [
         ),
         outputs=(Output("latent", SocketType.LATENT),),
         function=add_noise,
+        cost=add_noise_cost,
     ),
     NodeSpec(
         id="latent.upscale",
@@ -128,5 +177,6 @@ NODES = [
         ),
         outputs=(Output("latent", SocketType.LATENT),),
         function=latent_upscale,
+        cost=latent_upscale_cost,
     ),
 ]

@@ -13,6 +13,7 @@ from latentloom.node import (
     float_input,
     socket,
 )
+from latentloom.node_costs import checkpoint_cost, lora_cost
 
 
 def load_checkpoint(ctx: NodeContext, checkpoint: str) -> dict[str, object]:
@@ -55,6 +56,7 @@ NODES = [
             Output("vae", SocketType.VAE),
         ),
         function=load_checkpoint,
+        cost=checkpoint_cost,
     ),
     NodeSpec(
         id="loaders.lora",
@@ -71,5 +73,6 @@ NODES = [
         ),
         outputs=(Output("model", SocketType.MODEL), Output("clip", SocketType.CLIP)),
         function=load_lora,
+        cost=lora_cost,
     ),
 ]

@@ -20,6 +20,7 @@ from latentloom.node import (
     int_input,
     string_input,
 )
+from latentloom.node_costs import value_cost
 
 # Wide enough for any ComfyUI INT widget: negative clip layers up to 64-bit seeds.
 INT_MIN = -(2**63)
@@ -52,6 +53,7 @@ def _value_node(kind: str, display_name: str, widget_type: WidgetType, *aliases:
         inputs=(makers[widget_type](),),
         outputs=(Output("value", widget_type),),
         function=pass_value,
+        cost=value_cost,
     )
 
 

@@ -11,7 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from latentloom.graph.cost import CostFunction
+
 
 class SocketType(StrEnum):
     """Values that travel along links."""
@@ -90,6 +94,9 @@ class NodeSpec:
     version: int = 1  # bump when results change for the same inputs: it is in the cache key
     output_node: bool = False  # produces a result for the user (saves, previews)
     nondeterministic: bool = False  # never served from the cache
+    # What running it will cost, estimated from its inputs before anything runs (graph/cost.py);
+    # None: nothing the budget needs to count.
+    cost: CostFunction | None = field(default=None, compare=False)
 
     def input(self, name: str) -> Input | None:
         return next((spec for spec in self.inputs if spec.name == name), None)

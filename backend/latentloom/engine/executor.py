@@ -25,7 +25,9 @@ from latentloom.engine.events import (
     NodeStarted,
     Preview,
 )
+from latentloom.engine.file_sizes import FolderFiles
 from latentloom.engine.keys import literal_inputs, node_key
+from latentloom.graph.budget import CostBudget
 from latentloom.graph.modes import Skipped, apply_modes
 from latentloom.graph.plan import plan
 from latentloom.graph.validate import Problem, WorkflowInvalid, validate, validate_applied
@@ -64,16 +66,29 @@ class RunResult:
 
 
 class Engine:
-    def __init__(self, registry: Registry, settings: RunSettings, cache: OutputCache) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        settings: RunSettings,
+        cache: OutputCache,
+        budget: CostBudget | None = None,  # None: bounds are checked, memory and work are not
+    ) -> None:
         self.registry = registry
         self.settings = settings
         self.cache = cache
+        self.budget = budget
 
     def list_choices(self, folder: str) -> list[str]:
         return self.settings.folders.list(folder)
 
     def validate(self, workflow: Workflow) -> list[Problem]:
-        return validate(workflow, self.registry, self.list_choices)
+        return validate(
+            workflow,
+            self.registry,
+            self.list_choices,
+            budget=self.budget,
+            files=FolderFiles(self.settings.folders),
+        )
 
     def run(
         self,
@@ -89,7 +104,13 @@ class Engine:
         Targets that modes keep from running are left out, and listed in `skipped`.
         """
         applied = apply_modes(workflow, self.registry)
-        problems = validate_applied(applied, self.registry, self.list_choices)
+        problems = validate_applied(
+            applied,
+            self.registry,
+            self.list_choices,
+            budget=self.budget,
+            files=FolderFiles(self.settings.folders),
+        )
         if problems:
             raise WorkflowInvalid(problems)
         runnable = applied.workflow

@@ -7,6 +7,10 @@ Validation checks the graph that would run: node modes are applied first (`graph
 so muted and bypassed nodes, and what cannot run without them, are not checked (as in
 ComfyUI). A placeholder for an unsupported ComfyUI class gets one problem naming the class;
 links out of it are not checked, since nothing says what it would produce.
+
+Then the cost walk (`graph/budget.py`): explicit bounds the specs' cost functions enforce
+(schedule length, frames), values arriving over links from value nodes checked like literals,
+and, when nothing else is wrong, the job's estimated peak memory and work against the budget.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from collections.abc import Callable
 from pydantic import BaseModel
 
 from latentloom.graph import placeholders
+from latentloom.graph.budget import CostBudget, JobEstimate, estimate, over_budget
+from latentloom.graph.cost import ModelFiles
 from latentloom.graph.modes import ModesApplied, apply_modes
 from latentloom.graph.plan import find_cycle
 from latentloom.graph.workflow import Link, LiteralValue, Workflow
 from latentloom.node import DynamicChoices, Input, NodeSpec, WidgetType
+from latentloom.nodes_limits import MAX_TEXT_LENGTH
 from latentloom.registry import Registry
 
 ChoiceLister = Callable[[str], list[str]]
@@ -41,14 +48,30 @@ class WorkflowInvalid(Exception):
         super().__init__("workflow is invalid:\n" + "\n".join(f"  - {p.message}" for p in problems))
 
 
-def validate(workflow: Workflow, registry: Registry, list_choices: ChoiceLister) -> list[Problem]:
-    return validate_applied(apply_modes(workflow, registry), registry, list_choices)
+def validate(
+    workflow: Workflow,
+    registry: Registry,
+    list_choices: ChoiceLister,
+    *,
+    budget: CostBudget | None = None,
+    files: ModelFiles | None = None,
+) -> list[Problem]:
+    applied = apply_modes(workflow, registry)
+    return validate_applied(applied, registry, list_choices, budget=budget, files=files)
 
 
 def validate_applied(
-    applied: ModesApplied, registry: Registry, list_choices: ChoiceLister
+    applied: ModesApplied,
+    registry: Registry,
+    list_choices: ChoiceLister,
+    *,
+    budget: CostBudget | None = None,
+    files: ModelFiles | None = None,
 ) -> list[Problem]:
-    """The problems of the graph that runs, once `apply_modes` has rewritten it."""
+    """The problems of the graph that runs, once `apply_modes` has rewritten it.
+
+    Without a budget the bounds are still checked; only the memory and work totals are not.
+    """
     # Listing a folder walks the disk: once per folder per validation, however many nodes ask.
     list_choices = functools.cache(list_choices)
     workflow = applied.workflow
@@ -71,6 +94,63 @@ def validate_applied(
         problems.append(
             _nothing_to_run() if _has_output(applied.original, registry) else _no_output()
         )
+    if cycle is None:
+        problems.extend(_cost_problems(workflow, registry, list_choices, problems, budget, files))
+    return problems
+
+
+def _cost_problems(
+    workflow: Workflow,
+    registry: Registry,
+    list_choices: ChoiceLister,
+    found: list[Problem],
+    budget: CostBudget | None,
+    files: ModelFiles | None,
+) -> list[Problem]:
+    """Bounds, linked values and, for an otherwise valid graph, the budget."""
+    one_pool = budget is not None and budget.device_memory_bytes is None
+    compute_bytes = budget.compute_bytes if budget is not None else 2
+    job = estimate(workflow, registry, files, compute_bytes=compute_bytes, one_pool=one_pool)
+    problems = _linked_value_problems(workflow, registry, job, list_choices)
+    refusals = list(job.refusals)
+    if budget is not None and not found and not problems and not refusals:
+        refusals = over_budget(job, workflow, registry, budget)
+    for refusal in refusals:
+        spec = registry.specs[workflow.nodes[refusal.node].type]
+        where = f" input {refusal.input!r}: " if refusal.input else ": "
+        problems.append(
+            Problem(
+                node=refusal.node,
+                input=refusal.input,
+                code=refusal.code,
+                message=f"{_label(refusal.node, spec)}{where}{refusal.message}",
+            )
+        )
+    return problems
+
+
+def _linked_value_problems(
+    workflow: Workflow, registry: Registry, job: JobEstimate, list_choices: ChoiceLister
+) -> list[Problem]:
+    """Widget values that arrive from value nodes meet the same rules as typed ones."""
+    problems = []
+    for node_id, values in job.resolved.items():
+        spec = registry.specs[workflow.nodes[node_id].type]
+        for name, value in values.items():
+            spec_input = spec.input(name)
+            found = spec_input and _literal_problem(spec_input, value, list_choices)
+            if spec_input is None or not found:
+                continue
+            link = workflow.nodes[node_id].inputs[name]
+            source = f' (from node "{link.node}")' if isinstance(link, Link) else ""
+            problems.append(
+                Problem(
+                    node=node_id,
+                    input=name,
+                    code=found[0],
+                    message=f"{_label(node_id, spec)} input {name!r}{source}: {found[1]}",
+                )
+            )
     return problems
 
 
@@ -259,6 +339,11 @@ def _scalar_problem(
         low, high = spec_input.min, spec_input.max
         if (low is not None and value < low) or (high is not None and value > high):  # type: ignore[operator]
             return ("out_of_range", f"{value!r} is outside the allowed range [{low}, {high}]")
+    if kind == WidgetType.STRING and len(str(value)) > MAX_TEXT_LENGTH:
+        return (
+            "over_limit",
+            f"{len(str(value)):,} characters; the most is {MAX_TEXT_LENGTH:,}",
+        )
     if kind == WidgetType.ENUM:
         return _choice_problem(spec_input, str(value), list_choices)
     return None

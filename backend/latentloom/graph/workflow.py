@@ -3,17 +3,19 @@
 Only `nodes[*].type`, `nodes[*].inputs` and `nodes[*].mode` are executable; `title`, `ui`,
 `groups` and `meta` are editor state and never reach results or cache keys. Documents of older versions are
 migrated forward in one step each (`MIGRATIONS`); anything else fails whole with the reason,
-so a file is never half-loaded.
+so a file is never half-loaded. Before anything reads it, a document is held to the bounds in
+`graph/document_bounds.py` (depth, finite numbers, string and id lengths, node count).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from latentloom.graph.document_bounds import DocumentBoundsError, check_document, load_json
 
 SCHEMA_ID: Final = "latentloom/workflow"
 CURRENT_VERSION: Final = 2
@@ -96,6 +98,10 @@ def parse_workflow(document: Any) -> Workflow:
             f'not a Latentloom workflow: expected "schema": "{SCHEMA_ID}", '
             f"got {document.get('schema')!r}"
         )
+    try:
+        check_document(document)
+    except DocumentBoundsError as error:
+        raise WorkflowFormatError(f"the workflow passes a bound: {error}") from None
     document = _migrate(document)
     try:
         return Workflow.model_validate(document)
@@ -130,9 +136,9 @@ def _describe(error: ValidationError) -> str:
 
 def load_workflow_file(path: Path) -> Workflow:
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise WorkflowFormatError(f"{path} is not valid JSON: {error}") from None
+        document = load_json(Path(path).read_text(encoding="utf-8"))
+    except DocumentBoundsError as error:
+        raise WorkflowFormatError(f"{path}: {error}") from None
     return parse_workflow(document)
 
 

@@ -1,13 +1,21 @@
-"""Jobs: queue workflows, list and inspect them, cancel, retry and reorder."""
+"""Jobs: queue workflows, list and inspect them, cancel, retry and reorder.
+
+JSON bodies here are read by `StrictJsonRoute`, off the event loop and under the document
+bounds (no NaN or Infinity, bounded depth): a hostile body is a 422 naming the bound, before
+FastAPI's own reader (which accepts NaN) or its error echo (which cannot write it) sees it.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
+from latentloom.graph.document_bounds import DocumentBoundsError, load_json
 from latentloom.graph.validate import Problem
 from latentloom.graph.workflow import WorkflowFormatError, parse_workflow
 from latentloom.server.api_models import (
@@ -24,7 +32,27 @@ from latentloom.server.api_models import (
 )
 from latentloom.server.services import Services
 
-router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+class StrictJsonRoute(APIRoute):
+    """A route whose JSON body is parsed under the document bounds, in a worker thread."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            body = await request.body()
+            if body and "json" in request.headers.get("content-type", "json"):
+                try:
+                    parsed = await asyncio.to_thread(load_json, body)
+                except DocumentBoundsError as error:
+                    return JSONResponse({"detail": f"the request body: {error}"}, 422)
+                request._json = parsed  # Starlette's cache: FastAPI reads this, not the bytes
+            return await handler(request)
+
+        return strict
+
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"], route_class=StrictJsonRoute)
 TERMINAL = {"succeeded", "failed", "cancelled"}
 WAIT_LIMIT_SECONDS = 3600.0
 
@@ -168,7 +196,7 @@ async def reorder_job(request: Request, job_id: str, body: PriorityChange) -> Jo
     return job_view(record)
 
 
-queue_router = APIRouter(prefix="/api", tags=["jobs"])
+queue_router = APIRouter(prefix="/api", tags=["jobs"], route_class=StrictJsonRoute)
 
 
 @queue_router.post("/queue/clear")

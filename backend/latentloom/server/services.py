@@ -85,6 +85,7 @@ class Services:
                 output_dir=settings.output_dir,
                 input_dir=settings.input_dir,
                 device=settings.device,
+                **settings.cost_budget(),
             )
             self.dispatcher = LocalWorker(
                 self.ledger, self.engine, self.hub.publish, self.hub.publish_preview

@@ -1,7 +1,10 @@
 """Server settings: command-line flags, an optional TOML file, and safe defaults.
 
 Precedence: flags over the config file over defaults. The data folder holds everything the
-server writes: the job ledger, saved workflows, outputs and uploaded inputs.
+server writes: the job ledger, saved workflows, outputs and uploaded inputs. The cost budget
+(`memory_budget_bytes`, `device_memory_budget_bytes`, `work_budget_megapixel_steps`) is
+derived from the machine when unset (`engine/setup.py`): 75% of RAM, 90% of GPU memory,
+100,000 megapixel-steps.
 """
 
 from __future__ import annotations
@@ -39,6 +42,15 @@ class ServerSettings(BaseModel):
     previews_per_second: float = Field(4.0, gt=0)
     history_limit: int = Field(1000, ge=1)
     max_attempts: int = Field(3, ge=1)
+    memory_budget_bytes: int | None = Field(
+        None, ge=1, description="the most RAM one job may need (default: 75% of RAM)"
+    )
+    device_memory_budget_bytes: int | None = Field(
+        None, ge=1, description="the most GPU memory one job may need (default: 90% of it)"
+    )
+    work_budget_megapixel_steps: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="steps x images x megapixels (100,000)"
+    )
     frontend_dist: Path | None = None  # the built editor; default: frontend/dist in the repo
 
     @property
@@ -60,6 +72,14 @@ class ServerSettings(BaseModel):
     @property
     def demo_models_dir(self) -> Path:
         return self.data / "models"
+
+    def cost_budget(self) -> dict[str, Any]:
+        """The configured cost budget, as `make_engine` keywords (None: derived)."""
+        return {
+            "memory_budget_bytes": self.memory_budget_bytes,
+            "device_memory_budget_bytes": self.device_memory_budget_bytes,
+            "work_budget_megapixel_steps": self.work_budget_megapixel_steps,
+        }
 
     def hosts(self) -> set[str]:
         """Host header values the server answers to: its loopback names, its bind address, extras."""

@@ -1,0 +1,252 @@
+"""The cost budget: a job's peak memory and work, estimated along the plan before it runs.
+
+The walk visits the nodes the output nodes need, dependencies first (`graph/plan.py`), and
+asks each spec's `cost` function (`graph/cost.py`) what it will cost given its literal inputs
+and the estimates its upstream outputs carry. A node without a cost function passes on, for
+each LATENT or IMAGE output, its first input of the same type (same size: an assumption a
+pack can correct by declaring its cost).
+
+The model of memory follows the executor: every output stays referenced until the run ends,
+model weights stay resident, and one node runs at a time. So at node i:
+
+* device memory = weights loaded so far + the node's working set;
+* host memory   = outputs held so far (LATENT and IMAGE, float32) + the node's host working set;
+* on a CPU the two are one pool and add up.
+
+The peak over the walk is compared with the budget; so is the job's total work in
+megapixel-steps. A refusal names the node whose inputs set the size of the largest tensor at
+the peak (the one to change), the estimate, and the config key that sets the budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from latentloom.graph.cost import Batch, Cost, CostQuery, Estimate, ModelFiles, format_bytes
+from latentloom.graph.plan import plan
+from latentloom.graph.workflow import Link, Workflow
+from latentloom.node import NodeSpec, SocketType
+from latentloom.registry import Registry
+
+TENSOR_SOCKETS = (SocketType.LATENT, SocketType.IMAGE)
+
+
+@dataclass(frozen=True)
+class CostBudget:
+    memory_bytes: int  # host memory (RAM)
+    device_memory_bytes: int | None  # accelerator memory; None: the device computes in RAM
+    work_megapixel_steps: float
+    compute_bytes: int = 2  # bytes per number the models compute in (4 on the CPU)
+
+
+@dataclass(frozen=True)
+class BudgetRefusal:
+    node: str
+    code: str  # "over_budget", "over_limit" or "cost_failed"
+    input: str | None
+    message: str  # without the node label, which the caller adds
+
+
+class NoFiles:
+    """Sizes unknown: model weights and loaded images count as nothing."""
+
+    def size(self, folder: str, name: str) -> int | None:
+        return None
+
+    def image_size(self, name: str) -> tuple[int, int] | None:
+        return None
+
+
+@dataclass
+class JobEstimate:
+    costs: dict[str, Cost] = field(default_factory=dict)  # plan order
+    estimates: dict[tuple[str, str], Estimate] = field(default_factory=dict)  # (node, output)
+    resolved: dict[str, dict[str, Any]] = field(default_factory=dict)  # linked widget values
+    device_peak: int = 0
+    device_peak_node: str | None = None
+    host_peak: int = 0
+    host_peak_node: str | None = None
+    work: float = 0.0
+    refusals: list[BudgetRefusal] = field(default_factory=list)
+
+
+def estimate(
+    workflow: Workflow,
+    registry: Registry,
+    files: ModelFiles | None = None,
+    *,
+    compute_bytes: int = 2,
+    one_pool: bool = False,
+) -> JobEstimate:
+    """Walk what the output nodes need; the workflow must be acyclic."""
+    files = files or NoFiles()
+    result = JobEstimate()
+    targets = [n for n, node in workflow.nodes.items() if _is_output(registry.get(node.type))]
+    weights = held = 0
+    for node_id in plan(workflow, targets):
+        spec = registry.get(workflow.nodes[node_id].type)
+        if spec is None:
+            continue
+        query = _query(workflow, node_id, spec, result, files, compute_bytes)
+        cost = _cost(spec, query, result)
+        result.costs[node_id] = cost
+        for name, value in cost.outputs.items():
+            result.estimates[(node_id, name)] = value
+        for refusal in cost.refusals:
+            result.refusals.append(
+                BudgetRefusal(node_id, "over_limit", refusal.input, refusal.message)
+            )
+        weights += cost.weights_bytes
+        held += _held_bytes(spec, cost)
+        device = weights + cost.working_bytes
+        host = held + cost.host_working_bytes
+        if one_pool:
+            device, host = 0, device + host
+        if device > result.device_peak:
+            result.device_peak, result.device_peak_node = device, node_id
+        if host > result.host_peak:
+            result.host_peak, result.host_peak_node = host, node_id
+        result.work += cost.work
+    return result
+
+
+def _is_output(spec: NodeSpec | None) -> bool:
+    return spec is not None and spec.output_node
+
+
+def _query(
+    workflow: Workflow,
+    node_id: str,
+    spec: NodeSpec,
+    result: JobEstimate,
+    files: ModelFiles,
+    compute_bytes: int,
+) -> CostQuery:
+    node = workflow.nodes[node_id]
+    literals: dict[str, Any] = {}
+    upstream: dict[str, Estimate] = {}
+    for spec_input in spec.inputs:
+        value = node.inputs.get(spec_input.name, spec_input.default)
+        if isinstance(value, Link):
+            source = result.estimates.get((value.node, value.output))
+            if source is not None:
+                upstream[spec_input.name] = source
+            if source is not None and not isinstance(source, Batch) and spec_input.is_widget:
+                literals[spec_input.name] = source.value
+                result.resolved.setdefault(node_id, {})[spec_input.name] = source.value
+        elif value is not None:
+            literals[spec_input.name] = value
+    return CostQuery(node_id, literals, upstream, files, compute_bytes)
+
+
+def _cost(spec: NodeSpec, query: CostQuery, result: JobEstimate) -> Cost:
+    if spec.cost is None:
+        return _passed_through(spec, query)
+    try:
+        return spec.cost(query)
+    except Exception as error:  # a pack's estimator is broken: say so rather than guess
+        result.refusals.append(
+            BudgetRefusal(
+                query.node_id,
+                "cost_failed",
+                None,
+                f"its cost estimate failed ({type(error).__name__}: {error}); "
+                f"the pack that declares {spec.id!r} needs fixing",
+            )
+        )
+        return Cost()
+
+
+def _passed_through(spec: NodeSpec, query: CostQuery) -> Cost:
+    outputs: dict[str, Estimate] = {}
+    for output in spec.outputs:
+        if output.type not in TENSOR_SOCKETS:
+            continue
+        same = (i.name for i in spec.inputs if i.type == output.type and query.batch(i.name))
+        first = next(same, None)
+        if first is not None:
+            outputs[output.name] = query.upstream[first]
+    return Cost(outputs=outputs)
+
+
+def _held_bytes(spec: NodeSpec, cost: Cost) -> int:
+    total = 0
+    for output in spec.outputs:
+        value = cost.outputs.get(output.name)
+        if isinstance(value, Batch) and output.type == SocketType.LATENT:
+            total += value.latent_bytes
+        elif isinstance(value, Batch) and output.type == SocketType.IMAGE:
+            total += value.image_bytes
+    return total
+
+
+def over_budget(
+    job: JobEstimate, workflow: Workflow, registry: Registry, budget: CostBudget
+) -> list[BudgetRefusal]:
+    """The job's peaks and work against the budget: one refusal for each that is exceeded."""
+    refusals = []
+    pools = [(job.host_peak, job.host_peak_node, budget.memory_bytes, "memory_budget_bytes", "")]
+    if budget.device_memory_bytes is not None:
+        pools.append(
+            (
+                job.device_peak,
+                job.device_peak_node,
+                budget.device_memory_bytes,
+                "device_memory_budget_bytes",
+                "device ",
+            )
+        )
+    for peak, peak_node, limit, key, kind in pools:
+        if peak_node is None or peak <= limit:
+            continue
+        named, size = _culprit(job, workflow, registry, peak_node)
+        where = "" if named == peak_node else f" at node {_label(workflow, registry, peak_node)}"
+        refusals.append(
+            BudgetRefusal(
+                named,
+                "over_budget",
+                None,
+                f"{size}needs an estimated {format_bytes(peak)} of {kind}memory{where}; the "
+                f"budget is {format_bytes(limit)} ({key} in the config file)",
+            )
+        )
+    if job.work > budget.work_megapixel_steps:
+        node_id = max(job.costs, key=lambda n: job.costs[n].work)
+        refusals.append(
+            BudgetRefusal(
+                node_id,
+                "over_budget",
+                None,
+                f"the job needs {job.work:,.0f} megapixel-steps of work (steps x images x "
+                f"megapixels; {job.costs[node_id].work:,.0f} here); the budget is "
+                f"{budget.work_megapixel_steps:,.0f} (work_budget_megapixel_steps in the "
+                "config file)",
+            )
+        )
+    return refusals
+
+
+def _culprit(
+    job: JobEstimate, workflow: Workflow, registry: Registry, peak_node: str
+) -> tuple[str, str]:
+    """The node whose inputs set the largest tensor at the peak, and that tensor's size."""
+    node = workflow.nodes[peak_node]
+    batches: list[Batch] = [
+        b for b in job.costs[peak_node].outputs.values() if isinstance(b, Batch)
+    ]
+    for value in node.inputs.values():
+        if isinstance(value, Link):
+            source = job.estimates.get((value.node, value.output))
+            if isinstance(source, Batch):
+                batches.append(source)
+    if not batches:
+        return peak_node, ""
+    largest = max(batches, key=lambda b: b.width * b.height * b.count)
+    return largest.origin, f"{largest.describe()} "
+
+
+def _label(workflow: Workflow, registry: Registry, node_id: str) -> str:
+    spec = registry.get(workflow.nodes[node_id].type)
+    name = spec.display_name if spec else workflow.nodes[node_id].type
+    return f'"{node_id}" ({name})'
