@@ -7,6 +7,7 @@ import torch
 from latentloom.engine.context import NodeContext
 from latentloom.models.handles import Conditioning, DiffusionModel, Latent
 from latentloom.node import NodeSpec, Output, SocketType, enum_input, float_input, int_input, socket
+from latentloom.node_costs import ksampler_cost
 from latentloom.sampling.run import sample
 from latentloom.sampling.samplers import SAMPLERS
 from latentloom.sampling.schedules import SCHEDULES
@@ -74,6 +75,7 @@ NODES = [
         ),
         outputs=(Output("latent", SocketType.LATENT),),
         function=ksampler,
+        cost=ksampler_cost,
         # 2: ComfyUI's start scaling, per-step noise, dropped penultimate sigma and UniPC end.
         version=2,
     ),
