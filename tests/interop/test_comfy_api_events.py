@@ -207,6 +207,19 @@ def test_a_client_joining_mid_run_still_sees_the_end() -> None:
     assert kinds(messages)[-3:] == ["execution_success", "executing", "status"]
 
 
+def test_a_reconnecting_client_hears_which_node_of_its_prompt_is_running() -> None:
+    mine = record(status="running", started_at=50.0, node_states={"4": "finished", "3": "started"})
+    theirs = record(
+        "p2", client_id="x", status="running", started_at=50.0, node_states={"3": "started"}
+    )
+    comfy = translator({"p1": mine, "p2": theirs})
+    assert comfy.resume([mine, theirs]) == [
+        {"type": "executing", "data": {"node": "3", "display_node": "3", "prompt_id": "p1"}}
+    ]
+    ended = run(comfy, {"kind": "job.cancelled", "job": "p1"})
+    assert ended[0]["data"]["node_id"] == "3"
+
+
 def test_previews_only_for_own_jobs_that_ask() -> None:
     asked = record("asked", extra_data={"preview_method": "auto"})
     comfy = translator(

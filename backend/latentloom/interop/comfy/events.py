@@ -80,6 +80,18 @@ class ComfyTranslator:
             data["sid"] = self.client_id
         return {"type": "status", "data": data}
 
+    def resume(self, running: list[JobRecord]) -> list[Message]:
+        """On connect, as ComfyUI does: `executing` for this client's prompt already running."""
+        messages = []
+        for record in running:
+            job = self._job(record.id)
+            started = [n for n, state in record.node_states.items() if state == "started"]
+            if job.owned and started:
+                job.current = started[-1]
+                data = self._data(job, node=job.current, display_node=job.current)
+                messages.append(_message("executing", data))
+        return messages
+
     def wants_preview(self, job_id: str) -> bool:
         job = self._jobs.get(job_id)
         return job is not None and job.owned and job.previews
@@ -102,13 +114,15 @@ class ComfyTranslator:
         if job is None:
             record = self._lookup(job_id)
             owner = record.client_id if record is not None else None
+            # A client that connects mid-run still gets the run's end (not its cached list).
+            running = record is not None and record.started_at is not None
             job = _Job(
                 job_id,
                 owned=owner is None or owner == self.client_id,
                 previews=record is not None and wants_previews(record),
                 record=record,
-                # A client that connects mid-run still gets the run's end.
-                started=record is not None and record.started_at is not None,
+                started=running,
+                cached_sent=running,
             )
             self._jobs[job_id] = job
             while len(self._jobs) > MAX_TRACKED_JOBS:
@@ -125,7 +139,7 @@ class ComfyTranslator:
         if kind == "job.queued":
             return []
         if kind == "job.started":
-            job.started = True
+            job.started, job.cached_sent = True, False
             return [_message("execution_start", self._data(job, timestamp=self._now()))]
         node = str(event.get("node"))
         if kind == "node.cached":

@@ -1,7 +1,7 @@
 """ComfyUI's websocket protocol, served on `/ws?clientId=X` (our own `/ws` hands over).
 
 On connect the client gets `{"type": "status", "data": {"status": {"exec_info":
-{"queue_remaining": N}}, "sid": X}}`; after that, `events.ComfyTranslator` turns the hub's
+{"queue_remaining": N}}, "sid": X}}` (and `executing` if one of its prompts is running); after that, `events.ComfyTranslator` turns the hub's
 event stream into ComfyUI's messages for this client, and its own jobs' previews go out as
 ComfyUI's binary frames: big-endian u32 1 (preview image), u32 1 (JPEG), then the JPEG.
 
@@ -50,6 +50,9 @@ async def serve(websocket: WebSocket) -> None:
     subscription, _ = services.hub.subscribe(None, None)
     try:
         await websocket.send_json(translator.status(with_sid=True))
+        running, _ = ledger.list({"running"}, limit=100, offset=0)
+        for message in translator.resume(running):
+            await websocket.send_json(message)
         sender = asyncio.create_task(_send(websocket, subscription, translator))
         receiver = asyncio.create_task(_ignore_incoming(websocket))
         done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
