@@ -13,7 +13,7 @@ import httpx
 import pytest
 import websockets
 
-from latentloom.images import read_png_workflow
+from latentloom.images import png_text, read_png_workflow
 from tests.server.api_server import running_server
 from tests.support import load_example
 
@@ -110,6 +110,7 @@ def test_txt2img_streams_its_events_and_previews_and_its_png_carries_the_workflo
     local = Path("/tmp") / f"latentloom-test-{saved['filename']}"
     local.write_bytes(png.content)
     assert read_png_workflow(local) == workflow
+    assert list(png_text(local)) == ["prompt", "workflow", "latentloom"]  # ComfyUI's, then ours
     local.unlink()
 
 
