@@ -14,6 +14,7 @@ ComfyUI has no class for are left out and listed in the report.
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 from latentloom.graph.workflow import Link, Workflow
@@ -251,19 +252,31 @@ def _reroute_shell(reroute: dict[str, Any], number: int) -> dict[str, Any]:
 
 
 def _number_order(nodes: list[dict[str, Any]], links: list[list[Any]]) -> None:
-    """ComfyUI's `order`: each node's place in an execution order (sources first)."""
-    upstream: dict[int, set[int]] = {n["id"]: set() for n in nodes}
+    """ComfyUI's `order`: each node's place in an execution order (sources first).
+
+    Kahn's algorithm, taking ready nodes in document order; nodes on a cycle (validation
+    reports those) go last, in document order.
+    """
+    position = {node["id"]: index for index, node in enumerate(nodes)}
+    waiting_on = dict.fromkeys(position, 0)
+    feeds: dict[int, list[int]] = {node_id: [] for node_id in position}
     for _link_id, source, _slot, target, _to_slot, _type in links:
-        upstream[target].add(source)
+        waiting_on[target] += 1
+        feeds[source].append(target)
+    ready = [position[n] for n, count in waiting_on.items() if count == 0]
+    heapq.heapify(ready)
     placed: list[int] = []
-    pending = [n["id"] for n in nodes]
-    while pending:
-        ready = [n for n in pending if upstream[n] <= set(placed)] or pending[:1]  # cycle
-        placed.extend(ready)
-        pending = [n for n in pending if n not in ready]
-    position = {node_id: order for order, node_id in enumerate(placed)}
+    while ready:
+        node_id = nodes[heapq.heappop(ready)]["id"]
+        placed.append(node_id)
+        for target in feeds[node_id]:
+            waiting_on[target] -= 1
+            if waiting_on[target] == 0:
+                heapq.heappush(ready, position[target])
+    placed.extend(n for n in position if waiting_on[n] > 0)
+    order = {node_id: index for index, node_id in enumerate(placed)}
     for node in nodes:
-        node["order"] = position[node["id"]]
+        node["order"] = order[node["id"]]
 
 
 def _group(group: dict[str, Any]) -> dict[str, Any]:
