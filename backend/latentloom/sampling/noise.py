@@ -92,7 +92,7 @@ class BrownianTreeNoise:
     """
 
     def __init__(self, like: Tensor, sigmas: Tensor, seed: int) -> None:
-        import torchsde  # optional dependency, only needed by dpmpp_sde
+        import torchsde  # imported lazily: only dpmpp_sde and dpmpp_2m_sde need it
 
         positive = sigmas[sigmas > 0]
         # torchsde wants plain scalars here; k-diffusion goes through tensors the same way.
