@@ -36,12 +36,12 @@ def registry() -> Registry:
     return build_registry()
 
 
-def txt2img(width: int = 512, height: int = 512, batch: int = 1, **sampler: object) -> Workflow:
+def txt2img(width: int = 512, height: int = 512, batch: int = 1, **sampler: float) -> Workflow:
     workflow = load_example("txt2img.json")
-    for name, value in {"width": width, "height": height, "batch": batch}.items():
-        workflow = workflow.with_input("latent", name, value)
+    for name, size in {"width": width, "height": height, "batch": batch}.items():
+        workflow = workflow.with_input("latent", name, size)
     for name, value in sampler.items():
-        workflow = workflow.with_input("sampler", name, value)  # type: ignore[arg-type]
+        workflow = workflow.with_input("sampler", name, value)
     return workflow
 
 
