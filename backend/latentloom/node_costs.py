@@ -49,8 +49,7 @@ def ksampler_cost(query: CostQuery) -> Cost:
     evaluated = 2 * latent.count  # the positive and negative prompts in one model call
     activations = UNET_ELEMENTS_PER_LATENT_PIXEL * query.compute_bytes
     working = (
-        activations * latent.latent_pixels * evaluated
-        + SAMPLER_LATENT_COPIES * latent.latent_bytes
+        activations * latent.latent_pixels * evaluated + SAMPLER_LATENT_COPIES * latent.latent_bytes
     )
     steps_run = steps if denoise > 0 else 0
     return Cost(

@@ -112,7 +112,10 @@ def _cost_problems(
     compute_bytes = budget.compute_bytes if budget is not None else 2
     job = estimate(workflow, registry, files, compute_bytes=compute_bytes, one_pool=one_pool)
     problems = _linked_value_problems(workflow, registry, job, list_choices)
-    refusals = list(job.refusals)
+    # A node whose inputs are already reported wrong (e.g. steps out of range) would only be
+    # refused again for the same cause.
+    reported = {problem.node for problem in found}
+    refusals = [refusal for refusal in job.refusals if refusal.node not in reported]
     if budget is not None and not found and not problems and not refusals:
         refusals = over_budget(job, workflow, registry, budget)
     for refusal in refusals:

@@ -120,5 +120,7 @@ SEED_CONTROLS: Final = ("fixed", "increment", "decrement", "randomize")
 
 # Node modes: ComfyUI's numbers and our names. Mode 1 ("on trigger") runs like 0 in ComfyUI's
 # executor for workflows without trigger nodes, so it imports as "run".
-MODES_FROM_COMFY: Final[Mapping[int, str]] = MappingProxyType({0: "run", 1: "run", 2: "mute", 4: "bypass"})
+MODES_FROM_COMFY: Final[Mapping[int, str]] = MappingProxyType(
+    {0: "run", 1: "run", 2: "mute", 4: "bypass"}
+)
 MODES_TO_COMFY: Final[Mapping[str, int]] = MappingProxyType({"run": 0, "mute": 2, "bypass": 4})
