@@ -64,7 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--data", type=Path, help="where the ledger, workflows, outputs and inputs live"
     )
-    serve.add_argument("--token", help="require this token (needed to bind a non-loopback address)")
+    serve.add_argument(
+        "--token",
+        help="require this token, 16+ characters (needed to bind a non-loopback address); "
+        "'auto' generates one and keeps it in a private file in the data folder",
+    )
     serve.add_argument("--device", choices=("cpu", "cuda", "mps"))
     serve.add_argument("--config", type=Path, help="a TOML file with the same settings")
     serve.set_defaults(handler=_serve)
@@ -128,32 +132,11 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from latentloom.server.app import create_app
-    from latentloom.server.security import check_bind
-    from latentloom.server.settings import load_settings
 
-    overrides = {
-        "host": args.host,
-        "port": args.port,
-        "models": args.models,
-        "data": args.data,
-        "token": args.token,
-        "device": args.device,
-    }
-    settings = load_settings(args.config, overrides)
-    try:
-        check_bind(settings.host, settings.token)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+    settings = _serve_settings(args)
+    if settings is None:
         return EXIT_INVALID
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    host = "127.0.0.1" if host in ("0.0.0.0", "[::]") else host
-    login = f"?token={settings.token}" if settings.token else ""
-    print(
-        f"Latentloom: open http://{host}:{settings.port}/{login} (Ctrl+C stops the server)",
-        file=sys.stderr,
-        flush=True,
-    )
     # The sans-I/O websockets protocol: uvicorn's legacy one is deprecated.
     uvicorn.run(
         create_app(settings),
@@ -164,6 +147,60 @@ def _serve(args: argparse.Namespace) -> int:
         ws_max_size=16 * 2**20,
     )
     return 0
+
+
+def _serve_settings(args: argparse.Namespace) -> Any:
+    """The server's settings with `--token auto` resolved, after printing where to log in;
+    None (after printing why) when they cannot be used."""
+    from pydantic import ValidationError
+
+    from latentloom.server.security import check_bind
+    from latentloom.server.settings import load_settings
+    from latentloom.server.tokens import AUTO_TOKEN, auto_token
+
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "models": args.models,
+        "data": args.data,
+        "token": args.token,
+        "device": args.device,
+    }
+    try:
+        settings = load_settings(args.config, overrides)
+        check_bind(settings.host, settings.token)
+        token_file = None
+        if settings.token == AUTO_TOKEN:
+            token, token_file = auto_token(settings.data)
+            settings = settings.model_copy(update={"token": token})
+    except ValidationError as error:
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            print(f"error: {where}: {message}", file=sys.stderr)
+        return None
+    except (ValueError, OSError) as error:  # BindRefused and TokenRefused are ValueErrors
+        print(f"error: {error}", file=sys.stderr)
+        return None
+    print(_where_to_log_in(settings, token_file), file=sys.stderr, flush=True)
+    return settings
+
+
+def _where_to_log_in(settings: Any, token_file: Path | None) -> str:
+    """The address to open; never the token itself (terminals get logged and shared)."""
+    from latentloom.server.machine_addresses import machine_names
+    from latentloom.server.security import is_loopback
+
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "[::]", "") else host
+    lines = [f"Latentloom: open http://{host}:{settings.port}/ (Ctrl+C stops the server)"]
+    if settings.token is not None:
+        source = f"the token in {token_file}" if token_file else "the token you configured"
+        lines.append(f"Latentloom: log in at /login with {source} (it is never printed)")
+    if not is_loopback(settings.host) and settings.host in ("0.0.0.0", "::", ""):
+        others = ", ".join(f"http://{name}:{settings.port}/" for name in machine_names())
+        lines.append(f"Latentloom: on the network: {others}")
+    return "\n".join(lines)
 
 
 EXIT_UNEXPORTABLE = 3  # export-comfy wrote the file, but left out nodes ComfyUI cannot run

@@ -18,6 +18,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
+from latentloom.server.settings import ServerSettings
 from tests.server.api_server import running_server
 from tests.server.test_uploads import png_header_only
 from tests.support import load_example
@@ -231,18 +232,16 @@ def test_cyclic_and_huge_workflows_are_refused(server: tuple[str, Path]) -> None
 
 
 def test_token_protects_every_route_and_the_websocket(models_dir: Path, tmp_path: Path) -> None:
-    with running_server(models_dir, tmp_path / "data", token="s3cret-token") as base_url:
+    token = "s3cret-token-long-enough"
+    with running_server(models_dir, tmp_path / "data", token=token) as base_url:
         assert httpx.get(f"{base_url}/api/jobs").status_code == 401
         wrong = httpx.get(f"{base_url}/api/jobs", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401 and wrong.json()["detail"].startswith("wrong token;")
-        right = {"Authorization": "Bearer s3cret-token"}
+        right = {"Authorization": f"Bearer {token}"}
         assert httpx.get(f"{base_url}/api/jobs", headers=right).status_code == 200
-        assert (
-            httpx.get(
-                f"{base_url}/api/jobs", cookies={"latentloom_token": "s3cret-token"}
-            ).status_code
-            == 200
-        )
+        port = int(base_url.rsplit(":", 1)[1])
+        cookie = ServerSettings(port=port, data=tmp_path / "data").cookie_name()
+        assert httpx.get(f"{base_url}/api/jobs", cookies={cookie: token}).status_code == 200
         url = "ws://" + base_url.removeprefix("http://") + "/ws"
 
         async def connect(suffix: str) -> int:
@@ -254,4 +253,4 @@ def test_token_protects_every_route_and_the_websocket(models_dir: Path, tmp_path
                 return refusal.response.status_code
 
         assert asyncio.run(connect("")) == 401
-        assert asyncio.run(connect("?token=s3cret-token")) == 101
+        assert asyncio.run(connect(f"?token={token}")) == 101

@@ -29,7 +29,7 @@ from latentloom.server.security import (
 )
 from tests.server.live import listening_socket, serve
 
-TOKEN = "s3cret-Token_42"
+TOKEN = "s3cret-Token_42-long"
 
 
 async def page(request: Request) -> PlainTextResponse:
@@ -291,9 +291,57 @@ def test_checks_run_before_the_token(token_server: Server) -> None:
 
 
 def test_bad_tokens_are_refused_at_start() -> None:
-    for token in ("", "has space", "semi;colon", "x" * 513):
-        with pytest.raises(ValueError, match="the token must be 1 to 512 printable ASCII"):
+    for token in ("", "has space and is long", "semi;colon-and-long", "x" * 513):
+        with pytest.raises(ValueError, match="the token must be 16 to 512 printable ASCII"):
             guarded_app(8188, token)
+    with pytest.raises(ValueError, match="the token is only 15 characters long"):
+        guarded_app(8188, "x" * 15)
+
+
+def test_a_browser_opening_the_editor_without_a_token_is_sent_to_login(
+    token_server: Server,
+) -> None:
+    page = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for cookies in ({}, {"latentloom_token": "stale"}):
+        with httpx.Client(cookies=cookies) as client:
+            response = client.get(token_server.url + "/", headers=page)
+        assert response.status_code == 303
+        assert response.headers["location"] == "/login"
+        assert "set-cookie" not in response.headers
+    # Scripts (no HTML in Accept) and API routes still get the JSON 401 that says how to fix it.
+    assert httpx.get(token_server.url + "/").status_code == 401
+    assert httpx.get(token_server.url + "/api/thing", headers=page).status_code == 401
+    wrong_bearer = {**page, "Authorization": "Bearer wrong"}
+    assert httpx.get(token_server.url + "/", headers=wrong_bearer).status_code == 401
+
+
+def test_the_cookie_name_is_the_instances() -> None:
+    sock = listening_socket()
+    port = sock.getsockname()[1]
+    hosts = {f"127.0.0.1:{port}"}
+    app = HostOriginGuard(
+        Starlette(routes=[Route("/api/thing", page), *login_routes()]),
+        allowed_hosts=hosts,
+        allowed_origins={f"http://{host}" for host in hosts},
+        token=TOKEN,
+        cookie_name="latentloom_one",
+    )
+    with serve(app, sock=sock) as url, httpx.Client(base_url=url) as client:
+        response = client.post("/login", data={"token": TOKEN})
+        assert response.headers["set-cookie"] == (
+            f"latentloom_one={TOKEN}; Path=/; HttpOnly; SameSite=Strict"
+        )
+        assert client.get("/api/thing").status_code == 200
+        other = httpx.get(url + "/api/thing", cookies={"latentloom_token": TOKEN})
+        assert other.status_code == 401
+        assert detail(other) == (
+            "this server requires a token; send 'Authorization: Bearer <token>', log in at "
+            "/login in a browser (it sets the latentloom_one cookie)"
+        )
+    with pytest.raises(ValueError, match="cookie name 'a=b' is not a valid cookie name"):
+        HostOriginGuard(
+            app, allowed_hosts=hosts, allowed_origins=set(), token=None, cookie_name="a=b"
+        )
 
 
 # --- login page -----------------------------------------------------------------------------

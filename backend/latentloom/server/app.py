@@ -1,7 +1,8 @@
 """The FastAPI application: routes as an explicit list, guarded by the security middleware.
 
-Layers, outermost first: Host/Origin/token guard, body-size limit, then the routes. The built
-editor is served at `/` when it exists.
+Layers, outermost first: security headers (headers.py), Host/Origin/token guard, body-size
+limit, then the routes. The built editor is served at `/` when it exists; the API docs at
+`/docs` from local files (docs.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import latentloom
 from latentloom.interop.comfy import routes_http as comfy_http
 from latentloom.server import routes_catalog, routes_files, routes_jobs, routes_workflows, routes_ws
 from latentloom.server.body_limit import BodyLimit
+from latentloom.server.docs import docs_routes
+from latentloom.server.headers import SecurityHeaders
 from latentloom.server.login import login_routes
 from latentloom.server.security import HostOriginGuard
 from latentloom.server.services import EngineUnavailable, Services
@@ -52,10 +55,16 @@ def create_app(settings: ServerSettings) -> FastAPI:
         finally:
             await asyncio.to_thread(services.close)
 
-    app = FastAPI(title="Latentloom", version=latentloom.__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="Latentloom",
+        version=latentloom.__version__,
+        lifespan=lifespan,
+        docs_url=None,  # docs.py serves them from local files
+        redoc_url=None,
+    )
     for router in ROUTERS:
         app.include_router(router)
-    for route in login_routes():
+    for route in [*login_routes(), *docs_routes(app.title)]:
         app.router.routes.append(route)
     app.add_exception_handler(EngineUnavailable, _engine_unavailable)
     _mount_editor(app, settings.frontend_dist or REPO_FRONTEND_DIST)
@@ -72,7 +81,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         allowed_hosts=settings.hosts(),
         allowed_origins=settings.origins(),
         token=settings.token,
+        cookie_name=settings.cookie_name(),
     )
+    app.add_middleware(SecurityHeaders)
     return app
 
 

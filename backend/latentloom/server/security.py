@@ -11,9 +11,14 @@ user visits is a potential attacker. The guard refuses, in this order:
    and on every websocket handshake, so its absence means a non-browser client;
 3. `Sec-Fetch-Site: cross-site` on a websocket or on a method other than GET/HEAD/OPTIONS -> 403;
 4. when a token is configured, a request without it -> 401. The token travels as
-   `Authorization: Bearer <token>`, as the HttpOnly cookie `latentloom_token` (set by /login),
-   or as `?token=` on websocket handshakes and on a GET of the editor page; the latter answers
-   with a redirect that sets the cookie and drops the token from the address bar.
+   `Authorization: Bearer <token>`, as an HttpOnly cookie (set by /login), or as `?token=` on
+   websocket handshakes and on a GET of the editor page; the latter answers with a redirect
+   that sets the cookie and drops the token from the address bar. A browser opening the editor
+   page with no token at all is sent to /login. Cookies are shared by every port of a host, so
+   each instance names its cookie itself (`ServerSettings.cookie_name`: port and data folder)
+   and two servers on one machine do not log each other out.
+
+Tokens are 16 to 512 cookie-safe characters (`tokens.check_token`): shorter ones can be guessed.
 
 Each refusal is JSON `{"detail": ...}` saying what was wrong and how to fix it. A refused
 websocket handshake gets the same status and body through the ASGI websocket denial-response
@@ -26,23 +31,22 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
-import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-COOKIE_NAME = "latentloom_token"
+from latentloom.server.tokens import TOKEN_PATTERN, check_token
+
+COOKIE_NAME = "latentloom_token"  # the default; servers pass a per-instance name
 LOGIN_PATH = "/login"
-# The guard hands the login page a way to check a token without the page holding it.
-TOKEN_CHECK_KEY = "latentloom.token_check"
+# The guard hands the login page its Credentials, so the page never holds the token.
+CREDENTIALS_KEY = "latentloom.credentials"
 EDITOR_PAGES = frozenset({"/", "/index.html"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DENIAL_EXTENSION = "websocket.http.response"
-# Cookie-safe: RFC 6265 cookie-octets, which also keeps it a single header token.
-TOKEN_PATTERN = re.compile(r"[!#-+\--:<-\[\]-~]{1,512}")
 
 
 class BindRefused(ValueError):
@@ -78,13 +82,24 @@ def check_bind(host: str, token: str | None) -> None:
         raise BindRefused(host or "all interfaces")
 
 
-def token_cookie(token: str) -> str:
+def token_cookie(token: str, name: str = COOKIE_NAME) -> str:
     """The Set-Cookie value that logs a browser in: a session cookie scripts cannot read.
 
     No `Secure` flag: the server normally speaks plain HTTP, where a Secure cookie would be
     dropped by browsers outside localhost.
     """
-    return f"{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict"
+    return f"{name}={token}; Path=/; HttpOnly; SameSite=Strict"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What the login page needs from the guard: a token check and the cookie to set."""
+
+    matches: Callable[[str], bool]
+    cookie_name: str
+
+    def cookie(self, token: str) -> str:
+        return token_cookie(token, self.cookie_name)
 
 
 @dataclass(frozen=True)
@@ -114,31 +129,35 @@ class HostOriginGuard:
         allowed_hosts: set[str],
         allowed_origins: set[str],
         token: str | None,
+        cookie_name: str = COOKIE_NAME,
         public_paths: frozenset[str] = frozenset({LOGIN_PATH}),
     ) -> None:
-        if token is not None and not TOKEN_PATTERN.fullmatch(token):
-            raise ValueError(
-                "the token must be 1 to 512 printable ASCII characters without spaces, quotes, "
-                "commas, semicolons or backslashes (it travels in a cookie); e.g. generate one "
-                "with: python -c 'import secrets; print(secrets.token_urlsafe())'"
-            )
+        if token is not None:
+            check_token(token)
+        if not TOKEN_PATTERN.fullmatch(cookie_name) or "=" in cookie_name:
+            raise ValueError(f"cookie name {cookie_name!r} is not a valid cookie name")
         self.app = app
         self.allowed_hosts = {host.lower() for host in allowed_hosts}
         self.allowed_origins = set(allowed_origins)
         self.token = token
+        self.cookie_name = cookie_name
+        self.credentials = Credentials(self.token_matches, cookie_name) if token else None
         self.public_paths = public_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        scope[TOKEN_CHECK_KEY] = self.token_matches if self.token is not None else None
+        scope[CREDENTIALS_KEY] = self.credentials
         headers = _headers(scope)
         refusal = self._check_host(headers) or self._check_origin(scope, headers)
         if refusal is None and self.token is not None and scope["path"] not in self.public_paths:
             refusal = self._check_token(scope, headers)
             if refusal is None and self._token_in_page_url(scope):
-                await _redirect_with_cookie(scope, send, self.token)
+                await _redirect(send, _page_without_token(scope), self._cookie())
+                return
+            if refusal is not None and _browser_opening_the_editor(scope, headers):
+                await _redirect(send, LOGIN_PATH, None)
                 return
         if refusal is None:
             await self.app(scope, receive, send)
@@ -198,13 +217,18 @@ class HostOriginGuard:
             )
         return None
 
+    def _cookie(self) -> str:
+        assert self.credentials is not None and self.token is not None
+        return self.credentials.cookie(self.token)
+
     def _check_token(self, scope: Scope, headers: dict[str, list[str]]) -> Refusal | None:
-        offered = _offered_tokens(scope, headers, query_allowed=_query_token_allowed(scope))
+        query_allowed = _query_token_allowed(scope)
+        offered = _offered_tokens(scope, headers, self.cookie_name, query_allowed=query_allowed)
         if any(self.token_matches(candidate) for candidate in offered):
             return None
         how = (
             "send 'Authorization: Bearer <token>', log in at /login in a browser (it sets the "
-            f"{COOKIE_NAME} cookie)"
+            f"{self.cookie_name} cookie)"
         )
         how += (
             ", or add ?token=<token> to the websocket URL" if scope["type"] == "websocket" else ""
@@ -231,15 +255,29 @@ def _query_has_token(scope: Scope) -> bool:
     return any(key == "token" for key, _ in _query_pairs(scope))
 
 
+def _browser_opening_the_editor(scope: Scope, headers: dict[str, list[str]]) -> bool:
+    """A page navigation (it accepts HTML) to the editor with no token in a header or the URL
+    (perhaps a stale cookie): the login page helps a person more than a JSON 401."""
+    accept = ",".join(headers.get("accept", [])).lower()
+    return (
+        scope["type"] == "http"
+        and scope.get("method") in ("GET", "HEAD")
+        and scope["path"] in EDITOR_PAGES
+        and "text/html" in accept
+        and not headers.get("authorization")
+        and not _query_has_token(scope)
+    )
+
+
 def _offered_tokens(
-    scope: Scope, headers: dict[str, list[str]], *, query_allowed: bool
+    scope: Scope, headers: dict[str, list[str]], cookie_name: str, *, query_allowed: bool
 ) -> list[str]:
     offered = []
     for value in headers.get("authorization", []):
         scheme, _, credentials = value.partition(" ")
         if scheme.lower() == "bearer":
             offered.append(credentials.strip())
-    cookie = cookie_parser("; ".join(headers.get("cookie", []))).get(COOKIE_NAME)
+    cookie = cookie_parser("; ".join(headers.get("cookie", []))).get(cookie_name)
     if cookie is not None:
         offered.append(cookie)
     if query_allowed:
@@ -284,15 +322,19 @@ async def _refuse_websocket(scope: Scope, receive: Receive, send: Send, refusal:
         await send({"type": "websocket.close", "code": 4000 + refusal.status})
 
 
-async def _redirect_with_cookie(scope: Scope, send: Send, token: str) -> None:
-    """303 to the same page without `token` in the query, with the login cookie set."""
+def _page_without_token(scope: Scope) -> str:
     rest = [(key, value) for key, value in _query_pairs(scope) if key != "token"]
-    location = scope["path"] + (f"?{urlencode(rest)}" if rest else "")
+    return str(scope["path"]) + (f"?{urlencode(rest)}" if rest else "")
+
+
+async def _redirect(send: Send, location: str, cookie: str | None) -> None:
+    """303 to `location`, setting the login cookie when one is given."""
     headers = [
         (b"location", location.encode("latin-1")),
-        (b"set-cookie", token_cookie(token).encode("latin-1")),
         (b"cache-control", b"no-store"),
         (b"content-length", b"0"),
     ]
+    if cookie is not None:
+        headers.append((b"set-cookie", cookie.encode("latin-1")))
     await send({"type": "http.response.start", "status": 303, "headers": headers})
     await send({"type": "http.response.body", "body": b""})

@@ -5,15 +5,25 @@ server writes: the job ledger, saved workflows, outputs and uploaded inputs. The
 (`memory_budget_bytes`, `device_memory_budget_bytes`, `work_budget_megapixel_steps`) is
 derived from the machine when unset (`engine/setup.py`): 75% of RAM, 90% of GPU memory,
 100,000 megapixel-steps.
+
+Tokens are checked here (16 to 512 cookie-safe characters, or "auto", which `latentloom serve`
+turns into a generated one), so a bad one in the config file fails at start with the reason.
+A server with a token on a non-loopback address also answers to the machine's own names,
+and on a wildcard address to each of its interface addresses (`machine_addresses.py`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from latentloom.server.machine_addresses import reachable_names
+from latentloom.server.security import is_loopback
+from latentloom.server.tokens import AUTO_TOKEN, check_token
 
 DEFAULT_PORT = 8188
 
@@ -53,6 +63,13 @@ class ServerSettings(BaseModel):
     )
     frontend_dist: Path | None = None  # the built editor; default: frontend/dist in the repo
 
+    @field_validator("token")
+    @classmethod
+    def _token_is_strong(cls, token: str | None) -> str | None:
+        if token is not None and token != AUTO_TOKEN:
+            check_token(token)
+        return token
+
     @property
     def ledger_path(self) -> Path:
         return self.data / "ledger.sqlite3"
@@ -81,11 +98,20 @@ class ServerSettings(BaseModel):
             "work_budget_megapixel_steps": self.work_budget_megapixel_steps,
         }
 
+    def cookie_name(self) -> str:
+        """The login cookie's name, one per instance: browsers share cookies across ports."""
+        folder = str(self.data.expanduser().resolve())
+        digest = hashlib.sha256(f"{self.port}:{folder}".encode()).hexdigest()[:10]
+        return f"latentloom_{self.port}_{digest}"
+
     def hosts(self) -> set[str]:
-        """Host header values the server answers to: its loopback names, its bind address, extras."""
+        """Host header values the server answers to: its loopback names, its bind address, extras,
+        and with a token on a non-loopback bind the machine's names (and addresses)."""
         names = ["127.0.0.1", "localhost", "[::1]"]
         if self.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::", ""):
             names.append(f"[{self.host}]" if ":" in self.host else self.host)
+        if self.token and not is_loopback(self.host):
+            names += reachable_names(self.host)
         return {f"{name}:{self.port}" for name in names} | set(self.allowed_hosts)
 
     def origins(self) -> set[str]:
