@@ -81,7 +81,7 @@ export function installTestHooks(app: App): void {
     runState: (node) => active()?.run.nodes.get(node),
     problems: (node) => active()?.run.problems.get(node),
     hasPreview: (node) => active()?.run.previews.has(node) ?? false,
-    pendingWrites: () => app.workspace.pendingWrites,
+    pendingWrites: () => app.workspace.unsavedEdits,
     connected: () => app.connected,
     view: () => app.renderer.view,
     setView: (view) => {

@@ -38,6 +38,11 @@ export class Workspace {
   /** Saves (PUT) and patches sent but not yet confirmed; tests wait for zero. */
   pendingWrites = 0;
 
+  /** Edits not yet acknowledged by the server, counting those still waiting to be flushed. */
+  get unsavedEdits(): number {
+    return this.pendingWrites + this.flushTimers.size;
+  }
+
   constructor(
     private readonly catalog: Catalog,
     private readonly socket: EventSocket,
