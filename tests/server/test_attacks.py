@@ -240,7 +240,8 @@ def test_token_protects_every_route_and_the_websocket(models_dir: Path, tmp_path
         right = {"Authorization": f"Bearer {token}"}
         assert httpx.get(f"{base_url}/api/jobs", headers=right).status_code == 200
         port = int(base_url.rsplit(":", 1)[1])
-        cookie = ServerSettings(port=port, data=tmp_path / "data").cookie_name()
+        settings = ServerSettings.model_validate({"port": port, "data": tmp_path / "data"})
+        cookie = settings.cookie_name()
         assert httpx.get(f"{base_url}/api/jobs", cookies={cookie: token}).status_code == 200
         url = "ws://" + base_url.removeprefix("http://") + "/ws"
 

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +28,10 @@ SHORT = (
     "the token is only {n} characters long; use at least 16 (a short token can be guessed), "
     "or pass --token auto to have one generated"
 )
+
+
+def settings(**values: Any) -> ServerSettings:
+    return ServerSettings.model_validate(values)
 
 
 # --- the rules ------------------------------------------------------------------------------
@@ -50,7 +55,7 @@ def test_short_and_unsafe_tokens_are_refused_with_the_fix() -> None:
 
 def test_settings_refuse_a_short_token_from_flags_or_the_config_file(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match=re.escape(SHORT.format(n=9))):
-        ServerSettings(token="too-short")
+        settings(token="too-short")
     config = tmp_path / "latentloom.toml"
     config.write_text('token = "0123456789"\n')
     with pytest.raises(ValidationError, match=re.escape(SHORT.format(n=10))):
@@ -226,7 +231,7 @@ def test_login_is_rate_limited_per_address(server: TokenServer) -> None:
 
 
 def test_the_login_cookie_is_named_for_this_instance(server: TokenServer) -> None:
-    name = ServerSettings(port=server.port, data=server.data).cookie_name()
+    name = settings(port=server.port, data=server.data).cookie_name()
     assert name.startswith(f"latentloom_{server.port}_")
     with from_address("127.0.0.4") as browser:
         response = browser.post(server.url + "/login", data={"token": TOKEN})
@@ -236,8 +241,8 @@ def test_the_login_cookie_is_named_for_this_instance(server: TokenServer) -> Non
         assert browser.get(server.url + "/api/jobs").status_code == 200
     # Another instance on this host (another port or data folder) uses another name, so
     # logging in there leaves this cookie alone; a cookie of that name means nothing here.
-    other_port = ServerSettings(port=server.port + 1, data=server.data).cookie_name()
-    other_data = ServerSettings(port=server.port, data=server.data / "other").cookie_name()
+    other_port = settings(port=server.port + 1, data=server.data).cookie_name()
+    other_data = settings(port=server.port, data=server.data / "other").cookie_name()
     assert len({name, other_port, other_data}) == 3
     foreign = httpx.get(server.url + "/api/jobs", cookies={other_port: TOKEN})
     assert foreign.status_code == 401
@@ -264,17 +269,17 @@ def test_the_machines_own_names_and_addresses_are_accepted_as_host(server: Token
 
 def test_only_a_server_with_a_token_on_a_network_address_answers_to_them() -> None:
     hostname = machine_names()[0]
-    loopback = ServerSettings(host="127.0.0.1", port=9000).hosts()
+    loopback = settings(host="127.0.0.1", port=9000).hosts()
     assert loopback == {"127.0.0.1:9000", "localhost:9000", "[::1]:9000"}
-    everywhere = ServerSettings(host="0.0.0.0", port=9000, token=TOKEN).hosts()
+    everywhere = settings(host="0.0.0.0", port=9000, token=TOKEN).hosts()
     assert f"{hostname}:9000" in everywhere
     for address in interface_addresses(ipv4=True, ipv6=False):
         assert f"{address}:9000" in everywhere
     assert not any(host.startswith("[") and host != "[::1]:9000" for host in everywhere)
-    both = ServerSettings(host="::", port=9000, token=TOKEN).hosts()
+    both = settings(host="::", port=9000, token=TOKEN).hosts()
     assert everywhere <= both
-    one = ServerSettings(host="192.0.2.7", port=9000, token=TOKEN).hosts()
+    one = settings(host="192.0.2.7", port=9000, token=TOKEN).hosts()
     assert {"192.0.2.7:9000", f"{hostname}:9000"} <= one
-    assert ServerSettings(host="0.0.0.0", port=9000, token=TOKEN).origins() == {
+    assert settings(host="0.0.0.0", port=9000, token=TOKEN).origins() == {
         f"http://{host}" for host in everywhere
     }
