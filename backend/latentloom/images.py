@@ -16,6 +16,7 @@ apart by content.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from PIL import Image, PngImagePlugin
+
+from latentloom.safe_write import atomic_write, reserve_new, writable_folder
 
 LATENTLOOM_CHUNK = "latentloom"
 PROMPT_CHUNK = "prompt"
@@ -56,7 +59,7 @@ def write_png(image: Image.Image, path: Path, chunks: list[tuple[str, str]]) -> 
     for keyword, text in chunks:
         info.add_text(keyword, text)
     # No timestamps or other varying metadata: same pixels + workflow -> same bytes.
-    image.save(path, format="PNG", pnginfo=info, compress_level=4)
+    atomic_write(path, lambda file: image.save(file, format="PNG", pnginfo=info, compress_level=4))
 
 
 def png_text_chunks(workflow: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -134,24 +137,43 @@ def _json_or_none(text: str) -> Any:
 def save_animation(
     frames: list[Image.Image], path: Path, *, fps: float, format: Literal["webp", "gif"], loop: bool
 ) -> None:
+    """An animated WebP or GIF that loops forever, or plays once with `loop=False`.
+
+    The formats count differently. A WebP's loop count is how many times it plays (0: forever),
+    so once is 1. A GIF's NETSCAPE2.0 block says how many times to *repeat* after the first
+    play (0: forever), so browsers play a GIF with count 1 twice; a GIF that plays once has no
+    such block at all, which is what Pillow writes when `loop` is not given.
+    """
     duration_ms = max(1, round(1000 / fps))
     options: dict[str, Any] = {
         "save_all": True,
         "append_images": frames[1:],
         "duration": duration_ms,
     }
-    options["loop"] = 0 if loop else 1
+    if loop:
+        options["loop"] = 0
+    elif format == "webp":
+        options["loop"] = 1
     if format == "webp":
         options.update(lossless=False, quality=90, method=4)
-    frames[0].save(path, format=format.upper(), **options)
+    first = frames[0].copy()
+    first.info.pop("loop", None)  # Pillow would write a loop count it finds here, too
+    atomic_write(path, lambda file: first.save(file, format=format.upper(), **options))
 
 
 def next_free_path(folder: Path, prefix: str, suffix: str) -> Path:
-    """`prefix_00001.suffix`, the first counter not taken yet, confined to `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """`prefix_00001.suffix`, the first counter not taken yet in `folder`, reserved.
+
+    The folder is created if missing and must be a real folder, not a symlink (WriteRefused
+    names it). The name is reserved by creating the file, empty and exclusively, so two saves
+    never take one name and a link planted under the next name is skipped, never followed;
+    the writers above then replace the empty file in one rename.
+    """
+    folder = writable_folder(folder)
     safe_prefix = "".join(c if c.isalnum() or c in "-_" else "_" for c in prefix)[:64] or "image"
     taken = {p.name for p in folder.glob(f"{safe_prefix}_*{suffix}")}
     counter = 1
     while f"{safe_prefix}_{counter:05d}{suffix}" in taken:
         counter += 1
-    return folder / f"{safe_prefix}_{counter:05d}{suffix}"
+    names = (f"{safe_prefix}_{n:05d}{suffix}" for n in itertools.count(counter))
+    return reserve_new(folder, names)

@@ -11,9 +11,10 @@ A file without the marker predates it: ComfyUI stored scaled SD 1.x latents then
 them as `latent_tensor * (1 / 0.18215)`; so do we.
 
 Files are read with our validating safetensors reader (nothing is unpickled, a damaged header is
-refused with its problems named) and written atomically with our writer. Metadata is optional;
-we record the latent's family (`latentloom_family`) so a file we wrote comes back at the right
-scale even without a model to say which, and the workflow that made it (`latentloom`).
+refused with its problems named) and written atomically with our writer, into a real folder
+(never through a planted symlink). Metadata is optional; we record the latent's family
+(`latentloom_family`) so a file we wrote comes back at the right scale even without a model to
+say which, and the workflow that made it (`latentloom`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from latentloom.models.errors import CheckpointError
 from latentloom.models.family import FAMILIES, SD15, Family
 from latentloom.models.safetensors_file import SafetensorsFile
 from latentloom.models.safetensors_write import save_tensors
+from latentloom.safe_write import writable_folder
 
 SUFFIX = ".latent"
 LATENT_KEY = "latent_tensor"
@@ -64,7 +66,12 @@ def write_latent_file(
     family: Family | None,
     workflow: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write our (scaled) `samples` as a ComfyUI `.latent` file; family None means SD 1.x."""
+    """Write our (scaled) `samples` as a ComfyUI `.latent` file; family None means SD 1.x.
+
+    The folder must be a real folder, not a symlink (WriteRefused names it), and the file
+    appears by a rename, so a link at its name is replaced, never written through.
+    """
+    writable_folder(path.parent)
     unscaled = samples.detach().to("cpu", torch.float32) / (family or SD15).vae_scaling_factor
     metadata: dict[str, str] = {FAMILY_METADATA: (family or SD15).name}
     if workflow:

@@ -2,16 +2,22 @@
 
 Users point us at the folders they already have. A root may follow the ComfyUI layout
 (`checkpoints/`, `loras/`, `vae/`) or AUTOMATIC1111's (`Stable-diffusion/`, `Lora/`, `VAE/`).
-Every name a workflow gives is resolved (symlinks included) and must stay inside one of the
-kind's folders, so a workflow can never reach a file elsewhere on disk.
+
+A workflow may name only what our own listing of a kind's folders holds. The listing follows
+symlinks, so a model file or a whole library linked in from another disk is usable, and it
+detects loops (`folder_listing.py`), so a folder that links to itself is listed anyway. Names
+are relative with `/`; `..`, absolute names and backslashes are refused before the listing is
+consulted. Listings are cached and walked again only when a directory in them changed.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from latentloom.models.folder_listing import LISTINGS, WalkRule, walk
 
 SUBFOLDERS: dict[str, tuple[str, ...]] = {
     "checkpoints": ("checkpoints", "Stable-diffusion"),
@@ -29,13 +35,33 @@ class ModelNotFoundError(Exception):
         super().__init__(f"{kind} file {name!r} not found; available: {listed}")
 
 
+def _is_model_file(name: str) -> bool:
+    return name.endswith(WEIGHT_SUFFIXES + PICKLE_SUFFIXES)
+
+
+def _is_diffusers_folder(path: Path) -> bool:
+    return (path / "model_index.json").is_file()
+
+
+RULES: dict[str, WalkRule] = {
+    "checkpoints": WalkRule(_is_model_file, is_item=_is_diffusers_folder),
+    "loras": WalkRule(_is_model_file),
+    "vae": WalkRule(_is_model_file),
+}
+
+
+def _absolute(root: Path | str) -> Path:
+    """The root with links resolved where they resolve (a looping root is kept as given)."""
+    return Path(os.path.realpath(Path(root).expanduser()))
+
+
 @dataclass(frozen=True)
 class ModelFolders:
     roots: tuple[Path, ...]
 
     @classmethod
     def of(cls, roots: Iterable[Path | str]) -> ModelFolders:
-        return cls(tuple(Path(root).expanduser().resolve() for root in roots))
+        return cls(tuple(_absolute(root) for root in roots))
 
     def folders(self, kind: str) -> list[Path]:
         return [
@@ -44,20 +70,27 @@ class ModelFolders:
 
     def list(self, kind: str) -> list[str]:
         """Names (relative, with `/`) of the usable files of a kind, sorted."""
-        names: set[str] = set()
-        for folder in self.folders(kind):
-            for path in _walk(folder, kind):
-                if _inside(path.resolve(), folder.resolve()):
-                    names.add(path.relative_to(folder).as_posix())
-        return sorted(names)
+        rule = RULES[kind]
+        names = LISTINGS.get(
+            (self.roots, kind), lambda: walk(self.folders(kind), rule, extra_stamps=self.roots)
+        )
+        return list(names)
+
+    def refresh(self) -> None:
+        """Forget cached listings (they also refresh themselves when a folder changes)."""
+        LISTINGS.clear()
 
     def resolve(self, kind: str, name: str) -> Path:
-        """The file a name refers to, confined to the kind's folders."""
-        if "\\" in name or name.startswith("/") or ".." in Path(name).parts:
+        """The file (or diffusers folder) a listed name refers to; ModelNotFoundError otherwise.
+
+        The path is returned as listed, links unresolved: a name's link may point anywhere,
+        since only names our listing produced are accepted.
+        """
+        if not _plain_relative(name) or name not in self.list(kind):
             raise ModelNotFoundError(kind, name, self.list(kind))
         for folder in self.folders(kind):
-            candidate = (folder / name).resolve()
-            if _inside(candidate, folder.resolve()) and candidate.exists():
+            candidate = folder / name
+            if candidate.is_file() or (candidate.is_dir() and _is_diffusers_folder(candidate)):
                 return candidate
         raise ModelNotFoundError(kind, name, self.list(kind))
 
@@ -68,19 +101,8 @@ class ModelFolders:
         return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def _walk(folder: Path, kind: str) -> Iterator[Path]:
-    """Model files below a folder; a diffusers model folder counts as one checkpoint."""
-    for directory, subdirectories, files in os.walk(folder, followlinks=True):
-        here = Path(directory)
-        if kind == "checkpoints" and (here / "model_index.json").is_file() and here != folder:
-            subdirectories.clear()
-            yield here
-            continue
-        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
-        for name in sorted(files):
-            if name.endswith(WEIGHT_SUFFIXES + PICKLE_SUFFIXES):
-                yield here / name
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder.resolve() in path.parents
+def _plain_relative(name: str) -> bool:
+    """A relative name with `/` separators and no `..`, `.` or empty parts."""
+    if not name or "\\" in name or "\x00" in name or name.startswith("/"):
+        return False
+    return all(part not in ("", ".", "..") for part in name.split("/"))

@@ -4,21 +4,23 @@ The header needs every name, dtype and shape up front, but no tensor data; so th
 the specs first and asks a `produce` callback for each tensor as it writes it. A full-size random
 checkpoint can then be generated without ever holding more than one tensor. Entries are sorted by
 name and the JSON is written canonically, so the same tensors always give the same bytes. The
-file appears atomically: it is written under a temporary name and renamed when complete.
+file appears atomically: it is written under a temporary name and renamed when complete
+(`safe_write.atomic_write`, which never writes through a symlink).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
 from latentloom.models.safetensors_file import DTYPE_NAMES
+from latentloom.safe_write import atomic_write
 
 
 @dataclass(frozen=True)
@@ -71,17 +73,14 @@ def write_safetensors(
     if len(set(names)) != len(names):
         raise ValueError("duplicate tensor names in specs")
     header = _header_bytes(ordered, metadata or {})
-    target = Path(path)
-    partial = target.with_name(target.name + ".partial")
-    try:
-        with open(partial, "wb") as handle:
-            handle.write(len(header).to_bytes(8, "little"))
-            handle.write(header)
-            for spec in ordered:
-                handle.write(_tensor_bytes(spec, produce(spec)))
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+
+    def write(handle: BinaryIO) -> None:
+        handle.write(len(header).to_bytes(8, "little"))
+        handle.write(header)
+        for spec in ordered:
+            handle.write(_tensor_bytes(spec, produce(spec)))
+
+    atomic_write(Path(path), write, real_folder=False)  # the caller's folder, links and all
 
 
 def save_tensors(

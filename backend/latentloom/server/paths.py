@@ -10,15 +10,21 @@ percent-escapes once (a client may have encoded the path one more time than the 
 decoded it), refuses anything that could step outside, and then resolves symlinks and checks
 the result is still inside. A file whose real name holds a `%XX` escape is therefore not
 reachable through `confined`; `safe_name` refuses such names, and the engine never writes them.
+
+`real_subfolder` makes the folders the server writes into under a root, refusing any that a
+planted symlink would redirect.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from collections.abc import Collection
 from pathlib import Path
 from urllib.parse import unquote
+
+from latentloom.safe_write import WriteRefused, writable_folder
 
 # Characters Windows forbids in names; refused everywhere so a folder copied there still works.
 WINDOWS_FORBIDDEN = frozenset('<>:"|?*')
@@ -138,8 +144,27 @@ def confined(root: Path, relative: str) -> Path:
         problem = "empty or '.' path segments are not allowed"
     if problem is not None:
         raise PathRefused(relative, problem)
-    real_root = root.resolve()
-    candidate = real_root.joinpath(*parts).resolve()
+    real_root = Path(os.path.realpath(root))
+    candidate = Path(os.path.realpath(real_root.joinpath(*parts)))  # a loop: returned, not raised
     if real_root not in candidate.parents:
         raise PathRefused(relative, "it resolves outside its folder (a symlink points out)")
     return candidate
+
+
+def real_subfolder(root: Path, *parts: str) -> Path:
+    """`root/part/...`, each part created if missing and refused if it is a symlink.
+
+    For folders the server writes into and later deletes from (a workflow's history): a link
+    planted there would send those writes and deletions elsewhere. Each part must be a plain
+    folder name; PathRefused names the first part that is a link or not a folder.
+    """
+    folder = root
+    for index, part in enumerate(parts):
+        if part in ("", ".", "..") or "/" in part or "\\" in part:
+            raise PathRefused(part, "a folder name may not be empty, '.', '..' or hold a separator")
+        folder = folder / part
+        try:
+            writable_folder(folder)
+        except WriteRefused as refusal:
+            raise PathRefused("/".join(parts[: index + 1]), refusal.reason) from None
+    return folder

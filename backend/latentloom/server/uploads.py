@@ -11,8 +11,9 @@ verify checks PNG chunk checksums but passes a truncated JPEG or WebP (422).
 
 The original bytes are stored, not a re-encoding, so a PNG keeps the workflow it carries. The
 file appears atomically: it is written and fsynced under a temporary name in the same folder
-and hard-linked to its final name, which fails rather than overwrites when the name is taken;
-a taken name becomes "name (1).png", "name (2).png", ...
+and hard-linked to its final name, which fails rather than overwrites when the name is taken
+(by anything: a symlink planted under the name is never followed); a taken name becomes
+"name (1).png", "name (2).png", ...
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import BinaryIO, Final
 
 from PIL import Image
 
-from latentloom.server.paths import PathRefused, confined, safe_name
+from latentloom.server.paths import PathRefused, safe_name
 
 # format -> the suffixes that name it (the first is the one to suggest)
 SUFFIXES: Final = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg"), "WEBP": (".webp",)}
@@ -178,7 +179,9 @@ def _write_new(folder: Path, name: str, content: bytes) -> str:
         for counter in range(10_000):
             candidate = name if counter == 0 else f"{stem} ({counter}){suffix}"
             try:
-                os.link(temporary, confined(folder, candidate))
+                # link() never follows a link at the new name: any existing entry, a planted
+                # symlink included, is just a taken name
+                os.link(temporary, folder / candidate)
             except FileExistsError:
                 continue
             return candidate

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from latentloom.graph.workflow import WorkflowFormatError, parse_workflow
-from latentloom.server.paths import PathRefused, confined, safe_name
+from latentloom.server.paths import PathRefused, confined, real_subfolder, safe_name
 
 MAX_NAME_LENGTH = 100
 NAME_PUNCTUATION = frozenset(" -_.")
@@ -149,8 +149,7 @@ class WorkflowStore:
 
     def _history_slot(self, name: str) -> Path:
         """A new, unused file name in the history of `name`; names sort by time."""
-        folder = self.folder / HISTORY / name
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = real_subfolder(self.folder, HISTORY, name)  # a planted link: PathRefused
         stamp = time.time_ns()
         while True:
             seconds, nanoseconds = divmod(stamp, 1_000_000_000)
