@@ -20,13 +20,16 @@ import itertools
 import json
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 from PIL import Image, PngImagePlugin
 
 from latentloom.safe_write import atomic_write, reserve_new, writable_folder
+
+if TYPE_CHECKING:
+    from latentloom.graph.workflow import Workflow
 
 LATENTLOOM_CHUNK = "latentloom"
 PROMPT_CHUNK = "prompt"
@@ -74,25 +77,58 @@ def png_text_chunks(workflow: dict[str, Any] | None) -> list[tuple[str, str]]:
 def _comfy_chunks(document_text: str) -> tuple[tuple[str, str], ...]:
     """ComfyUI's two chunks for one document; cached, since a run saves many images of it."""
     from latentloom.graph.workflow import WorkflowFormatError, parse_workflow
-    from latentloom.interop.comfy.convert import default_registry
-    from latentloom.interop.comfy.exporter import export_api, export_editor
 
     try:
         workflow = parse_workflow(json.loads(document_text))
     except WorkflowFormatError:
         return ()  # not a whole document (e.g. a bare test fixture): ours alone is written
+    # A prompt queued through ComfyUI's /prompt route is written back as its client sent it,
+    # with each extra_pnginfo entry as its own chunk, as ComfyUI's Save Image does.
+    sent = _sent_by_comfy_client(workflow.meta)
     try:
-        registry = default_registry()
-        prompt, prompt_report = export_api(workflow, registry)
-        editor, _ = export_editor(workflow, registry)
+        chunks = {**_exported_chunks(workflow, skip=set(sent)), **sent}
     except Exception:  # an image must never be lost to its metadata; say so loudly
         log.exception("could not export the workflow for ComfyUI; saving without its chunks")
-        return ()
-    if prompt_report.unexportable:
-        left_out = ", ".join(f"{u.node} ({u.reason})" for u in prompt_report.unexportable)
-        log.info("saved images' ComfyUI prompt leaves out nodes it cannot run: %s", left_out)
-    chunks = [(PROMPT_CHUNK, _compact(prompt))] if prompt else []
-    return (*chunks, (WORKFLOW_CHUNK, _compact(editor)))
+        chunks = sent
+    ordered = [*_COMFY_KEYS, *(key for key in chunks if key not in _COMFY_KEYS)]
+    return tuple((key, chunks[key]) for key in ordered if key in chunks)
+
+
+def _exported_chunks(workflow: Workflow, skip: set[str]) -> dict[str, str]:
+    """Our document exported as ComfyUI's `prompt` and `workflow`, except the keys in `skip`."""
+    from latentloom.interop.comfy.convert import default_registry
+    from latentloom.interop.comfy.exporter import export_api, export_editor
+
+    registry = default_registry()
+    chunks = {}
+    if PROMPT_CHUNK not in skip:
+        prompt, report = export_api(workflow, registry)
+        if report.unexportable:
+            left_out = ", ".join(f"{u.node} ({u.reason})" for u in report.unexportable)
+            log.info("saved images' ComfyUI prompt leaves out nodes it cannot run: %s", left_out)
+        if prompt:
+            chunks[PROMPT_CHUNK] = _compact(prompt)
+    if WORKFLOW_CHUNK not in skip:
+        chunks[WORKFLOW_CHUNK] = _compact(export_editor(workflow, registry)[0])
+    return chunks
+
+
+_COMFY_KEYS = (PROMPT_CHUNK, WORKFLOW_CHUNK)
+
+
+def _sent_by_comfy_client(meta: dict[str, Any]) -> dict[str, str]:
+    """`prompt` and the extra_pnginfo entries a ComfyUI client sent with its prompt, if any."""
+    request = meta.get("comfy_api")
+    if not isinstance(request, dict) or not isinstance(request.get("prompt"), dict):
+        return {}
+    chunks = {PROMPT_CHUNK: _compact(request["prompt"])}
+    extra = request.get("extra_data")
+    pnginfo = extra.get("extra_pnginfo") if isinstance(extra, dict) else None
+    if isinstance(pnginfo, dict):
+        for key, value in pnginfo.items():
+            if isinstance(key, str) and key and key != LATENTLOOM_CHUNK:
+                chunks[key] = _compact(value)
+    return chunks
 
 
 def _compact(document: Any) -> str:

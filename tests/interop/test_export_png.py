@@ -138,3 +138,35 @@ def test_a_workflow_comfyui_cannot_run_still_saves_with_what_it_can(
     assert set(json.loads(texts["prompt"])) == {"checkpoint", "positive", "negative", "latent"}
     editor = json.loads(texts["workflow"])
     assert len(editor["nodes"]) == len(document["nodes"]) - 1
+
+
+def test_a_prompt_from_a_comfyui_client_is_written_back_as_it_was_sent(
+    engine: Engine, txt2img: Workflow
+) -> None:
+    """As ComfyUI's Save Image: the client's prompt and each extra_pnginfo entry, verbatim."""
+    sent_prompt = {"3": {"class_type": "KSampler", "inputs": {"seed": 5}}}
+    client_workflow = {"last_node_id": 9, "nodes": [], "links": [], "version": 0.4}
+    meta = {
+        "comfy_api": {
+            "prompt": sent_prompt,
+            "extra_data": {"extra_pnginfo": {"workflow": client_workflow, "app": "script"}},
+        }
+    }
+    workflow = txt2img.model_copy(update={"meta": meta})
+    texts = png_text(saved_png(engine, workflow))
+    assert list(texts) == ["prompt", "workflow", "app", "latentloom"]
+    assert json.loads(texts["prompt"]) == sent_prompt
+    assert json.loads(texts["workflow"]) == client_workflow
+    assert json.loads(texts["app"]) == "script"
+    assert json.loads(texts["latentloom"]) == workflow.to_json()
+
+
+def test_a_comfyui_prompt_sent_without_a_workflow_gets_our_export_of_it(
+    engine: Engine, txt2img: Workflow
+) -> None:
+    sent_prompt = {"3": {"class_type": "KSampler", "inputs": {"seed": 5}}}
+    workflow = txt2img.model_copy(update={"meta": {"comfy_api": {"prompt": sent_prompt}}})
+    texts = png_text(saved_png(engine, workflow))
+    assert list(texts) == ["prompt", "workflow", "latentloom"]
+    assert json.loads(texts["prompt"]) == sent_prompt
+    assert json.loads(texts["workflow"]) == export_editor(workflow, engine.registry)[0]
