@@ -2,10 +2,11 @@
 
 FastAPI's own /docs page loads Swagger UI from a CDN: the docs would break offline, and a
 third party would serve script into a page that can drive the API with the user's cookie.
-Here Swagger UI's files come from the `swagger-ui-bundle` package (Swagger UI's own dist
-build, Apache-2.0), the page starts it from a script of ours rather than an inline one, and
-its CSP allows scripts, styles and connections from this server only. ReDoc has no such
-package, so /redoc redirects to /docs.
+Here Swagger UI's files come from the `swagger-ui-bundle-v2` package (Swagger UI 5's own
+dist build, Apache-2.0; 5 is the first major version that reads the OpenAPI 3.1 FastAPI
+writes). The page starts it from a script of ours rather than an inline one, and its CSP
+allows scripts, styles and connections from this server only. ReDoc has no such package,
+so /redoc redirects to /docs.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ START_SCRIPT: Final = """window.ui = SwaggerUIBundle({
 });
 """
 MISSING_ASSETS: Final = (
-    "Swagger UI's files are missing: the swagger-ui-bundle package is not installed; "
+    "Swagger UI's files are missing: the swagger-ui-bundle-v2 package is not installed; "
     "reinstall latentloom (pip install .) to get it. The API description is at /openapi.json."
 )
 
