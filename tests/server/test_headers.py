@@ -11,6 +11,7 @@ import httpx
 import pytest
 from starlette.datastructures import MutableHeaders
 
+from latentloom.server.docs import swagger_ui_folder
 from latentloom.server.headers import add_security_headers
 from tests.server.api_server import running_server
 from tests.server.test_uploads import encoded
@@ -140,6 +141,15 @@ def test_docs_reference_no_other_host(app: App) -> None:
     start = httpx.get(app.url + "/docs/start.js").text
     assert 'url: "/openapi.json"' in start
     assert httpx.get(app.url + "/openapi.json").json()["info"]["title"] == "Latentloom"
+
+
+def test_the_docs_use_a_swagger_ui_that_reads_openapi_3_1(app: App) -> None:
+    openapi = httpx.get(app.url + "/openapi.json").json()["openapi"]
+    folder = swagger_ui_folder()
+    assert folder is not None, "swagger-ui-bundle-v2 is a dependency"
+    major = int(folder.name.removeprefix("swagger-ui-").split(".")[0])
+    # Swagger UI 4 shows "Unable to render this definition" for a 3.1 document.
+    assert openapi.startswith("3.1") and major >= 5
 
 
 def test_only_the_docs_own_assets_are_served(app: App) -> None:
