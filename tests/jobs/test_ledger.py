@@ -110,7 +110,7 @@ def test_terminal_states_are_final(ledger: Ledger) -> None:
     assert ledger.cancel(job.id) is None
     assert ledger.mark_node(job.id, "save", "finished") is False
     assert ledger.release(job.id) is False
-    assert ledger.get(job.id) == cancelled
+    assert ledger.get_summary(job.id) == cancelled
 
 
 def test_outcomes_record_outputs_errors_and_node_states(ledger: Ledger) -> None:
@@ -254,8 +254,8 @@ def test_retry_queues_a_copy_of_a_finished_job(ledger: Ledger) -> None:
     )
     ledger.claim_next()
     ledger.fail(job.id, "boom", node="n")
-    again = ledger.retry(job.id)
-    assert again.id != job.id
+    again = ledger.get(ledger.retry(job.id).id)
+    assert again is not None and again.id != job.id
     assert (again.status, again.workflow, again.priority, again.client_id, again.attempts) == (
         JobStatus.QUEUED,
         {"label": "x"},
@@ -278,7 +278,7 @@ def test_a_ledger_from_a_newer_release_is_refused(ledger_path: Path) -> None:
         Ledger(ledger_path)
     assert str(error.value) == (
         f"{ledger_path} holds a job ledger of schema version 99, written by a newer "
-        "Latentloom; this one reads versions up to 1. Upgrade Latentloom or point it at "
+        "Latentloom; this one reads versions up to 2. Upgrade Latentloom or point it at "
         "another ledger file."
     )
 
@@ -289,6 +289,6 @@ def test_the_file_uses_wal_and_records_its_schema_version(ledger_path: Path) -> 
     db = sqlite3.connect(ledger_path)
     try:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
     finally:
         db.close()

@@ -9,6 +9,12 @@ serialise on one connection behind a lock). WAL mode lets readers proceed during
 Queue order is `priority DESC, sequence ASC`. `sequence` grows for each job added at the
 back; a job added at the front takes a number below every job in the file, so the latest
 "front" job runs first among its priority.
+
+Each distinct workflow document is stored once (`workflows`, keyed by the SHA-256 of its
+text; documents reach the ledger normalised, so equal workflows have equal text) and a job
+keeps the hash and the title: `summaries` lists jobs without reading a document, and a
+document goes when the last job using it is pruned. `add_many` and `retry` can check a queue
+limit inside their insert transaction, so concurrent submitters cannot overfill the queue.
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-from latentloom.jobs.records import LIVE, TERMINAL, JobRecord, JobStatus, NodeState
-from latentloom.jobs.schema import prepare
+from latentloom.jobs.records import LIVE, TERMINAL, JobRecord, JobStatus, JobSummary, NodeState
+from latentloom.jobs.schema import document_hash, document_title, prepare
 
 INTERRUPTED_ERROR: Final = (
     "interrupted: the server stopped while running this job {n} times; giving up"
@@ -50,6 +56,19 @@ _LIST_ORDER: Final = """
     sequence DESC
 """
 
+_WITH_DOCUMENT: Final = (
+    "SELECT jobs.*, workflows.document AS document FROM jobs"
+    " JOIN workflows ON workflows.hash = jobs.workflow_hash"
+)
+# Documents no job refers to any more (after pruning or forgetting jobs).
+_FORGET_DOCUMENTS: Final = (
+    "DELETE FROM workflows WHERE NOT EXISTS"
+    " (SELECT 1 FROM jobs WHERE jobs.workflow_hash = workflows.hash)"
+)
+# Event ids are epoch * EVENT_EPOCH_SPAN + n: each server start takes the next epoch, so ids
+# keep growing across restarts and stay exact in a JavaScript number (2**53) for 2**21 starts.
+EVENT_EPOCH_SPAN: Final = 2**32
+
 # The smallest sequence number at or above ? that no job holds.
 _FREE_SEQUENCE: Final = """
     SELECT MIN(candidate) FROM (SELECT ? AS candidate UNION SELECT sequence + 1 FROM jobs
@@ -67,6 +86,12 @@ class JobExists(ValueError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"a job with id {job_id!r} already exists; choose another id")
+
+
+class QueueFull(Exception):
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the queue is full ({limit} jobs); try again when some have run")
 
 
 class JobNotRetryable(Exception):
@@ -131,8 +156,12 @@ class Ledger:
             self._db.execute("COMMIT")
 
     def _select(self, db: sqlite3.Connection, job_id: str) -> JobRecord | None:
+        row = db.execute(f"{_WITH_DOCUMENT} WHERE jobs.id = ?", (job_id,)).fetchone()
+        return _record(row) if row is not None else None
+
+    def _summary(self, db: sqlite3.Connection, job_id: str) -> JobSummary | None:
         row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return JobRecord.from_row(row) if row is not None else None
+        return JobSummary.from_row(row) if row is not None else None
 
     # --- adding -------------------------------------------------------------------------
 
@@ -145,6 +174,7 @@ class Ledger:
         client_id: str | None = None,
         job_id: str | None = None,
         sequence: int | None = None,
+        max_queued: int | None = None,
     ) -> JobRecord:
         return self.add_many(
             workflow,
@@ -154,6 +184,7 @@ class Ledger:
             client_id=client_id,
             job_id=job_id,
             sequence=sequence,
+            max_queued=max_queued,
         )[0]
 
     def add_many(
@@ -166,12 +197,14 @@ class Ledger:
         client_id: str | None = None,
         job_id: str | None = None,
         sequence: int | None = None,
+        max_queued: int | None = None,
     ) -> builtins.list[JobRecord]:
         """Queue `runs` runs of one workflow in one transaction, in submission order.
 
         For one run, a caller may choose the id (`job_id`: ComfyUI clients pick their own
         prompt ids) and the place in the queue (`sequence`: the first free number from it
         up, so the job runs after the jobs of its priority numbered at or below it).
+        With `max_queued`, QueueFull (and nothing added) when the queue would pass it.
         """
         if runs < 1:
             raise ValueError(f"runs must be at least 1, got {runs}")
@@ -180,33 +213,68 @@ class Ledger:
         if runs > 1 and (job_id is not None or sequence is not None):
             raise ValueError("job_id and sequence choose one job's id and place; runs must be 1")
         document = json.dumps(workflow)
+        digest = document_hash(document)
         ids = [job_id] if job_id is not None else [uuid.uuid4().hex for _ in range(runs)]
         with self._transaction() as db:
-            if job_id is not None and self._select(db, job_id) is not None:
+            if job_id is not None and self._summary(db, job_id) is not None:
                 raise JobExists(job_id)
+            self._check_room(db, runs, max_queued)
             low, high = db.execute("SELECT MIN(sequence), MAX(sequence) FROM jobs").fetchone()
             first = (low if low is not None else 1) - runs if front else (high or 0) + 1
             if sequence is not None:
                 first = db.execute(_FREE_SEQUENCE, (sequence, sequence)).fetchone()[0]
-            now = self._clock()
+            now, title = self._clock(), document_title(workflow)
+            db.execute(
+                "INSERT OR IGNORE INTO workflows (hash, document) VALUES (?, ?)", (digest, document)
+            )
             db.executemany(
-                "INSERT INTO jobs (id, status, workflow, priority, sequence, max_attempts,"
-                " client_id, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, status, workflow_hash, title, priority, sequence,"
+                " max_attempts, client_id, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (job_id, document, priority, first + i, self.max_attempts, client_id, now)
+                    (job_id, digest, title, priority, first + i, self.max_attempts, client_id, now)
                     for i, job_id in enumerate(ids)
                 ],
             )
-            return [record for job_id in ids if (record := self._select(db, job_id))]
+            summaries = [summary for job_id in ids if (summary := self._summary(db, job_id))]
+        # The caller's document, not a re-read of the stored text: it is the same JSON.
+        return [JobRecord.with_document(summary, workflow) for summary in summaries]
 
-    def retry(self, job_id: str) -> JobRecord:
-        """A new queued job with the workflow, priority and client of a finished one."""
-        original = self.get(job_id)
-        if original is None:
-            raise JobNotFound(job_id)
-        if original.status not in TERMINAL:
-            raise JobNotRetryable(job_id, original.status)
-        return self.add(original.workflow, priority=original.priority, client_id=original.client_id)
+    def _check_room(self, db: sqlite3.Connection, runs: int, max_queued: int | None) -> None:
+        if max_queued is None:
+            return
+        queued = db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetchone()[0]
+        if queued + runs > max_queued:
+            raise QueueFull(max_queued)
+
+    def retry(self, job_id: str, *, max_queued: int | None = None) -> JobSummary:
+        """A new queued job with the workflow, priority and client of a finished one; the
+        same stored document, so nothing is parsed. QueueFull as for `add_many`."""
+        with self._transaction() as db:
+            original = self._summary(db, job_id)
+            if original is None:
+                raise JobNotFound(job_id)
+            if original.status not in TERMINAL:
+                raise JobNotRetryable(job_id, original.status)
+            self._check_room(db, 1, max_queued)
+            new_id = uuid.uuid4().hex
+            high = db.execute("SELECT MAX(sequence) FROM jobs").fetchone()[0]
+            db.execute(
+                "INSERT INTO jobs (id, status, workflow_hash, title, priority, sequence,"
+                " max_attempts, client_id, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    new_id,
+                    original.workflow_hash,
+                    original.title,
+                    original.priority,
+                    (high or 0) + 1,
+                    self.max_attempts,
+                    original.client_id,
+                    self._clock(),
+                ),
+            )
+            record = self._summary(db, new_id)
+            assert record is not None
+            return record
 
     # --- reading ------------------------------------------------------------------------
 
@@ -217,8 +285,29 @@ class Ledger:
     def list(
         self, statuses: Iterable[str] | None = None, limit: int = 100, offset: int = 0
     ) -> tuple[builtins.list[JobRecord], int]:
-        """A page of jobs and how many match: queued in run order, running, then history
-        newest first. `statuses` are `JobStatus` members or their names; None means all."""
+        """A page of jobs with their documents, and how many match: queued in run order,
+        running, then history newest first. `statuses` are `JobStatus` members or their
+        names; None means all. Each distinct document on the page is parsed once."""
+        rows, total = self._page(_WITH_DOCUMENT, statuses, limit, offset)
+        documents: dict[str, dict[str, Any]] = {}
+        records = []
+        for row in rows:
+            digest = row["workflow_hash"]
+            if digest not in documents:
+                documents[digest] = json.loads(row["document"])
+            records.append(JobRecord.with_document(JobSummary.from_row(row), documents[digest]))
+        return records, total
+
+    def summaries(
+        self, statuses: Iterable[str] | None = None, limit: int = 100, offset: int = 0
+    ) -> tuple[builtins.list[JobSummary], int]:
+        """`list` without the documents: what a job list shows, read without parsing one."""
+        rows, total = self._page("SELECT * FROM jobs", statuses, limit, offset)
+        return [JobSummary.from_row(row) for row in rows], total
+
+    def _page(
+        self, select: str, statuses: Iterable[str] | None, limit: int, offset: int
+    ) -> tuple[builtins.list[sqlite3.Row], int]:
         chosen = set(JobStatus) if statuses is None else {JobStatus(s) for s in statuses}
         wanted = sorted(chosen)
         marks = ", ".join("?" for _ in wanted)
@@ -228,12 +317,34 @@ class Ledger:
             try:
                 total = self._db.execute(f"SELECT COUNT(*) FROM jobs {where}", wanted).fetchone()
                 rows = self._db.execute(
-                    f"SELECT * FROM jobs {where} ORDER BY {_LIST_ORDER} LIMIT ? OFFSET ?",
+                    f"{select} {where} ORDER BY {_LIST_ORDER} LIMIT ? OFFSET ?",
                     [*wanted, limit, offset],
                 ).fetchall()
             finally:
                 self._db.execute("COMMIT")
-        return [JobRecord.from_row(row) for row in rows], total[0]
+        return rows, int(total[0])
+
+    def get_summary(self, job_id: str) -> JobSummary | None:
+        with self._lock:
+            return self._summary(self._db, job_id)
+
+    def begin_event_epoch(self) -> int:
+        """Take the next event epoch (persisted); returns the id base for this run's events:
+        every id this run hands out is above every id an earlier run handed out."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO server_state (key, value) VALUES ('event_epoch', 1)"
+                " ON CONFLICT (key) DO UPDATE SET value = value + 1"
+            )
+            epoch = db.execute(
+                "SELECT value FROM server_state WHERE key = 'event_epoch'"
+            ).fetchone()[0]
+        return int(epoch) * EVENT_EPOCH_SPAN
+
+    def document_count(self) -> int:
+        """How many distinct workflow documents the ledger holds."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM workflows").fetchone()[0])
 
     def count(self, status: str | None = None) -> int:
         """How many jobs are in `status` (a `JobStatus` or its name), or in the file."""
@@ -274,16 +385,16 @@ class Ledger:
             db.execute("UPDATE jobs SET node_states = ? WHERE id = ?", (json.dumps(states), job_id))
             return True
 
-    def set_priority(self, job_id: str, priority: int) -> JobRecord | None:
+    def set_priority(self, job_id: str, priority: int) -> JobSummary | None:
         """Reorder a queued job; None when it is not queued (too late to reorder)."""
         with self._transaction() as db:
             changed = db.execute(
                 "UPDATE jobs SET priority = ? WHERE id = ? AND status = 'queued'",
                 (priority, job_id),
             ).rowcount
-            return self._select(db, job_id) if changed else None
+            return self._summary(db, job_id) if changed else None
 
-    def move_to_front(self, job_id: str) -> JobRecord | None:
+    def move_to_front(self, job_id: str) -> JobSummary | None:
         """Put a queued job ahead of the others of its priority; None when it is not queued."""
         with self._transaction() as db:
             changed = db.execute(
@@ -291,7 +402,7 @@ class Ledger:
                 " WHERE id = ? AND status = 'queued'",
                 (job_id,),
             ).rowcount
-            return self._select(db, job_id) if changed else None
+            return self._summary(db, job_id) if changed else None
 
     def release(self, job_id: str) -> bool:
         """Hand a running job back to the queue without counting the attempt: the server is
@@ -304,6 +415,25 @@ class Ledger:
                     (job_id,),
                 ).rowcount
             )
+
+    def requeue_or_fail(self, job_id: str, error: str, node: str | None = None) -> JobRecord | None:
+        """A running job whose worker died: back to the queue with the attempt counted, or
+        failed with `error` once it has used its attempts. None when it is not running."""
+        with self._transaction() as db:
+            requeued = db.execute(
+                "UPDATE jobs SET status = 'queued', started_at = NULL, node_states = '{}'"
+                " WHERE id = ? AND status = 'running' AND attempts < max_attempts",
+                (job_id,),
+            ).rowcount
+            failure = "status = 'failed', error = ?, error_node = ?"
+            if not requeued and not self._write_terminal(
+                db, job_id, failure, (error, node), "('running')"
+            ):
+                return None
+            record = self._select(db, job_id)
+            if not requeued:
+                self._prune(db)
+            return record
 
     # --- terminal writes: the first one wins --------------------------------------------
 
@@ -321,14 +451,14 @@ class Ledger:
             job_id, "status = 'failed', error = ?, error_node = ?", (error, node), _LIVE_SQL
         )
 
-    def cancel(self, job_id: str) -> JobRecord | None:
+    def cancel(self, job_id: str) -> JobSummary | None:
         """Cancel a queued or running job; None when it has already finished (or is unknown).
 
         Only the ledger changes: whoever stops a running job's worker must also tell it to."""
         with self._transaction() as db:
             if not self._write_terminal(db, job_id, "status = 'cancelled'", (), _LIVE_SQL):
                 return None
-            record = self._select(db, job_id)
+            record = self._summary(db, job_id)
             self._prune(db)
             return record
 
@@ -355,7 +485,7 @@ class Ledger:
 
     # --- housekeeping -------------------------------------------------------------------
 
-    def recover_interrupted(self) -> builtins.list[JobRecord]:
+    def recover_interrupted(self) -> builtins.list[JobSummary]:
         """At start-up, before any worker runs: jobs left running by a dead process go back to
         the queue, or fail once they have used up their attempts. Returns them as changed."""
         with self._transaction() as db:
@@ -373,7 +503,7 @@ class Ledger:
                     (INTERRUPTED_ERROR.format(n=row["attempts"]),),
                     "('running')",
                 )
-            records = [record for job_id in ids if (record := self._select(db, job_id))]
+            records = [record for job_id in ids if (record := self._summary(db, job_id))]
             self._prune(db)
             return records
 
@@ -390,18 +520,29 @@ class Ledger:
         marks = ", ".join("?" for _ in ids)
         query = f"DELETE FROM jobs WHERE id IN ({marks}) AND status IN {_TERMINAL_SQL}"
         with self._transaction() as db:
-            return db.execute(query, ids).rowcount
+            removed = db.execute(query, ids).rowcount
+            if removed:
+                db.execute(_FORGET_DOCUMENTS)
+            return removed
 
     def _prune(self, db: sqlite3.Connection, keep: int | None = None) -> int:
-        return db.execute(
+        removed = db.execute(
             "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"
             f" WHERE status IN {_TERMINAL_SQL}"
             " ORDER BY finished_at DESC, sequence DESC LIMIT -1 OFFSET ?)",
             (self.history_limit if keep is None else keep,),
         ).rowcount
+        if removed:
+            db.execute(_FORGET_DOCUMENTS)
+        return removed
+
+
+def _record(row: sqlite3.Row) -> JobRecord:
+    return JobRecord.with_document(JobSummary.from_row(row), json.loads(row["document"]))
 
 
 __all__ = [
+    "EVENT_EPOCH_SPAN",
     "INTERRUPTED_ERROR",
     "LIVE",
     "TERMINAL",
@@ -410,6 +551,8 @@ __all__ = [
     "JobNotRetryable",
     "JobRecord",
     "JobStatus",
+    "JobSummary",
     "Ledger",
     "NodeState",
+    "QueueFull",
 ]

@@ -1,4 +1,9 @@
-"""What the ledger knows about one job, as an immutable record."""
+"""What the ledger knows about one job, as immutable records.
+
+`JobSummary` is what lists need (no workflow document: the ledger keeps those once each, by
+hash, and reading one means parsing it); `JobRecord` adds the document, for running the job
+or showing it whole.
+"""
 
 from __future__ import annotations
 
@@ -26,14 +31,15 @@ LIVE: Final = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
 NodeState = Literal["started", "cached", "finished", "failed"]
 
 
-class JobRecord(BaseModel):
-    """One job as the ledger last wrote it; a snapshot, never updated in place."""
+class JobSummary(BaseModel):
+    """One job as the ledger last wrote it, without its document; a snapshot."""
 
     model_config = ConfigDict(frozen=True)
 
     id: str
     status: JobStatus
-    workflow: dict[str, Any]  # the document as submitted
+    title: str | None  # the workflow's meta.title, stored when the job was queued
+    workflow_hash: str  # SHA-256 of the stored document text
     priority: int  # higher runs first
     sequence: int  # lower runs first among equal priority
     attempts: int  # how many times a worker has claimed it
@@ -48,8 +54,19 @@ class JobRecord(BaseModel):
     node_states: dict[str, NodeState]
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> JobRecord:
-        fields = dict(row)
-        for name in ("workflow", "outputs", "node_states"):
+    def from_row(cls, row: sqlite3.Row) -> JobSummary:
+        columns = set(row.keys())  # iterating a Row yields its values, not its column names
+        fields = {key: row[key] for key in cls.model_fields if key in columns}
+        for name in ("outputs", "node_states"):
             fields[name] = json.loads(fields[name])
         return cls.model_validate(fields)
+
+
+class JobRecord(JobSummary):
+    """A job with its workflow document (parsed from the ledger's one copy of it)."""
+
+    workflow: dict[str, Any]  # the document as submitted
+
+    @classmethod
+    def with_document(cls, summary: JobSummary, workflow: dict[str, Any]) -> JobRecord:
+        return cls.model_validate({**summary.__dict__, "workflow": workflow})

@@ -3,25 +3,30 @@
 A fresh file is created at `SCHEMA_VERSION`; an older file is upgraded one step at a time by
 `MIGRATIONS` inside the same transaction, so a ledger is never half-migrated; a file written
 by a newer Latentloom is refused rather than guessed at.
+
+Version 2 stores each distinct workflow document once, in `workflows` keyed by the SHA-256
+of its text, and gives every job the hash and the document's title: listing jobs reads
+neither the documents nor JSON. `server_state` holds small persisted counters (the event
+epoch, so websocket event ids keep growing across restarts).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
-# `sequence` orders jobs of equal priority (FIFO); "front of the queue" takes a number below
-# every existing one, so it is unique across all rows, not only the queued ones.
-_CREATE: Final = (
-    """
+_JOBS_TABLE: Final = """
     CREATE TABLE jobs (
         id TEXT PRIMARY KEY,
         status TEXT NOT NULL,
-        workflow TEXT NOT NULL,
+        workflow_hash TEXT NOT NULL REFERENCES workflows (hash),
+        title TEXT,
         priority INTEGER NOT NULL,
         sequence INTEGER NOT NULL UNIQUE,
         attempts INTEGER NOT NULL DEFAULT 0,
@@ -35,15 +40,70 @@ _CREATE: Final = (
         outputs TEXT NOT NULL DEFAULT '{}',
         node_states TEXT NOT NULL DEFAULT '{}'
     )
-    """,
+"""
+# `sequence` orders jobs of equal priority (FIFO); "front of the queue" takes a number below
+# every existing one, so it is unique across all rows, not only the queued ones.
+_INDEXES: Final = (
     # claim_next: the head of the queue without a scan.
     "CREATE INDEX jobs_queue ON jobs (status, priority DESC, sequence)",
     # list() and prune(): history newest first.
     "CREATE INDEX jobs_history ON jobs (status, finished_at)",
+    # forgetting documents no job refers to any more.
+    "CREATE INDEX jobs_workflow ON jobs (workflow_hash)",
+)
+_CREATE: Final = (
+    "CREATE TABLE workflows (hash TEXT PRIMARY KEY, document TEXT NOT NULL)",
+    _JOBS_TABLE,
+    *_INDEXES,
+    "CREATE TABLE server_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
 
-# version -> function upgrading a ledger of that version to the next one (none yet).
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+
+def document_hash(text: str) -> str:
+    """The key of a stored document: SHA-256 of its JSON text, hex."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def document_title(workflow: dict[str, Any]) -> str | None:
+    """The workflow's `meta.title` when it is a string: what job lists show."""
+    meta = workflow.get("meta")
+    title = meta.get("title") if isinstance(meta, dict) else None
+    return title if isinstance(title, str) else None
+
+
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Documents move out of `jobs` into `workflows`, once each; jobs keep hash and title."""
+    db.execute("CREATE TABLE workflows (hash TEXT PRIMARY KEY, document TEXT NOT NULL)")
+    db.execute("CREATE TABLE server_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+    db.execute("ALTER TABLE jobs RENAME TO jobs_v1")
+    for index in ("jobs_queue", "jobs_history"):
+        db.execute(f"DROP INDEX IF EXISTS {index}")
+    db.execute(_JOBS_TABLE)
+    columns = (
+        "id, status, priority, sequence, attempts, max_attempts, client_id, created_at,"
+        " started_at, finished_at, error, error_node, outputs, node_states"
+    )
+    for row in db.execute(f"SELECT workflow, {columns} FROM jobs_v1").fetchall():
+        text, rest = row[0], tuple(row[1:])
+        digest = document_hash(text)
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError:
+            document = None
+        title = document_title(document) if isinstance(document, dict) else None
+        db.execute("INSERT OR IGNORE INTO workflows (hash, document) VALUES (?, ?)", (digest, text))
+        db.execute(
+            f"INSERT INTO jobs (workflow_hash, title, {columns})"
+            f" VALUES (?, ?, {', '.join('?' for _ in rest)})",
+            (digest, title, *rest),
+        )
+    db.execute("DROP TABLE jobs_v1")
+    for statement in _INDEXES:
+        db.execute(statement)
+
+
+# version -> function upgrading a ledger of that version to the next one.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
 
 
 class LedgerVersionError(Exception):

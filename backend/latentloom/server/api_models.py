@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from latentloom.graph.validate import Problem
 from latentloom.interop.comfy.report import ExportReport, ImportReport
-from latentloom.jobs.records import JobRecord, NodeState
+from latentloom.jobs.records import JobRecord, JobSummary, NodeState
 
 JobStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -26,6 +26,9 @@ class JobRequest(BaseModel):
 class JobView(BaseModel):
     id: str
     title: str | None = Field(description="The workflow's meta.title, if it has one")
+    workflow_hash: str = Field(
+        description="SHA-256 of the stored workflow document (jobs of one workflow share it)"
+    )
     status: JobStatusName
     priority: int
     attempts: int
@@ -78,12 +81,13 @@ class WorkflowExported(BaseModel):
     report: ExportReport
 
 
-def job_view(record: JobRecord, *, with_workflow: bool = False) -> JobView:
-    meta = record.workflow.get("meta")
-    title = meta.get("title") if isinstance(meta, dict) else None
+def job_view(record: JobSummary, *, with_workflow: bool = False) -> JobView:
+    """The API's view of a job; the workflow only when asked for and the record has it."""
+    workflow = record.workflow if with_workflow and isinstance(record, JobRecord) else None
     return JobView(
         id=record.id,
-        title=title if isinstance(title, str) else None,
+        title=record.title,
+        workflow_hash=record.workflow_hash,
         status=record.status.value,  # type: ignore[arg-type]
         priority=record.priority,
         attempts=record.attempts,
@@ -95,5 +99,5 @@ def job_view(record: JobRecord, *, with_workflow: bool = False) -> JobView:
         error_node=record.error_node,
         outputs=record.outputs,
         nodes=record.node_states,
-        workflow=record.workflow if with_workflow else None,
+        workflow=workflow,
     )

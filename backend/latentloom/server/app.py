@@ -48,6 +48,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services.open(settings, asyncio.get_running_loop())
+        # Event ids (and workflow revisions) continue above every id of earlier runs.
+        services.hub.begin_epoch(services.ledger.begin_event_epoch())
         app.state.services = services
         services.warm_up_in_background()
         try:

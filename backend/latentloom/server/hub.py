@@ -3,12 +3,21 @@
 Workers publish from their own threads; the hub hops onto the server's event loop, stamps a
 monotonically increasing id (so a reconnecting client can resume after the last id it saw)
 and hands each subscriber the frame. Every job's events reach every subscriber of that job
-(or of all jobs), whoever queued it.
+(or of all jobs), whoever queued it. Ids keep growing across restarts: at start-up the
+server takes the next epoch from the ledger (`begin_epoch`) and counts on from its base, so
+an id from before a restart is older than anything buffered and its client is told to
+resync (`complete: false`), never that it missed nothing.
+
+Memory per client is bounded in bytes as well as in frames: a subscriber's queue holds at
+most `client_bytes` of text (a single larger frame only when nothing else waits, so one big
+workflow echo still reaches a client that reads), and the replay buffer at most
+`buffer_bytes`. A subscriber that passes its bound is dropped on the spot: its queue is
+freed, it stops receiving, and `dropped` tells its connection to close with a reason.
+Workflow-sync messages travel through the same queue, so they count against the same bound.
 
 Previews are not events: they are throttled per job, rendered to JPEG once, and kept in a
 two-slot buffer per subscriber that simply overwrites — a slow client loses previews first
-and never blocks the job. A subscriber whose event queue overflows is told so and must
-resume from its last id.
+and never blocks the job.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from pydantic import BaseModel
 
@@ -32,8 +41,11 @@ if TYPE_CHECKING:
     from latentloom.engine.events import Preview
 
 TERMINAL_EVENTS = (JobFinished, JobFailed, JobCancelled)
-EVENT_QUEUE_LIMIT = 10_000
-PREVIEW_SLOTS = 2
+EVENT_QUEUE_LIMIT: Final = 10_000  # frames waiting for one client
+CLIENT_BYTE_LIMIT: Final = 4 * 2**20  # bytes of text frames waiting for one client
+BUFFER_SIZE: Final = 10_000  # events kept for resuming clients
+BUFFER_BYTE_LIMIT: Final = 8 * 2**20
+PREVIEW_SLOTS: Final = 2
 
 
 @dataclass(frozen=True)
@@ -52,12 +64,56 @@ class PreviewFrame:
         return struct.pack(">I", len(encoded)) + encoded + self.jpeg
 
 
+class FrameQueue:
+    """Text frames waiting for one client, bounded in count and in bytes.
+
+    Sizes are UTF-8 bytes, as sent. `offer` refuses a frame past either bound, except that an
+    empty queue takes any one frame.
+    """
+
+    def __init__(self, max_frames: int, max_bytes: int) -> None:
+        self.max_frames, self.max_bytes = max_frames, max_bytes
+        self._frames: deque[tuple[str, int]] = deque()
+        self.nbytes = 0
+
+    def offer(self, frame: str) -> bool:
+        size = _utf8_size(frame)
+        if self._frames and (
+            len(self._frames) >= self.max_frames or self.nbytes + size > self.max_bytes
+        ):
+            return False
+        self._frames.append((frame, size))
+        self.nbytes += size
+        return True
+
+    def empty(self) -> bool:
+        return not self._frames
+
+    def qsize(self) -> int:
+        return len(self._frames)
+
+    def get_nowait(self) -> str:
+        """The oldest frame; asyncio.QueueEmpty when there is none (as asyncio.Queue)."""
+        if not self._frames:
+            raise asyncio.QueueEmpty
+        frame, size = self._frames.popleft()
+        self.nbytes -= size
+        return frame
+
+    def clear(self) -> None:
+        self._frames.clear()
+        self.nbytes = 0
+
+
 @dataclass(eq=False)
 class Subscription:
     jobs: set[str] | None  # None: every job
-    events: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(EVENT_QUEUE_LIMIT))
+    events: FrameQueue = field(
+        default_factory=lambda: FrameQueue(EVENT_QUEUE_LIMIT, CLIENT_BYTE_LIMIT)
+    )
     previews: deque[PreviewFrame] = field(default_factory=lambda: deque(maxlen=PREVIEW_SLOTS))
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    dropped: asyncio.Event = field(default_factory=asyncio.Event)  # set once, on overflow
     overflowed: bool = False
     workflows: set[str] = field(default_factory=set)  # saved workflows this client edits live
 
@@ -70,17 +126,33 @@ class EventHub:
         self,
         loop: asyncio.AbstractEventLoop,
         *,
-        buffer_size: int = 10_000,
+        buffer_size: int = BUFFER_SIZE,
+        buffer_bytes: int = BUFFER_BYTE_LIMIT,
+        client_bytes: int = CLIENT_BYTE_LIMIT,
+        client_frames: int = EVENT_QUEUE_LIMIT,
         previews_per_second: float = 4.0,
     ) -> None:
         self.loop = loop
+        self.epoch_base = 0  # ids of this run are above it (see begin_epoch)
         self.last_id = 0
-        self._buffer: deque[tuple[int, str | None, str]] = deque(maxlen=buffer_size)
+        self.client_bytes, self.client_frames = client_bytes, client_frames
+        self._buffer: deque[tuple[int, str | None, str]] = deque()
+        self._buffer_size, self._buffer_bytes_limit = buffer_size, buffer_bytes
+        self._buffer_bytes = 0
         self._subscribers: set[Subscription] = set()
         self._waiters: dict[str, list[asyncio.Event]] = {}
         self._preview_interval = 1.0 / previews_per_second
         self._last_preview: dict[str, float] = {}
         self._preview_lock = threading.Lock()
+        self.dropped_count = 0  # subscribers dropped for passing their bound
+
+    def begin_epoch(self, base: int) -> None:
+        """Count this run's ids on from `base` (the ledger's `begin_event_epoch`); call once
+        at start-up, before any event. A base at or below the ids seen so far is ignored."""
+        if base > self.last_id:
+            self.epoch_base = self.last_id = base
+            self._buffer.clear()
+            self._buffer_bytes = 0
 
     # --- publishing (any thread) ---------------------------------------------------------
 
@@ -106,14 +178,22 @@ class EventHub:
         frame = json.dumps(
             {"type": "event", "id": self.last_id, "event": event.model_dump(mode="json")}
         )
-        self._buffer.append((self.last_id, job, frame))
+        self._remember(self.last_id, job, frame)  # event frames are ASCII: len is bytes
         for subscription in list(self._subscribers):
             if subscription.wants(job):
-                _offer(subscription, frame)
+                self.offer(subscription, frame)
         if isinstance(event, TERMINAL_EVENTS) and job is not None:
             self._last_preview.pop(job, None)
             for waiter in self._waiters.pop(job, []):
                 waiter.set()
+
+    def _remember(self, event_id: int, job: str | None, frame: str) -> None:
+        self._buffer.append((event_id, job, frame))
+        self._buffer_bytes += len(frame)
+        while self._buffer and (
+            len(self._buffer) > self._buffer_size or self._buffer_bytes > self._buffer_bytes_limit
+        ):
+            self._buffer_bytes -= len(self._buffer.popleft()[2])
 
     def _dispatch_preview(self, frame: PreviewFrame) -> None:
         for subscription in self._subscribers:
@@ -121,22 +201,52 @@ class EventHub:
                 subscription.previews.append(frame)  # a full deque drops its oldest frame
                 subscription.wake.set()
 
+    def offer(self, subscription: Subscription, frame: str) -> bool:
+        """Queue a text frame for one subscriber; past its bound it is dropped (False)."""
+        if subscription.overflowed:
+            return False
+        if subscription.events.offer(frame):
+            subscription.wake.set()
+            return True
+        self._drop(subscription)
+        return False
+
+    def _drop(self, subscription: Subscription) -> None:
+        subscription.overflowed = True
+        subscription.events.clear()
+        subscription.previews.clear()
+        self._subscribers.discard(subscription)
+        self.dropped_count += 1
+        subscription.dropped.set()
+        subscription.wake.set()
+
     def subscribe(
         self, jobs: Iterable[str] | None, last_event_id: int | None
     ) -> tuple[Subscription, bool]:
         """A new subscription, pre-filled with buffered events after `last_event_id`.
 
         Returns (subscription, complete): complete is False when the buffer no longer reaches
-        back to `last_event_id`, so some events were missed.
+        back to `last_event_id` (or the id is from an earlier run, or from no run of this
+        ledger at all), so some events were missed: the client must reload what it shows.
         """
-        subscription = Subscription(set(jobs) if jobs is not None else None)
+        subscription = Subscription(
+            set(jobs) if jobs is not None else None,
+            events=FrameQueue(self.client_frames, self.client_bytes),
+        )
         complete = True
         if last_event_id is not None:
             oldest = self._buffer[0][0] if self._buffer else self.last_id + 1
-            complete = last_event_id >= oldest - 1
-            for event_id, job, frame in self._buffer:
-                if event_id > last_event_id and subscription.wants(job):
-                    _offer(subscription, frame)
+            complete = oldest - 1 <= last_event_id <= self.last_id
+            missed = [
+                frame
+                for event_id, job, frame in self._buffer
+                if event_id > last_event_id and subscription.wants(job)
+            ]
+            if complete and sum(map(len, missed)) > self.client_bytes:
+                complete = False  # more than the client may hold: it reloads instead
+            for frame in missed if complete else ():
+                subscription.events.offer(frame)
+            subscription.wake.set()
         self._subscribers.add(subscription)
         return subscription, complete
 
@@ -145,10 +255,20 @@ class EventHub:
 
     def send_to_watchers(self, workflow: str, message: dict[str, object]) -> None:
         """A workflow-sync message to every subscriber watching `workflow` (on the loop thread)."""
-        frame = json.dumps(message)
+        self.send_frame_to_watchers(workflow, json.dumps(message))
+
+    def send_frame_to_watchers(self, workflow: str, frame: str) -> None:
+        """`send_to_watchers` for a message already dumped (off the loop, when it is big)."""
         for subscription in list(self._subscribers):
             if workflow in subscription.workflows:
-                _offer(subscription, frame)
+                self.offer(subscription, frame)
+
+    def rename_watched(self, old: str, new: str) -> None:
+        """Watchers of `old` now watch `new` (the workflow was renamed)."""
+        for subscription in self._subscribers:
+            if old in subscription.workflows:
+                subscription.workflows.discard(old)
+                subscription.workflows.add(new)
 
     def end_waiter(self, job: str) -> asyncio.Event:
         """An event set when `job` reaches a terminal state (register before checking the ledger)."""
@@ -160,13 +280,13 @@ class EventHub:
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
+    @property
+    def buffered_bytes(self) -> int:
+        return self._buffer_bytes
 
-def _offer(subscription: Subscription, frame: str) -> None:
-    try:
-        subscription.events.put_nowait(frame)
-    except asyncio.QueueFull:
-        subscription.overflowed = True
-    subscription.wake.set()
+
+def _utf8_size(frame: str) -> int:
+    return len(frame) if frame.isascii() else len(frame.encode("utf-8"))
 
 
 def _render_jpeg(preview: Preview) -> bytes:

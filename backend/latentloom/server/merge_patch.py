@@ -21,3 +21,19 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
         else:
             merged[key] = apply_merge_patch(merged.get(key), value)
     return merged
+
+
+def create_merge_patch(before: Any, after: Any) -> Any:
+    """The smallest merge patch turning `before` into `after` (keys that went become null).
+
+    `apply_merge_patch(before, create_merge_patch(before, after)) == after` whenever `after`
+    holds no null inside an object (workflow documents never do).
+    """
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return after
+    patch: dict[str, Any] = {key: None for key in before if key not in after}
+    for key, value in after.items():
+        if key in before and before[key] == value:
+            continue
+        patch[key] = create_merge_patch(before.get(key), value)
+    return patch

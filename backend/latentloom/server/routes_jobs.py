@@ -3,6 +3,12 @@
 JSON bodies here are read by `StrictJsonRoute`, off the event loop and under the document
 bounds (no NaN or Infinity, bounded depth): a hostile body is a 422 naming the bound, before
 FastAPI's own reader (which accepts NaN) or its error echo (which cannot write it) sees it.
+
+Nothing here blocks the event loop: ledger calls run on the ledger pool (`offload.py`),
+parsing, validation and dumping on the default pool. `GET /api/jobs` reads job summaries
+(title and document hash are columns), never a stored document; `GET /api/jobs/{id}`, the
+one route that returns a document, dumps it in a worker thread. The queue-full check is
+made by the ledger inside the insert transaction, for new jobs and retries alike.
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ from fastapi.routing import APIRoute
 
 from latentloom.graph.document_bounds import DocumentBoundsError, load_json
 from latentloom.graph.validate import Problem
-from latentloom.graph.workflow import WorkflowFormatError, parse_workflow
+from latentloom.graph.workflow import Workflow, WorkflowFormatError, parse_workflow
+from latentloom.jobs.ledger import QueueFull
+from latentloom.jobs.queue import JobQueue
+from latentloom.jobs.records import JobRecord
 from latentloom.server.api_models import (
     Detail,
     HistoryPrune,
@@ -30,6 +39,7 @@ from latentloom.server.api_models import (
     PriorityChange,
     job_view,
 )
+from latentloom.server.offload import in_ledger_thread
 from latentloom.server.services import Services
 
 
@@ -81,7 +91,7 @@ async def queue_jobs(
     state = services(request)
     engine = await state.wait_for_engine()
     try:
-        workflow = parse_workflow(body.workflow)
+        workflow = await asyncio.to_thread(parse_workflow, body.workflow)
     except WorkflowFormatError as error:
         problems = [Problem(node=None, input=None, code="format", message=str(error))]
         return _invalid(problems)
@@ -94,22 +104,32 @@ async def queue_jobs(
             422,
             f"runs={body.runs} is more than the {settings.max_runs_per_request} allowed per request",
         )
-    if state.ledger.count("queued") + body.runs > settings.max_queue:
-        raise HTTPException(
-            429, f"the queue is full ({settings.max_queue} jobs); try again when some have run"
-        )
     queue = await state.wait_for_queue()
-    records = queue.submit(
+    try:
+        records = await in_ledger_thread(_submit, queue, workflow, body, settings.max_queue)
+    except QueueFull as error:
+        raise HTTPException(429, str(error)) from None
+    views = [job_view(record) for record in records]
+    if wait:
+        await _wait_until_ended(state, [record.id for record in records])
+        ended = await in_ledger_thread(_summaries, state, [record.id for record in records])
+        views = [job_view(record) for record in ended]
+    return JobsCreated(jobs=views)
+
+
+def _submit(queue: JobQueue, workflow: Workflow, body: JobRequest, limit: int) -> list[JobRecord]:
+    return queue.submit(
         workflow.to_json(),
         runs=body.runs,
         priority=body.priority,
         front=body.front,
         client_id=body.client_id,
+        max_queue=limit,
     )
-    if wait:
-        await _wait_until_ended(state, [record.id for record in records])
-        records = [state.ledger.get(record.id) or record for record in records]
-    return JobsCreated(jobs=[job_view(record) for record in records])
+
+
+def _summaries(state: Services, job_ids: list[str]) -> list[Any]:
+    return [summary for job_id in job_ids if (summary := state.ledger.get_summary(job_id))]
 
 
 def _invalid(problems: list[Problem]) -> JSONResponse:
@@ -122,7 +142,7 @@ def _invalid(problems: list[Problem]) -> JSONResponse:
 async def _wait_until_ended(state: Services, job_ids: list[str]) -> None:
     waiters = [state.hub.end_waiter(job_id) for job_id in job_ids]  # registered before checking
     for job_id, waiter in zip(job_ids, waiters, strict=True):
-        record = state.ledger.get(job_id)
+        record = await in_ledger_thread(state.ledger.get_summary, job_id)
         if record is not None and str(record.status) in TERMINAL:
             continue
         await asyncio.wait_for(waiter.wait(), WAIT_LIMIT_SECONDS)
@@ -135,17 +155,24 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JobList:
-    """The queue (in run order) and the history (newest first)."""
-    records, total = services(request).ledger.list(set(status) if status else None, limit, offset)
+    """The queue (in run order) and the history (newest first); no workflow documents."""
+    ledger = services(request).ledger
+    chosen = set(status) if status else None
+    records, total = await in_ledger_thread(ledger.summaries, chosen, limit, offset)
     return JobList(jobs=[job_view(record) for record in records], total=total)
 
 
 @router.get("/{job_id}", response_model=JobView, responses={404: {"model": Detail}})
-async def get_job(request: Request, job_id: str) -> JobView:
-    record = services(request).ledger.get(job_id)
+async def get_job(request: Request, job_id: str) -> Response:
+    """One job with its workflow document."""
+    record = await in_ledger_thread(services(request).ledger.get, job_id)
     if record is None:
         raise _not_found(job_id)
-    return job_view(record, with_workflow=True)
+    return await asyncio.to_thread(_job_response, record)
+
+
+def _job_response(record: JobRecord) -> Response:
+    return JSONResponse(job_view(record, with_workflow=True).model_dump(mode="json"))
 
 
 @router.delete(
@@ -154,10 +181,11 @@ async def get_job(request: Request, job_id: str) -> JobView:
 async def cancel_job(request: Request, job_id: str) -> JobView:
     """Cancel a queued job, or interrupt a running one (it stops within one sampler step)."""
     state = services(request)
-    record = state.ledger.get(job_id)
+    record = await in_ledger_thread(state.ledger.get_summary, job_id)
     if record is None:
         raise _not_found(job_id)
-    cancelled = (await state.wait_for_queue()).cancel(job_id)
+    queue = await state.wait_for_queue()
+    cancelled = await in_ledger_thread(queue.cancel, job_id)
     if cancelled is None:
         raise HTTPException(
             409, f"job {job_id} has already ended ({record.status}); nothing to cancel"
@@ -169,17 +197,22 @@ async def cancel_job(request: Request, job_id: str) -> JobView:
     "/{job_id}/retry",
     status_code=201,
     response_model=JobView,
-    responses={404: {"model": Detail}, 409: {"model": Detail}},
+    responses={404: {"model": Detail}, 409: {"model": Detail}, 429: {"model": Detail}},
 )
 async def retry_job(request: Request, job_id: str) -> JobView:
     """Queue a new job with the same workflow and priority as an ended one."""
     state = services(request)
-    record = state.ledger.get(job_id)
+    record = await in_ledger_thread(state.ledger.get_summary, job_id)
     if record is None:
         raise _not_found(job_id)
     if str(record.status) not in TERMINAL:
         raise HTTPException(409, f"job {job_id} is {record.status}; only ended jobs can be retried")
-    return job_view((await state.wait_for_queue()).retry(job_id))
+    queue = await state.wait_for_queue()
+    try:
+        retried = await in_ledger_thread(queue.retry, job_id, max_queue=state.settings.max_queue)
+    except QueueFull as error:
+        raise HTTPException(429, str(error)) from None
+    return job_view(retried)
 
 
 @router.patch(
@@ -187,10 +220,10 @@ async def retry_job(request: Request, job_id: str) -> JobView:
 )
 async def reorder_job(request: Request, job_id: str, body: PriorityChange) -> JobView:
     """Change a queued job's priority (the editor's queue panel reorders with this)."""
-    state = services(request)
-    if state.ledger.get(job_id) is None:
+    ledger = services(request).ledger
+    if await in_ledger_thread(ledger.get_summary, job_id) is None:
         raise _not_found(job_id)
-    record = state.ledger.set_priority(job_id, body.priority)
+    record = await in_ledger_thread(ledger.set_priority, job_id, body.priority)
     if record is None:
         raise HTTPException(409, f"job {job_id} is no longer queued; its priority cannot change")
     return job_view(record)
@@ -204,12 +237,15 @@ async def clear_queue(request: Request) -> dict[str, int]:
     """Cancel every queued job (a running job keeps running: DELETE it to interrupt)."""
     state = services(request)
     queue = await state.wait_for_queue()
-    queued, _ = state.ledger.list({"queued"}, limit=state.settings.max_queue, offset=0)
-    cancelled = sum(queue.cancel(record.id) is not None for record in queued)
-    return {"cancelled": cancelled}
+    return {"cancelled": await in_ledger_thread(_cancel_queued, queue, state.settings.max_queue)}
+
+
+def _cancel_queued(queue: JobQueue, limit: int) -> int:
+    queued, _ = queue.ledger.summaries({"queued"}, limit=limit, offset=0)
+    return sum(queue.cancel(record.id) is not None for record in queued)
 
 
 @queue_router.post("/history/prune")
 async def prune_history(request: Request, body: HistoryPrune) -> dict[str, int]:
     """Forget ended jobs beyond the newest `keep` (their output files stay on disk)."""
-    return {"removed": services(request).ledger.prune(body.keep)}
+    return {"removed": await in_ledger_thread(services(request).ledger.prune, body.keep)}

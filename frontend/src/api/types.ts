@@ -87,6 +87,7 @@ export interface JobRequest {
 export interface JobView {
   id: string;
   title: string | null;
+  workflow_hash: string;
   status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
   priority: number;
   attempts: number;
@@ -127,23 +128,33 @@ export type EventKind = Event["kind"];
 export interface WorkflowPatched {
   type: "workflow.patched";
   name: string;
-  client: string;
+  client: string | null;
   revision: number;
+  base: number | null;
   patch: Record<string, unknown>;
 }
 
+export interface WorkflowWatching {
+  type: "workflow.watching";
+  name: string;
+  revision: number;
+  document?: Record<string, unknown> | null;
+}
+
 export type ServerMessage =
-  | { type: "hello"; last_event_id: number; complete: boolean }
+  | { type: "hello"; last_event_id: number; complete: boolean; epoch_base: number }
   | { type: "event"; id: number; event: Event }
   | WorkflowPatched
-  | { type: "overflow" }
+  | WorkflowWatching
+  | { type: "workflow.deleted"; name: string; revision: number }
+  | { type: "workflow.renamed"; name: string; to: string; revision: number }
   | { type: "error"; request: string | null; detail: string };
 
 export type ClientMessage =
   | { type: "subscribe"; jobs: "all" | string[] }
-  | { type: "workflow.watch"; name: string }
+  | { type: "workflow.watch"; name: string; revision?: number }
   | { type: "workflow.unwatch"; name: string }
-  | { type: "workflow.patch"; name: string; client: string; patch: Record<string, unknown> };
+  | { type: "workflow.patch"; name: string; client: string; base?: number; patch: Record<string, unknown> };
 
 // Binary frames are previews: 4-byte big-endian header length, JSON header, JPEG bytes.
 export interface PreviewHeader {
