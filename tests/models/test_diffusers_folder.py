@@ -8,6 +8,7 @@ import torch
 from diffusers import EulerDiscreteScheduler
 from safetensors.torch import load_file
 
+from latentloom.models.diffusers_folder import weight_files
 from latentloom.models.errors import CheckpointError, PickleCheckpointError
 from latentloom.models.family import FamilyName
 from latentloom.models.load import load_checkpoint
@@ -104,3 +105,54 @@ def test_folder_without_model_index(tiny_reference: TinyReference, tmp_path: Pat
         load_checkpoint(folder, device="cpu", dtype=torch.float32)
     index = folder / "model_index.json"
     assert str(caught.value) == f"{index}: missing; a diffusers folder needs it"
+
+
+def write_index(folder: Path, weight_map: object) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    index = folder / "diffusion_pytorch_model.safetensors.index.json"
+    index.write_text(json.dumps({"weight_map": weight_map}))
+    return index
+
+
+@pytest.mark.parametrize(
+    "shard",
+    [
+        "../../secret.safetensors",
+        "/etc/secret.safetensors",
+        "sub/part.safetensors",
+        "..\\secret.safetensors",
+        "C:secret.safetensors",
+        "part.bin",
+        ".hidden.safetensors",
+        ["part.safetensors"],
+    ],
+)
+def test_shard_index_entries_may_not_leave_their_folder(tmp_path: Path, shard: object) -> None:
+    (tmp_path / "secret.safetensors").write_bytes(b"never opened")
+    index = write_index(tmp_path / "model" / "unet", {"a.weight": shard})
+    with pytest.raises(CheckpointError) as caught:
+        weight_files(index.parent)
+    assert str(caught.value) == (
+        f"{index}: weight_map names the shard {str(shard)!r}; shards must be .safetensors "
+        "files beside the index, named without folders"
+    )
+
+
+def test_shard_index_missing_shards_and_a_bad_map(tmp_path: Path) -> None:
+    index = write_index(tmp_path / "unet", {"a.weight": "part-1.safetensors"})
+    with pytest.raises(CheckpointError) as caught:
+        weight_files(index.parent)
+    assert str(caught.value) == f"{index}: the shard 'part-1.safetensors' it lists is missing"
+    index = write_index(tmp_path / "unet", ["part-1.safetensors"])
+    with pytest.raises(CheckpointError) as caught:
+        weight_files(index.parent)
+    assert str(caught.value) == f"{index}: weight_map must map tensor names to shard file names"
+
+
+def test_a_shard_may_be_a_link_to_a_download_cache(tmp_path: Path) -> None:
+    blob = tmp_path / "blobs" / "3f2a9c"
+    blob.parent.mkdir()
+    save_tensors(blob, {"a.weight": torch.ones(2)})
+    index = write_index(tmp_path / "snapshot" / "unet", {"a.weight": "part.safetensors"})
+    (index.parent / "part.safetensors").symlink_to(blob)
+    assert weight_files(index.parent) == [index.parent / "part.safetensors"]

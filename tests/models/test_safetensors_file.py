@@ -209,3 +209,65 @@ def test_pickle_suffixes_are_refused_without_opening_the_file(tmp_path: Path, su
     assert str(caught.value) == (
         f"{path}: '{suffix}' files are pickle checkpoints and are not loaded. {PICKLE_ADVICE}"
     )
+
+
+# --- hostile headers: refused cheaply, naming the file -----------------------------------
+
+
+def test_metadata_nested_ten_thousand_deep(tmp_path: Path) -> None:
+    nested = b'{"__metadata__": ' + b'{"a": ' * 10_000 + b'"x"' + b"}" * 10_000 + b"}"
+    path = write_raw(tmp_path / "deep.safetensors", nested, b"")
+    assert corrupt_message(path) == (
+        "header nests JSON too deeply to parse (a safetensors header nests 3 levels)"
+    )
+
+
+def test_a_header_with_too_many_values_is_refused_before_parsing(tmp_path: Path) -> None:
+    shape = b"[" + b"0," * 2_000_000 + b"0]"
+    header = b'{"a": {"dtype": "F32", "shape": ' + shape + b', "data_offsets": [0, 0]}}'
+    path = write_raw(tmp_path / "wide.safetensors", header, b"")
+    assert corrupt_message(path) == (
+        "header holds up to 2,000,008 JSON values; the limit is 2,000,000 "
+        "(a real checkpoint's header holds far fewer)"
+    )
+
+
+def test_values_of_the_wrong_types_and_absurd_shapes(tmp_path: Path) -> None:
+    header = {
+        "list_dtype": {"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]},
+        "float_shape": {"dtype": "F32", "shape": [1.0], "data_offsets": [0, 4]},
+        "bool_offsets": {"dtype": "F32", "shape": [1], "data_offsets": [False, True]},
+        "many_dims": entry("F32", [1] * 17, 0, 4),
+        "huge_dim": entry("F32", [0, 2**64], 4, 4),
+        "x" * 500: {"dtype": "F32", "shape": "1", "data_offsets": [0, 4]},
+    }
+    path = write_raw(tmp_path / "types.safetensors", header, bytes(4))
+    assert corrupt_message(path) == (
+        "entry 'list_dtype' has dtype ['F32']; known: F64, F32, F16, BF16, F8_E4M3, F8_E5M2, "
+        "I64, I32, I16, I8, U8, BOOL; "
+        "entry 'float_shape' has shape [1.0], expected a list of non-negative integers; "
+        "entry 'bool_offsets' has data_offsets [False, True], expected [begin, end]; "
+        "entry 'many_dims' has shape [1, 1, 1, 1, 1, 1, 1, 1, ...]: at most 16 dimensions of at "
+        "most 2^63 - 1 each; "
+        "entry 'huge_dim' has shape [0, 18446744073709551616]: at most 16 dimensions of at "
+        "most 2^63 - 1 each; "
+        f"entry '{'x' * 77}...' has shape '1', expected a list of non-negative integers"
+    )
+
+
+def test_an_integer_too_long_to_convert(tmp_path: Path) -> None:
+    header = b'{"a": {"dtype": "F32", "shape": [' + b"9" * 5000 + b'], "data_offsets": [0, 4]}}'
+    path = write_raw(tmp_path / "digits.safetensors", header, bytes(4))
+    assert corrupt_message(path).startswith(
+        "header is not valid UTF-8 JSON (Exceeds the limit (4300 digits) for integer string"
+    )
+
+
+def test_overlapping_offsets_that_tile_the_file_size(tmp_path: Path) -> None:
+    # the sizes add up to the file, but two tensors share bytes and one runs past the end
+    header = {"a": entry("F32", [2], 0, 8), "b": entry("F32", [2], 4, 12)}
+    path = write_raw(tmp_path / "shared.safetensors", header, bytes(8))
+    assert corrupt_message(path) == (
+        "entry 'b' overlaps the tensor before it; truncated: header says 12 bytes of tensors, "
+        "file has 8"
+    )

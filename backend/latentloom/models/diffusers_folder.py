@@ -64,8 +64,7 @@ def weight_files(folder: Path) -> list[Path]:
         for stem in (name, f"{name}.fp16"):
             index = folder / f"{stem}.safetensors.index.json"
             if index.is_file():
-                shards = _read_json(index).get("weight_map", {}).values()
-                return [folder / shard for shard in dict.fromkeys(shards)]
+                return _shards(index)
             single = folder / f"{stem}.safetensors"
             if single.is_file():
                 return [single]
@@ -75,6 +74,40 @@ def weight_files(folder: Path) -> list[Path]:
             pickles[0], "diffusers folder weights are pickle (.bin)", _FOLDER_PICKLE_ADVICE
         )
     raise CheckpointError(folder, "no .safetensors weights in this component folder")
+
+
+def _shards(index: Path) -> list[Path]:
+    """The shard files an index's `weight_map` names, each a plain name beside the index.
+
+    A shard may be a link (a download cache's layout), but its name may not lead out of the
+    folder: `../`, absolute paths and separators are refused, naming the index and the entry.
+    """
+    weight_map = _read_json(index).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(index, "weight_map must map tensor names to shard file names")
+    shards: list[Path] = []
+    for shard in weight_map.values():
+        if isinstance(shard, str) and index.parent / shard in shards:
+            continue
+        if not isinstance(shard, str) or not _plain_shard_name(shard):
+            raise CheckpointError(
+                index,
+                f"weight_map names the shard {str(shard)[:200]!r}; shards must be .safetensors "
+                "files beside the index, named without folders",
+            )
+        path = index.parent / shard
+        if not path.is_file():
+            raise CheckpointError(index, f"the shard {shard!r} it lists is missing")
+        shards.append(path)
+    return shards
+
+
+def _plain_shard_name(name: str) -> bool:
+    return (
+        name.endswith(".safetensors")
+        and not name.startswith(".")
+        and not any(char in name for char in "/\\\x00:")
+    )
 
 
 def _scheduler(folder: Path) -> tuple[PredictionType, torch.Tensor]:

@@ -9,7 +9,9 @@ The format: 8 bytes little-endian header length N, N bytes of JSON
 `{name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}`, then the
 tensor bytes, offsets relative to the end of the header. The whole header is checked before any
 tensor is read, and every problem found is reported at once. Pickle checkpoints are recognised by
-suffix or magic bytes and refused without being opened by any unpickler.
+suffix or magic bytes and refused without being opened by any unpickler. A hostile header (too
+many values to parse cheaply, nesting too deep to parse, values of the wrong types, absurd
+shapes, overlapping offsets) is refused the same way, naming the file.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import io
 import json
 import math
 import os
+import reprlib
 import struct
 import sys
 from collections.abc import Iterator
@@ -32,8 +35,15 @@ from latentloom.models.errors import CorruptCheckpointError, PickleCheckpointErr
 
 PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle"})
 MAX_HEADER_BYTES = 100_000_000  # the limit the reference implementation enforces
+# Parsing costs ~100 bytes of memory and ~2 us per JSON value, so a 100 MB header of tiny
+# values would take gigabytes; real checkpoints hold a few thousand tensors (~10 values each).
+MAX_HEADER_VALUES = 2_000_000
+MAX_DIMENSIONS = 16  # real tensors have at most 5; torch indexes sizes as int64
+MAX_DIMENSION_SIZE = 2**63 - 1
 SCRATCH_BYTES = 8 << 20  # converting reads pass through this much memory at a time
 _MAX_LISTED_PROBLEMS = 10
+_REPR = reprlib.Repr()
+_REPR.maxlist, _REPR.maxdict, _REPR.maxlevel, _REPR.maxstring = 8, 4, 3, 80
 
 DTYPES: dict[str, torch.dtype] = {
     "F64": torch.float64,
@@ -99,26 +109,43 @@ def _read_exact(raw: io.FileIO, offset: int, view: memoryview) -> int:
 def _entry_problems(name: str, raw_entry: object) -> list[str]:
     """Problems with one header entry taken on its own (offsets are checked together later)."""
     if not isinstance(raw_entry, dict):
-        return [f"entry '{name}' is {type(raw_entry).__name__}, expected an object"]
+        return [f"entry {_quoted(name)} is {type(raw_entry).__name__}, expected an object"]
     missing = [field for field in ("dtype", "shape", "data_offsets") if field not in raw_entry]
     if missing:
-        return [f"entry '{name}' lacks {', '.join(missing)}"]
+        return [f"entry {_quoted(name)} lacks {', '.join(missing)}"]
     dtype, shape, offsets = raw_entry["dtype"], raw_entry["shape"], raw_entry["data_offsets"]
-    if dtype not in DTYPES:
-        return [f"entry '{name}' has dtype {dtype!r}; known: {', '.join(DTYPES)}"]
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        return [f"entry {_quoted(name)} has dtype {_short(dtype)}; known: {', '.join(DTYPES)}"]
     if not isinstance(shape, list) or not all(_is_count(size) for size in shape):
-        return [f"entry '{name}' has shape {shape!r}, expected a list of non-negative integers"]
+        return [
+            f"entry {_quoted(name)} has shape {_short(shape)}, expected a list of non-negative integers"
+        ]
+    if len(shape) > MAX_DIMENSIONS or any(size > MAX_DIMENSION_SIZE for size in shape):
+        return [
+            f"entry {_quoted(name)} has shape {_short(shape)}: at most {MAX_DIMENSIONS} dimensions "
+            "of at most 2^63 - 1 each"
+        ]
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_is_count, offsets))):
-        return [f"entry '{name}' has data_offsets {offsets!r}, expected [begin, end]"]
+        return [f"entry {_quoted(name)} has data_offsets {_short(offsets)}, expected [begin, end]"]
     begin, end = offsets
     if end < begin:
-        return [f"entry '{name}' ends (byte {end:,}) before it begins (byte {begin:,})"]
+        return [f"entry {_quoted(name)} ends (byte {end:,}) before it begins (byte {begin:,})"]
     expected = math.prod(shape) * _itemsize(DTYPES[dtype])
     if end - begin != expected:
         return [
-            f"entry '{name}' spans {end - begin:,} bytes but {dtype} {shape} needs {expected:,}"
+            f"entry {_quoted(name)} spans {end - begin:,} bytes but {dtype} {shape} needs {expected:,}"
         ]
     return []
+
+
+def _short(value: object, limit: int = 80) -> str:
+    """`repr(value)`, cut short: a hostile header's values can be megabytes long."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _quoted(name: str, limit: int = 80) -> str:
+    return f"'{name}'" if len(name) <= limit else f"'{name[: limit - 3]}...'"
 
 
 def _is_count(value: object) -> bool:
@@ -135,9 +162,11 @@ def _layout_problems(entries: list[TensorEntry], data_start: int, file_size: int
     cursor = data_start
     for entry in sorted(entries, key=lambda item: (item.begin, item.end)):
         if entry.begin < cursor:
-            problems.append(f"entry '{entry.name}' overlaps the tensor before it")
+            problems.append(f"entry {_quoted(entry.name)} overlaps the tensor before it")
         elif entry.begin > cursor:
-            problems.append(f"gap of {entry.begin - cursor:,} bytes before entry '{entry.name}'")
+            problems.append(
+                f"gap of {entry.begin - cursor:,} bytes before entry {_quoted(entry.name)}"
+            )
         cursor = max(cursor, entry.end)
     available = file_size - data_start
     declared = cursor - data_start
@@ -197,10 +226,22 @@ class SafetensorsFile:
     def _decode_header(self, header_len: int) -> dict[str, Any]:
         raw = bytearray(header_len)
         _read_exact(self._raw, 8, memoryview(raw))
+        # Every JSON value but the first follows a comma or opens a container: an upper bound
+        # on what parsing would build, counted in C before any of it is built.
+        values = raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1
+        if values > MAX_HEADER_VALUES:
+            raise self._fail(
+                f"header holds up to {values:,} JSON values; the limit is "
+                f"{MAX_HEADER_VALUES:,} (a real checkpoint's header holds far fewer)"
+            )
         try:
             header = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise self._fail(f"header is not valid UTF-8 JSON ({error})") from None
+        except RecursionError:
+            raise self._fail(
+                "header nests JSON too deeply to parse (a safetensors header nests 3 levels)"
+            ) from None
+        except (UnicodeDecodeError, ValueError) as error:  # ValueError: JSONDecodeError too
+            raise self._fail(f"header is not valid UTF-8 JSON ({str(error)[:200]})") from None
         if not isinstance(header, dict):
             raise self._fail(f"header is a JSON {type(header).__name__}, expected an object")
         return header

@@ -77,7 +77,9 @@ class Services:
             from latentloom.engine.setup import make_engine
             from latentloom.jobs.local_worker import LocalWorker
             from latentloom.jobs.queue import JobQueue
+            from latentloom.safe_write import sweep_temp_files
 
+            sweep_temp_files(self.settings.data, self.settings.output_dir)  # left by a crash
             model_dirs = self._model_dirs()
             settings = self.settings
             self.engine = make_engine(
