@@ -20,6 +20,7 @@ reservations from the output folder.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import secrets
@@ -68,16 +69,16 @@ def writable_folder(folder: Path) -> Path:
 def reserve_new(folder: Path, names: Iterable[str]) -> Path:
     """The first of `names` that could be created (empty, exclusively) in `folder`."""
     folder = writable_folder(folder)
-    for tries, name in enumerate(names):
-        if tries >= MAX_RESERVE_TRIES:
-            break
+    tries = 0
+    for name in itertools.islice(names, MAX_RESERVE_TRIES):
+        tries += 1
         path = folder / name
         try:
             os.close(os.open(path, _NEW_FILE, 0o666))
         except FileExistsError:  # taken, or a link planted under that name: never followed
             continue
         return path
-    raise WriteRefused(folder, f"no free file name after {MAX_RESERVE_TRIES:,} tries")
+    raise WriteRefused(folder, f"no free file name after {tries:,} tries")
 
 
 def _new_temporary(folder: Path, name: str) -> tuple[int, Path]:
