@@ -17,29 +17,46 @@ Rules every dispatcher keeps:
 * On `stop()`, interrupt running jobs and hand them back with `Ledger.release` so they run
   again after a restart (not counted as an attempt).
 
+Dispatchers today: `WorkerProcess` (the server's default: the engine in one child process
+the server outlives) and `LocalWorker` (a thread in this process; `worker = "thread"`).
+
+**The worker protocol** (`worker_protocol.py`) is what a worker and its dispatcher say to
+each other, whatever carries it: `RunJob(job_id, workflow)`, `CancelJob(job_id)` and
+`Shutdown()` go to the worker; `Ready`, `StartupFailed`, `EventOut` (an `engine.events`
+model as JSON), `PreviewOut` (a preview latent as float16 bytes, throttled in the worker)
+and `Outcome` (succeeded with reports / failed with error and node / cancelled) come back.
+Every message is plain data, never a tensor or a ledger handle. The worker side is
+`worker_main._Worker`: it owns an `Engine` (models resident between jobs), runs one job at a
+time through `run_job.run_job` (the body `LocalWorker` runs too), and sets a job's
+`CancelToken` the moment its cancel arrives, so the sampler stops at its next step. The
+dispatcher side feeds what comes back to a `JobReporter` (`finish(outcome)`), which writes
+the ledger and publishes with the job id stamped, so clients see one event sequence from
+every dispatcher.
+
 How a Ray pool plugs in (`RayDispatcher`, not written yet), with no change to the API layer:
 
-* `start()` connects to the cluster and creates one actor per GPU; each actor owns an
-  `Engine`, so models stay resident on its GPU between jobs. The SQLite ledger stays in the
-  server process: actors never touch it.
-* A dispatch thread, woken by `wake()` like the local worker, claims the head of the queue
+* `start()` connects to the cluster and creates one actor per GPU; each actor wraps the
+  same worker loop (`worker_main`), building its `Engine` from a `WorkerConfig`, so models
+  stay resident on its GPU between jobs. The SQLite ledger stays in the server process:
+  actors never touch it.
+* A dispatch thread, woken by `wake()` like the others, claims the head of the queue
   whenever an actor is idle and routes it by model affinity: prefer the idle actor whose
   resident checkpoints/LoRAs overlap most with the model files the workflow names, then the
   one with the most free memory. (Should affinity ever need to reorder the queue, the ledger
   grows a `claim(job_id)`; the API is unaffected.)
-* The actor runs the job and streams back the same pydantic events (as JSON, since the
-  schema round-trips) and preview latents; the dispatcher feeds them to a `JobReporter`,
-  which stamps the job id, records node states and publishes. Outcomes come back as
-  succeeded(reports) / failed(error, node) / cancelled and go through the same reporter.
-* `cancel(job_id)` calls the owning actor's `cancel` (which sets that run's `CancelToken`);
-  `running()` is the union over actors. An actor that dies mid-job is treated like a server
-  that died: `release` (or `fail` after `max_attempts`) and the job is routed again.
+* The actor's `run(RunJob)` is a streaming generator yielding the protocol's `EventOut`,
+  `PreviewOut` and finally `Outcome` messages; the dispatcher handles them exactly as
+  `WorkerProcess._run` does. `cancel(job_id)` sends `CancelJob` to the owning actor;
+  `running()` is the union over actors.
+* An actor that dies mid-job (`ActorDiedError`) is handled as `WorkerProcess` handles a
+  dead child: `JobReporter.worker_died` re-queues the job with the attempt counted, or fails
+  it with the cause after `max_attempts`, and a fresh actor replaces the dead one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -67,3 +84,9 @@ class Dispatcher(Protocol):
 
     def running(self) -> set[str]:
         """Ids of the jobs running here right now."""
+
+
+@runtime_checkable
+class ReportsStatus(Protocol):
+    def status(self) -> dict[str, Any]:
+        """What /api/system shows of the workers: kind, pid, ready, restarts, running job."""

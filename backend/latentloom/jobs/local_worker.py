@@ -1,8 +1,10 @@
-"""The default dispatcher: one background thread running jobs one at a time in this process.
+"""A dispatcher in this process: one background thread running jobs one at a time.
 
 The thread sleeps on an event that `wake()` and `stop()` set (and wakes on its own every
 `poll_seconds`, so jobs written to the ledger by another process are found too), claims the
-head of the queue, and runs it on the engine, reporting through a `JobReporter`.
+head of the queue, and runs it on the engine (`run_job`, the body every worker loop shares),
+reporting through a `JobReporter`. The server uses it when `worker = "thread"`; by default it
+runs jobs in a child process instead (`worker_process.py`).
 
 The engine may be given as a factory, called once on the worker thread, and this module
 imports nothing that loads torch until that thread runs: the server's socket comes up first
@@ -13,14 +15,16 @@ reason, so the user sees it where they look rather than in a log.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from latentloom.jobs.dispatch import EventPublisher, PreviewPublisher
 from latentloom.jobs.ledger import Ledger
 from latentloom.jobs.records import JobRecord
 from latentloom.jobs.reporter import JobReporter
+from latentloom.jobs.run_job import run_job
 
 if TYPE_CHECKING:
     from latentloom.engine.context import CancelToken
@@ -50,6 +54,7 @@ class LocalWorker:
         self._lock = threading.Lock()
         self._current: tuple[str, CancelToken] | None = None
         self._thread: threading.Thread | None = None
+        self._engine_ready = threading.Event()
 
     # --- Dispatcher ----------------------------------------------------------------------
 
@@ -82,10 +87,25 @@ class LocalWorker:
         with self._lock:
             return {self._current[0]} if self._current is not None else set()
 
+    def status(self) -> dict[str, Any]:
+        """For /api/system: jobs run on a thread of the server process itself."""
+        with self._lock:
+            running = self._current[0] if self._current is not None else None
+        alive = self._thread is not None and self._thread.is_alive()
+        return {
+            "kind": "thread",
+            "pid": os.getpid(),
+            "ready": alive and self._engine_ready.is_set(),
+            "restarts": 0,
+            "running": running,
+        }
+
     # --- the worker thread ---------------------------------------------------------------
 
     def _loop(self) -> None:
         engine, engine_error = self._build_engine()
+        if engine is not None:
+            self._engine_ready.set()
         while True:
             # Cleared before looking, so a wake() that lands after an empty claim is not lost.
             self._wakeup.clear()
@@ -132,11 +152,6 @@ class LocalWorker:
     def _run(
         self, engine: Engine | None, engine_error: str | None, record: JobRecord, token: CancelToken
     ) -> None:
-        from latentloom.engine.context import Cancelled
-        from latentloom.engine.executor import NodeExecutionError
-        from latentloom.graph.validate import WorkflowInvalid
-        from latentloom.graph.workflow import WorkflowFormatError, parse_workflow
-
         reporter = JobReporter(
             self.ledger, record.id, self._publish, self._publish_preview, cancel=token
         )
@@ -144,24 +159,12 @@ class LocalWorker:
         if engine is None:
             reporter.failed(f"internal error: {engine_error}")
             return
-        try:
-            result = engine.run(
-                parse_workflow(record.workflow),
-                on_event=reporter.on_event,
-                on_preview=reporter.on_preview,
-                cancel=token,
-            )
-            reporter.succeeded(result.reports)
-        except Cancelled:
-            # stop() cancels too; that job is handed back to the queue, not ended.
-            if self._stopping.is_set():
-                reporter.interrupted()
-            else:
-                reporter.cancelled()
-        except NodeExecutionError as error:
-            reporter.failed(str(error), error.node_id)
-        except (WorkflowInvalid, WorkflowFormatError) as error:
-            reporter.failed(str(error))
-        except Exception as error:
-            logger.exception("job %s hit an internal error", record.id)
-            reporter.failed(f"internal error: {type(error).__name__}: {error}")
+        outcome = run_job(
+            engine,
+            record.id,
+            record.workflow,
+            on_event=reporter.on_event,
+            on_preview=reporter.on_preview,
+            cancel=token,
+        )
+        reporter.finish(outcome, stopping=self._stopping.is_set())

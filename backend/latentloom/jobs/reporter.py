@@ -7,6 +7,10 @@ stays cancelled, and its late "finished" is never announced.
 
 A subscriber that raises must not fail the job or kill the worker, so publishing errors are
 logged and swallowed; the ledger remains the truth clients can re-read.
+
+Every worker loop ends a run with an `Outcome` (`finish`); a worker process that dies
+mid-job ends it through `worker_died`, which re-queues it (the attempt counted) or fails it
+once the job has used its attempts.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from latentloom.engine.events import (
     JobCancelled,
     JobFailed,
     JobFinished,
+    JobQueued,
     JobStarted,
     NodeCached,
     NodeFailed,
@@ -30,7 +35,8 @@ from latentloom.engine.events import (
 )
 from latentloom.jobs.dispatch import EventPublisher, PreviewPublisher
 from latentloom.jobs.ledger import Ledger
-from latentloom.jobs.records import NodeState
+from latentloom.jobs.records import JobRecord, JobStatus, NodeState
+from latentloom.jobs.worker_protocol import Outcome
 
 if TYPE_CHECKING:
     from latentloom.engine.context import CancelToken
@@ -115,3 +121,31 @@ class JobReporter:
     def interrupted(self) -> bool:
         """The server is stopping: back to the queue, nothing announced (the job is not over)."""
         return self.ledger.release(self.job_id)
+
+    def finish(self, outcome: Outcome, *, stopping: bool = False) -> bool:
+        """Record a run's outcome; a run cancelled because the worker is `stopping` is handed
+        back to the queue instead (stop() cancels it too)."""
+        if outcome.status == "succeeded":
+            return self.succeeded(outcome.reports)
+        if outcome.status == "cancelled":
+            return self.interrupted() if stopping else self.cancelled()
+        return self.failed(
+            outcome.error or "internal error: the worker gave no reason", outcome.node
+        )
+
+    def worker_died(
+        self, error: str, node: str | None = None, node_type: str = ""
+    ) -> JobRecord | None:
+        """The worker died running this job: re-queue it (announced as queued again) or, with
+        its attempts used up, fail it with `error`. None when it was no longer running (a
+        user cancelled it first)."""
+        if node is not None:
+            self.on_event(NodeFailed(node=node, type=node_type, error=error))
+        changed = self.ledger.requeue_or_fail(self.job_id, error, node)
+        if changed is None:
+            return None
+        if changed.status is JobStatus.QUEUED:
+            self._emit(JobQueued(job=self.job_id, client_id=changed.client_id))
+        else:
+            self._emit(JobFailed(job=self.job_id, error=error, node=node))
+        return changed

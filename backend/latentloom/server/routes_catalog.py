@@ -50,6 +50,7 @@ async def system(request: Request) -> dict[str, Any]:
         "demo_checkpoint": state.demo_checkpoint,
         "memory": _memory(),
         "queue": {status: state.ledger.count(status) for status in ("queued", "running")},
+        "worker": state.worker_status(),  # pid, ready, restarts: jobs run in this worker
     }
     if state.engine is not None:
         import torch

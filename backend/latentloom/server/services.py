@@ -3,6 +3,11 @@
 Start-up is split so the socket answers within a second or two: the ledger (SQLite) and the
 hub come up with the app; torch, the node registry, the engine and the worker load on a
 background thread. Routes that need the engine wait for it; the rest never do.
+
+Jobs run in one worker child process by default (`settings.worker = "process"`,
+`jobs/worker_process.py`), which warms up its own engine alongside this one; this process's
+engine validates, lists models and describes nodes but never runs a job. With
+`worker = "thread"` jobs run on a thread here instead (`LocalWorker`).
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from latentloom.jobs.dispatch import ReportsStatus
 from latentloom.jobs.ledger import Ledger
 from latentloom.server.hub import EventHub
 from latentloom.server.settings import ServerSettings
@@ -24,6 +30,7 @@ if TYPE_CHECKING:
     from latentloom.engine.executor import Engine
     from latentloom.jobs.dispatch import Dispatcher
     from latentloom.jobs.queue import JobQueue
+    from latentloom.jobs.worker_process import WorkerProcess
 
 log = logging.getLogger("latentloom.server")
 DEMO_CHECKPOINT = "tiny-sd15.safetensors"
@@ -75,31 +82,63 @@ class Services:
     def _warm_up(self) -> None:
         try:
             from latentloom.engine.setup import make_engine
-            from latentloom.jobs.local_worker import LocalWorker
             from latentloom.jobs.queue import JobQueue
             from latentloom.safe_write import sweep_temp_files
 
             sweep_temp_files(self.settings.data, self.settings.output_dir)  # left by a crash
             model_dirs = self._model_dirs()
             settings = self.settings
+            if settings.worker == "process":
+                # Started first: the child warms up while this process builds its own engine
+                # (for validation and the catalog; it never runs a job).
+                self.dispatcher = self._worker_process(model_dirs)
+                self.dispatcher.start()
             self.engine = make_engine(
                 model_dirs=model_dirs,
                 output_dir=settings.output_dir,
                 input_dir=settings.input_dir,
                 device=settings.device,
+                node_packs=settings.node_packs,
                 **settings.cost_budget(),
             )
-            self.dispatcher = LocalWorker(
-                self.ledger, self.engine, self.hub.publish, self.hub.publish_preview
-            )
+            if self.dispatcher is None:
+                from latentloom.jobs.local_worker import LocalWorker
+
+                self.dispatcher = LocalWorker(
+                    self.ledger, self.engine, self.hub.publish, self.hub.publish_preview
+                )
+                self.dispatcher.start()
             self.queue = JobQueue(self.ledger, self.dispatcher, self.hub.publish)
-            self.dispatcher.start()
             log.info("the engine is ready (%s)", self.engine.settings.device)
         except Exception as error:  # reported by /api/system and every route that needs the engine
             self.startup_error = f"{type(error).__name__}: {error}"
             log.exception("the engine failed to start")
         finally:
             self.ready.set()
+
+    def _worker_process(self, model_dirs: list[Path]) -> WorkerProcess:
+        from latentloom.jobs.worker_process import WorkerProcess
+        from latentloom.jobs.worker_protocol import WorkerConfig
+
+        settings = self.settings
+        config = WorkerConfig(
+            model_dirs=tuple(model_dirs),
+            output_dir=settings.output_dir,
+            input_dir=settings.input_dir,
+            device=settings.device,
+            node_packs=tuple(settings.node_packs),
+            cost_budget=settings.cost_budget(),
+            previews_per_second=settings.previews_per_second,
+            memory_limit_bytes=settings.worker_memory_limit_bytes,
+        )
+        return WorkerProcess(self.ledger, config, self.hub.publish, self.hub.publish_preview)
+
+    def worker_status(self) -> dict[str, Any] | None:
+        """The dispatcher's own report (pid, ready, restarts...), for /api/system."""
+        dispatcher = self.dispatcher
+        if isinstance(dispatcher, ReportsStatus):
+            return dispatcher.status()
+        return None
 
     def _model_dirs(self) -> list[Path]:
         """The configured folders, plus a tiny demo checkpoint when they hold no checkpoint at all."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -62,6 +62,13 @@ class ServerSettings(BaseModel):
         None, gt=0, allow_inf_nan=False, description="steps x images x megapixels (100,000)"
     )
     frontend_dist: Path | None = None  # the built editor; default: frontend/dist in the repo
+    worker: Literal["process", "thread"] = Field(
+        "process", description="run jobs in one child process (default) or a server thread"
+    )
+    node_packs: list[Path] = Field(default_factory=list, description="extra node pack folders")
+    worker_memory_limit_bytes: int | None = Field(
+        None, ge=1, description="address space the worker may map beyond its warm size"
+    )
 
     @field_validator("token")
     @classmethod
