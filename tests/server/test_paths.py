@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from latentloom.server.paths import PathRefused, confined, safe_name
+from latentloom.server.paths import PathRefused, confined, real_subfolder, safe_name
 
 IMAGES = frozenset({".png", ".jpg"})
 
@@ -128,3 +128,26 @@ def test_symlink_inside_the_folder_is_followed(root: Path) -> None:
 def test_a_symlinked_root_is_fine(root: Path, tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to(root, target_is_directory=True)
     assert confined(tmp_path / "link", "sub/a.png") == (root / "sub" / "a.png").resolve()
+
+
+def test_a_looping_symlink_is_a_missing_file_not_an_error(root: Path) -> None:
+    (root / "loop.png").symlink_to(root / "loop.png")
+    (root / "a").symlink_to(root / "b")
+    (root / "b").symlink_to(root / "a")
+    assert not confined(root, "loop.png").is_file()
+    assert not confined(root, "a/x.png").exists()
+
+
+def test_real_subfolder_creates_real_folders_and_refuses_links(root: Path, tmp_path: Path) -> None:
+    made = real_subfolder(root, ".history", "portrait")
+    assert made == root / ".history" / "portrait" and made.is_dir() and not made.is_symlink()
+    (root / ".history" / "planted").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(PathRefused) as refused:
+        real_subfolder(root, ".history", "planted")
+    assert str(refused.value) == (
+        f"refused '.history/planted': it is a symlink (to {tmp_path}); files are written only "
+        "into real folders, so remove the link or replace it with a folder"
+    )
+    with pytest.raises(PathRefused) as refused:
+        real_subfolder(root, ".history", "..")
+    assert refused.value.reason == "a folder name may not be empty, '.', '..' or hold a separator"
