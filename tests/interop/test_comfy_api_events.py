@@ -46,6 +46,8 @@ def record(
         "id": job_id,
         "status": status,
         "workflow": workflow,
+        "title": None,
+        "workflow_hash": "0" * 64,
         "priority": 0,
         "sequence": 5,
         "attempts": 1,

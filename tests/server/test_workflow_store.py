@@ -1,4 +1,5 @@
-"""WorkflowStore on a real folder: atomic writes, kept versions, refusals, name rules, threads."""
+"""WorkflowStore on a real folder: atomic writes, kept versions (explicit saves, edits coalesced
+to one a minute), renames that never overwrite, refusals, name rules, threads."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ import pytest
 
 from latentloom.graph.workflow import WorkflowFormatError, parse_workflow
 from latentloom.server.paths import PathRefused
-from latentloom.server.workflow_store import WorkflowNotFound, WorkflowStore, workflow_name
+from latentloom.server.workflow_store import (
+    WorkflowExists,
+    WorkflowNotFound,
+    WorkflowStore,
+    workflow_name,
+)
 from tests.support import WORKFLOWS
 
 
@@ -27,9 +33,33 @@ def with_seed(seed: int) -> dict[str, Any]:
     return document
 
 
+class Clock:
+    """A settable clock: history coalescing is about minutes, tests are not."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> WorkflowStore:
-    return WorkflowStore(tmp_path / "workflows", keep=3)
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock) -> WorkflowStore:
+    return WorkflowStore(tmp_path / "workflows", keep=3, keep_saved=3, clock=clock)
+
+
+def seeds(store: WorkflowStore, name: str = "w") -> list[tuple[int, str]]:
+    """(seed, kind) of each kept version, oldest first."""
+    kept = []
+    for path in store.history(name):
+        kind = path.name.split("Z", 1)[1].removesuffix(".json") or "edit"
+        kept.append((json.loads(path.read_text())["meta"]["seed"], kind.lstrip(".")))
+    return kept
 
 
 def visible_files(store: WorkflowStore) -> list[str]:
@@ -46,21 +76,78 @@ def test_put_then_get_and_list(store: WorkflowStore) -> None:
     assert visible_files(store) == ["my workflow.json"]  # no temporary files left
 
 
-def test_put_keeps_the_previous_version(store: WorkflowStore) -> None:
+def test_every_explicit_save_is_kept(store: WorkflowStore, clock: Clock) -> None:
     store.put("w", with_seed(1))
     first = (store.folder / "w.json").read_bytes()
+    clock.now += 1
     store.put("w", with_seed(2))
     assert store.get("w")["meta"] == {"seed": 2}
-    [previous] = store.history("w")
-    assert previous.read_bytes() == first
-    assert previous.parent == store.folder / ".history" / "w"
+    assert seeds(store) == [(1, "saved"), (2, "saved")]
+    assert store.history("w")[0].read_bytes() == first
+    assert store.history("w")[0].parent == store.folder / ".history" / "w"
 
 
-def test_history_keeps_the_newest_versions(store: WorkflowStore) -> None:
+def test_live_edits_keep_at_most_one_version_a_minute(store: WorkflowStore, clock: Clock) -> None:
+    store.put("w", with_seed(0), explicit=False)
+    for second in range(1, 150):  # an edit every second for two and a half minutes
+        clock.now += 1
+        store.put("w", with_seed(second), explicit=False)
+    # The first edit replaced nothing; later ones keep what they replace once a minute.
+    assert seeds(store) == [(0, "edit"), (60, "edit"), (120, "edit")]
+    clock.now += 1
+    store.put("w", with_seed(1000))  # the explicit save is kept at once, whatever the time
+    clock.now += 1
+    store.put("w", with_seed(1001), explicit=False)  # replaces the saved version: no copy
+    assert seeds(store)[-2:] == [(120, "edit"), (1000, "saved")]
+    clock.now += 60
+    store.put("w", with_seed(1002), explicit=False)
+    assert seeds(store)[-1] == (1001, "edit")
+
+
+def test_history_keeps_the_newest_versions(store: WorkflowStore, clock: Clock) -> None:
     for seed in range(6):
-        store.put("w", with_seed(seed))
-    kept = [json.loads(path.read_text())["meta"]["seed"] for path in store.history("w")]
-    assert kept == [2, 3, 4]  # keep=3, oldest first; seed 5 is the current file
+        clock.now += 61
+        store.put("w", with_seed(seed), explicit=seed % 2 == 0)
+    # keep=3 edits and keep_saved=3 saves, oldest first: every one of them fits here.
+    assert seeds(store) == [(0, "saved"), (1, "edit"), (2, "saved"), (3, "edit"), (4, "saved")]
+    for seed in range(6, 12):
+        clock.now += 61
+        store.put("w", with_seed(seed), explicit=False)
+    assert seeds(store) == [
+        (0, "saved"),
+        (2, "saved"),
+        (4, "saved"),
+        (8, "edit"),
+        (9, "edit"),
+        (10, "edit"),
+    ]
+
+
+def test_rename_never_replaces_another_workflow(store: WorkflowStore) -> None:
+    store.put("draft", with_seed(1))
+    store.put("final", with_seed(2))
+    with pytest.raises(WorkflowExists) as taken:
+        store.rename("draft", "final")
+    assert str(taken.value) == (
+        "a saved workflow named 'final' already exists; choose another name, "
+        "or open it and delete it first"
+    )
+    assert store.get("final")["meta"] == {"seed": 2} and store.exists("draft")
+    info = store.rename("draft", "draft 2")
+    assert info.name == "draft 2" and not store.exists("draft")
+    assert store.get("draft 2")["meta"] == {"seed": 1}
+    assert seeds(store, "draft 2") == [(1, "saved")]  # the history moved along
+    with pytest.raises(WorkflowNotFound):
+        store.rename("draft", "anything")
+
+
+def test_a_create_only_put_refuses_a_taken_name(store: WorkflowStore) -> None:
+    store.put("w", with_seed(1))
+    with pytest.raises(WorkflowExists):
+        store.put("w", with_seed(2), overwrite=False)
+    assert store.get("w")["meta"] == {"seed": 1}
+    store.put("new", with_seed(3), overwrite=False)
+    assert store.get("new")["meta"] == {"seed": 3}
 
 
 def test_an_invalid_document_is_refused_and_the_file_untouched(store: WorkflowStore) -> None:
@@ -76,7 +163,8 @@ def test_an_invalid_document_is_refused_and_the_file_untouched(store: WorkflowSt
         'not a Latentloom workflow: expected "schema": "latentloom/workflow", got \'something/else\''
     )
     assert (store.folder / "w.json").read_bytes() == before
-    assert store.history("w") == []
+    [only] = store.history("w")  # the first save; the refused ones left nothing
+    assert only.read_bytes() == before
     assert visible_files(store) == ["w.json"]
 
 
@@ -101,8 +189,9 @@ def test_delete_moves_the_workflow_into_its_history(store: WorkflowStore) -> Non
     content = (store.folder / "gone.json").read_bytes()
     store.delete("gone")
     assert store.list() == []
-    [kept] = store.history("gone")
-    assert kept.read_bytes() == content
+    saved, deleted = store.history("gone")
+    assert saved.name.endswith("Z.saved.json") and deleted.name.endswith("Z.deleted.json")
+    assert deleted.read_bytes() == content
     with pytest.raises(WorkflowNotFound) as missing:
         store.get("gone")
     assert str(missing.value) == "no saved workflow named 'gone'"
@@ -161,7 +250,7 @@ def test_list_skips_files_that_break_the_rules(store: WorkflowStore, tmp_path: P
 
 
 def test_concurrent_writers_leave_one_whole_document(tmp_path: Path) -> None:
-    stores = [WorkflowStore(tmp_path / "workflows", keep=100) for _ in range(2)]
+    stores = [WorkflowStore(tmp_path / "workflows", keep=100, keep_saved=100) for _ in range(2)]
     documents = [with_seed(seed) for seed in range(16)]
     start = threading.Barrier(len(documents))
 
@@ -175,7 +264,7 @@ def test_concurrent_writers_leave_one_whole_document(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     final = stores[0].get("shared")["meta"]["seed"]
-    kept = {json.loads(path.read_text())["meta"]["seed"] for path in stores[0].history("shared")}
-    assert kept | {final} == set(range(16))  # every write landed whole, none was lost
-    assert len(kept) == 15
+    kept = [json.loads(path.read_text())["meta"]["seed"] for path in stores[0].history("shared")]
+    assert sorted(kept) == list(range(16))  # every save landed whole and was kept
+    assert kept[-1] == final
     assert visible_files(stores[0]) == ["shared.json"]

@@ -28,9 +28,11 @@ from latentloom.interop.comfy import routes_files
 from latentloom.interop.comfy.jobs_view import history_entry, queue_item
 from latentloom.interop.comfy.object_info import object_info
 from latentloom.interop.comfy.submit import PromptRefused, error_body, prepare, read_request
-from latentloom.jobs.ledger import JobExists
+from latentloom.jobs.ledger import JobExists, QueueFull
+from latentloom.jobs.queue import JobQueue
 from latentloom.jobs.records import TERMINAL, JobRecord
 from latentloom.models.folders import SUBFOLDERS
+from latentloom.server.offload import in_ledger_thread
 from latentloom.server.services import Services
 
 # The ComfyUI release whose API shapes these routes follow (reported by /system_stats).
@@ -73,34 +75,38 @@ async def post_prompt(request: Request) -> Response:
         )
     except PromptRefused as refused:
         return JSONResponse(refused.body, status_code=refused.status)
-    if state.ledger.count("queued") + 1 > state.settings.max_queue:
-        message = (
-            f"the queue is full ({state.settings.max_queue} jobs); try again when some have run"
-        )
-        return JSONResponse(error_body("queue_full", message), status_code=429)
     extra_data = dict(prompt_request.extra_data)
     if prompt_request.client_id is not None:
         extra_data["client_id"] = prompt_request.client_id
     queue = await state.wait_for_queue()
     try:
-        [record] = queue.submit(
+        [record] = await in_ledger_thread(
+            queue.submit,
             prepared.workflow,
             front=prompt_request.front and prompt_request.number is None,
             client_id=prompt_request.client_id,
             job_id=prompt_request.prompt_id,
             sequence=prompt_request.number,
+            max_queue=state.settings.max_queue,  # checked inside the insert transaction
         )
     except JobExists as error:
         return JSONResponse(error_body("invalid_prompt", str(error)), status_code=400)
+    except QueueFull as error:
+        return JSONResponse(error_body("queue_full", str(error)), status_code=429)
     return JSONResponse({"prompt_id": record.id, "number": record.sequence, "node_errors": {}})
 
 
 async def get_prompt(request: Request) -> dict[str, Any]:
-    return {"exec_info": {"queue_remaining": queue_remaining(services(request))}}
+    remaining = await in_ledger_thread(queue_remaining, services(request))
+    return {"exec_info": {"queue_remaining": remaining}}
 
 
 async def get_queue(request: Request) -> dict[str, Any]:
-    state = services(request)
+    # Reads and dumps every queued prompt: off the event loop.
+    return await asyncio.to_thread(_queue_listing, services(request))
+
+
+def _queue_listing(state: Services) -> dict[str, Any]:
     limit = state.settings.max_queue
     running, _ = state.ledger.list({"running"}, limit=limit, offset=0)
     pending, _ = state.ledger.list({"queued"}, limit=limit, offset=0)
@@ -117,16 +123,22 @@ async def post_queue(request: Request) -> Response:
     if not isinstance(body, dict):
         raise HTTPException(400, "expected a JSON object with 'clear' or 'delete'")
     queue = await state.wait_for_queue()
+    await in_ledger_thread(
+        _delete_queued, state, queue, bool(body.get("clear")), _ids(body.get("delete"))
+    )
+    return Response(status_code=200)
+
+
+def _delete_queued(state: Services, queue: JobQueue, clear: bool, ids: list[str]) -> None:
     targets: list[str] = []
-    if body.get("clear"):
-        queued, _ = state.ledger.list({"queued"}, limit=state.settings.max_queue, offset=0)
+    if clear:
+        queued, _ = state.ledger.summaries({"queued"}, limit=state.settings.max_queue, offset=0)
         targets.extend(record.id for record in queued)
-    targets.extend(_ids(body.get("delete")))
+    targets.extend(ids)
     for job_id in targets:
-        record = state.ledger.get(job_id)
+        record = state.ledger.get_summary(job_id)
         if record is not None and record.status == "queued":  # ComfyUI deletes pending only
             queue.cancel(job_id)
-    return Response(status_code=200)
 
 
 def _ids(value: Any) -> list[str]:
@@ -143,10 +155,10 @@ async def post_interrupt(request: Request) -> Response:
     body = await json_body(request, {})
     wanted = body.get("prompt_id") if isinstance(body, dict) else None
     queue = await state.wait_for_queue()
-    running, _ = state.ledger.list({"running"}, limit=100, offset=0)
+    running, _ = await in_ledger_thread(state.ledger.summaries, {"running"}, 100, 0)
     for record in running:
         if wanted is None or record.id == wanted:
-            queue.cancel(record.id)
+            await in_ledger_thread(queue.cancel, record.id)
     return Response(status_code=200)
 
 
@@ -158,9 +170,12 @@ async def get_history(request: Request) -> dict[str, Any]:
     state = services(request)
     limit = _int_query(request, "max_items", state.settings.history_limit)
     offset = _int_query(request, "offset", 0)
-    records, _ = state.ledger.list(
-        {str(status) for status in TERMINAL}, limit=max(limit, 1), offset=offset
-    )
+    return await asyncio.to_thread(_history_listing, state, max(limit, 1), offset)
+
+
+def _history_listing(state: Services, limit: int, offset: int) -> dict[str, Any]:
+    """Reads every listed job's document: off the event loop."""
+    records, _ = state.ledger.list({str(status) for status in TERMINAL}, limit, offset)
     return {r.id: history_entry(r) for r in reversed(records) if _in_history(r)}
 
 
@@ -180,7 +195,7 @@ def _int_query(request: Request, name: str, default: int) -> int:
 
 async def get_history_item(request: Request) -> dict[str, Any]:
     prompt_id = request.path_params["prompt_id"]
-    record = services(request).ledger.get(prompt_id)
+    record = await in_ledger_thread(services(request).ledger.get, prompt_id)
     if record is None or not _in_history(record):
         return {}  # ComfyUI answers {} until the prompt has ended
     return {record.id: history_entry(record)}
@@ -193,8 +208,8 @@ async def post_history(request: Request) -> Response:
     if not isinstance(body, dict):
         raise HTTPException(400, "expected a JSON object with 'clear' or 'delete'")
     if body.get("clear"):
-        state.ledger.prune(0)
-    state.ledger.forget(_ids(body.get("delete")))
+        await in_ledger_thread(state.ledger.prune, 0)
+    await in_ledger_thread(state.ledger.forget, _ids(body.get("delete")))
     return Response(status_code=200)
 
 
