@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from latentloom.engine.context import NodeContext
-from latentloom.models.handles import DiffusionModel, TextEncoders
+from latentloom.models.handles import DiffusionModel, PredictionType, TextEncoders
 from latentloom.node import (
     DynamicChoices,
     NodeSpec,
@@ -15,14 +17,39 @@ from latentloom.node import (
 )
 from latentloom.node_costs import checkpoint_cost, lora_cost
 
+# The `prediction` widget: "auto" trusts detection (models/detect.py), the others override it.
+PREDICTIONS: Final[dict[str, PredictionType | None]] = {
+    "auto": None,
+    "eps": "epsilon",
+    "v": "v_prediction",
+}
 
-def load_checkpoint(ctx: NodeContext, checkpoint: str) -> dict[str, object]:
+
+def load_checkpoint(ctx: NodeContext, checkpoint: str, prediction: str) -> dict[str, object]:
     from latentloom.models.load import load_checkpoint as load
 
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction {prediction!r} is not one of: {', '.join(PREDICTIONS)}")
     loaded = load(
-        ctx.folders.resolve("checkpoints", checkpoint), device=ctx.device, dtype=ctx.dtype
+        ctx.folders.resolve("checkpoints", checkpoint),
+        device=ctx.device,
+        dtype=ctx.dtype,
+        prediction_type=PREDICTIONS[prediction],
     )
-    return {"model": loaded.model, "clip": loaded.clip, "vae": loaded.vae}
+    model = loaded.model
+    # What the user should see: which family and prediction type, and why (a list, as in
+    # ComfyUI's node outputs).
+    detection = {
+        "family": model.family.display_name,
+        "prediction": model.prediction_type,
+        "reason": model.prediction_rule,
+    }
+    return {
+        "model": model,
+        "clip": loaded.clip,
+        "vae": loaded.vae,
+        "report": {"detection": [detection]},
+    }
 
 
 def load_lora(
@@ -48,8 +75,18 @@ NODES = [
         aliases=("CheckpointLoaderSimple", "Load Checkpoint"),
         category="loaders",
         description="Loads a single-file .safetensors checkpoint or a diffusers folder "
-        "(SD 1.x, SD 2.x, SDXL; the family is detected from the weights).",
-        inputs=(enum_input("checkpoint", DynamicChoices("checkpoints")),),
+        "(SD 1.x, SD 2.x, SDXL; the family is detected from the weights). 'prediction' auto "
+        "detects epsilon or v-prediction (a v_pred key, metadata, or for SD 2.x the weights "
+        "themselves) and reports what it found and why; eps or v override it.",
+        inputs=(
+            enum_input("checkpoint", DynamicChoices("checkpoints")),
+            enum_input(
+                "prediction",
+                tuple(PREDICTIONS),
+                tooltip="auto: detect from the file; eps / v: override (e.g. an SD 2.x 768-v "
+                "file detection gets wrong)",
+            ),
+        ),
         outputs=(
             Output("model", SocketType.MODEL),
             Output("clip", SocketType.CLIP),
@@ -57,6 +94,7 @@ NODES = [
         ),
         function=load_checkpoint,
         cost=checkpoint_cost,
+        version=2,  # SD 2.x files without a marker may now load as v-prediction
     ),
     NodeSpec(
         id="loaders.lora",

@@ -82,8 +82,13 @@ def test_without_our_chunk_the_png_opens_through_comfyuis_chunks(
     from_prompt = read_png_workflow(tmp_path / "api.png")
     assert from_prompt is not None
     assert executable(from_prompt) == executable(json.loads(png_text(path)["latentloom"])) | {
-        # What ComfyUI's API prompt cannot say: Empty Latent's model; prompt weighting is its own.
+        # What ComfyUI's API prompt cannot say: Empty Latent's model; prompt weighting and
+        # prediction detection are its own.
         "latent": ("latent.empty", {"width": 256, "height": 256, "batch": 1}),
+        "checkpoint": (
+            "loaders.checkpoint",
+            {**txt2img.to_json()["nodes"]["checkpoint"]["inputs"], "prediction": "auto"},
+        ),
         **{
             name: (
                 "conditioning.encode_prompt",

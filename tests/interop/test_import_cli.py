@@ -37,7 +37,8 @@ def test_without_o_the_workflow_goes_to_stdout(tmp_path: Path) -> None:
     done = latentloom("import-comfy", str(FIXTURES / "api_txt2img.json"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["nodes"]["4"]["inputs"] == {
-        "checkpoint": "tiny-sd15.safetensors"
+        "checkpoint": "tiny-sd15.safetensors",
+        "prediction": "auto",
     }
 
 

@@ -30,7 +30,7 @@ class Case:
 
 CASES: dict[str, Case] = {
     "CheckpointLoaderSimple": Case(
-        {"ckpt_name": "a.safetensors"}, ["a.safetensors"], {"checkpoint": "a.safetensors"},
+        {"ckpt_name": "a.safetensors"}, ["a.safetensors"], {"checkpoint": "a.safetensors", "prediction": "auto"},
         "loaders.checkpoint",
     ),
     "LoraLoader": Case(

@@ -1,4 +1,5 @@
-"""Full-size SD 1.5 shapes: detection, configs and the memory bound of streaming loads."""
+"""Full-size shapes: detection (SD 1.5; SD 2.x 768-v and 512 without a marker, told apart by
+their weights), configs, and the memory bound of streaming loads."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ import pytest
 from latentloom.models.configs import derive_configs
 from latentloom.models.detect import detect
 from latentloom.models.safetensors_file import SafetensorsFile
-from latentloom.models.tiny import make_sd15_checkpoint, sd15_configs
+from latentloom.models.tiny import (
+    make_sd2_checkpoint,
+    make_sd15_checkpoint,
+    sd2_configs,
+    sd15_configs,
+)
 from tests.models.test_configs import assert_same_configs
 
 # Loads the file into fp32 in a fresh interpreter and reports resident memory (Linux /proc).
@@ -41,10 +47,38 @@ def sd15_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("v_prediction", "expected", "rule"),
+    [
+        (True, "v_prediction", "is 0.253 > 0.09, as in SD 2.x 768-v models"),
+        (False, "epsilon", "is 0.000 <= 0.09, as in SD 2.x 512 epsilon models"),
+    ],
+)
+def test_full_size_sd2_without_a_marker_is_told_by_its_weights(
+    tmp_path: Path, v_prediction: bool, expected: str, rule: str
+) -> None:
+    path = make_sd2_checkpoint(tmp_path / "sd2.safetensors", v_prediction=v_prediction)
+    try:
+        assert 2.5e9 < path.stat().st_size < 2.8e9
+        with SafetensorsFile(path) as file:
+            assert "v_pred" not in file and not any("prediction" in k for k in file.metadata)
+            detection = detect(file.keys(), file.metadata, path, weights=file)
+            configs = derive_configs(file.shapes(), detection, path)
+    finally:
+        path.unlink()
+    assert (detection.family.name, detection.prediction_type) == ("sd2", expected)
+    # ComfyUI's published heuristic reads exactly this tensor of a full-size SD 2.x UNet.
+    assert detection.prediction_rule.startswith(
+        f"weights: the spread of output_blocks.11.1.transformer_blocks.0.norm1.bias {rule}"
+    )
+    assert_same_configs(configs, sd2_configs(v_prediction))
+
+
+@pytest.mark.slow
 def test_full_size_sd15_is_detected_with_the_published_config(sd15_file: Path) -> None:
     assert 2.0e9 < sd15_file.stat().st_size < 2.2e9
     with SafetensorsFile(sd15_file) as file:
-        detection = detect(file.keys(), file.metadata, sd15_file)
+        detection = detect(file.keys(), file.metadata, sd15_file, weights=file)
         configs = derive_configs(file.shapes(), detection, sd15_file)
     assert (detection.family.name, detection.prediction_type) == ("sd15", "epsilon")
     assert_same_configs(configs, sd15_configs())

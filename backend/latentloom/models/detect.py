@@ -7,19 +7,31 @@ configs derived from them must agree with each other (`configs.py`).
 Prediction type, in order:
 1. a `v_pred` key (the marker ComfyUI writes when it saves a v-prediction model) -> v;
 2. safetensors metadata `modelspec.prediction_type` ("v"/"v_prediction" or "epsilon"/"eps");
-3. otherwise epsilon.
-The weights themselves do not say: an SD 2.x 768-v file as Stability published it has the same
-keys and shapes as the 512 epsilon model (the original loaders read it from a separate YAML).
-Such a file is detected as epsilon; the caller must say otherwise (`load_checkpoint`'s
-`prediction_type=`) and the result records which rule decided.
+3. SD 2.x only, from the weights: an SD 2.x 768-v file as Stability published it has the same
+   keys and shapes as the 512 epsilon model (the original loaders read the type from a separate
+   YAML), but training left a tell-tale. ComfyUI's published heuristic reads the LayerNorm bias
+   of the first transformer in the UNet's last output block
+   (`output_blocks.11.1.transformer_blocks.0.norm1.bias` in the full-size layout) and calls the
+   model v-prediction when its spread (population standard deviation) exceeds 0.09; the 512
+   epsilon models sit well below. We read the same tensor, found as the last output block that
+   has a transformer, so miniature test models with fewer blocks carry the same tell-tale.
+   Inpainting UNets (more than 4 input channels) are epsilon, as in ComfyUI.
+4. otherwise epsilon.
+Only step 3 reads tensor data (one small vector); `Detection.prediction_rule` says in words which
+rule decided and, for the weights, the number it saw, so the Load Checkpoint node can show it.
+The caller can still override (`load_checkpoint`'s `prediction_type=`).
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+import torch
 
 from latentloom.models.errors import UnrecognizedCheckpointError
 from latentloom.models.family import FAMILIES, Family, FamilyName
@@ -31,6 +43,23 @@ MODELSPEC_PREDICTION = "modelspec.prediction_type"
 _V_NAMES = frozenset({"v", "v_prediction", "v-prediction", "vpred", "v_pred"})
 _EPSILON_NAMES = frozenset({"epsilon", "eps"})
 _SDXL_ADM_KEY = UNET_PREFIX + "label_emb.0.0.weight"
+_CONV_IN_KEY = UNET_PREFIX + "input_blocks.0.0.weight"
+# ComfyUI's SD 2.x heuristic: this bias's population standard deviation above 0.09 means v.
+V_SPREAD_THRESHOLD = 0.09
+_TELL_TALE = re.compile(
+    re.escape(UNET_PREFIX) + r"output_blocks\.(\d+)\.1\.transformer_blocks\.0\.norm1\.bias"
+)
+
+_MAX_TELL_TALE_WIDTH = 1 << 16  # a LayerNorm bias: the block's width (320 in SD 2.x)
+
+
+class WeightReader(Protocol):
+    """What the weight rule needs of an open file (`SafetensorsFile` is one)."""
+
+    def shape(self, key: str) -> tuple[int, ...]: ...
+
+    def read(self, key: str) -> torch.Tensor: ...
+
 
 EXPECTED_LAYOUTS = (
     "SD 1.x (model.diffusion_model.*, first_stage_model.*, cond_stage_model.transformer.*); "
@@ -87,10 +116,45 @@ def detect_family(keys: Collection[str], path: str | Path) -> Family:
     )
 
 
+def tell_tale_key(keys: Collection[str]) -> str | None:
+    """The norm bias the SD 2.x heuristic reads: the last output block with a transformer."""
+    found = [(int(match[1]), key) for key in keys if (match := _TELL_TALE.fullmatch(key))]
+    return max(found)[1] if found else None
+
+
+def prediction_from_weights(
+    keys: Collection[str], weights: WeightReader
+) -> tuple[PredictionType, str]:
+    """SD 2.x: v-prediction when the tell-tale bias is spread wide (see the module docstring)."""
+    unmarked = f"(the file has no {V_PRED_KEY} key or {MODELSPEC_PREDICTION} metadata)"
+    in_channels = weights.shape(_CONV_IN_KEY)[1] if _CONV_IN_KEY in keys else 4
+    if in_channels != 4:
+        return "epsilon", (
+            f"the UNet takes {in_channels} input channels: an inpainting model, which SD 2.x "
+            f"trained as epsilon {unmarked}"
+        )
+    key = tell_tale_key(keys)
+    shape = weights.shape(key) if key is not None else ()
+    if key is None or len(shape) != 1 or not 0 < shape[0] <= _MAX_TELL_TALE_WIDTH:
+        return "epsilon", f"no output-block transformer norm bias to read: epsilon {unmarked}"
+    spread = float(weights.read(key).float().std(unbiased=False))
+    name = key.removeprefix(UNET_PREFIX)
+    if spread > V_SPREAD_THRESHOLD:
+        return "v_prediction", (
+            f"weights: the spread of {name} is {spread:.3f} > {V_SPREAD_THRESHOLD}, as in "
+            f"SD 2.x 768-v models {unmarked}"
+        )
+    return "epsilon", (
+        f"weights: the spread of {name} is {spread:.3f} <= {V_SPREAD_THRESHOLD}, as in "
+        f"SD 2.x 512 epsilon models {unmarked}"
+    )
+
+
 def detect_prediction_type(
     keys: Collection[str], metadata: Mapping[str, str], path: str | Path
-) -> tuple[PredictionType, str]:
-    """The prediction type and the rule that decided it (see the module docstring)."""
+) -> tuple[PredictionType, str] | None:
+    """The prediction type a marker or the metadata declares and the rule that decided it;
+    None when the file declares nothing."""
     if V_PRED_KEY in keys:
         return "v_prediction", f"the file has a '{V_PRED_KEY}' key"
     declared = metadata.get(MODELSPEC_PREDICTION)
@@ -104,10 +168,26 @@ def detect_prediction_type(
             path,
             f"metadata {MODELSPEC_PREDICTION} is {declared!r}; supported: 'epsilon', 'v'",
         )
-    return "epsilon", "no v-prediction marker (v_pred key or modelspec metadata): epsilon"
+    return None
 
 
-def detect(keys: Collection[str], metadata: Mapping[str, str], path: str | Path) -> Detection:
+NO_MARKER = "no v-prediction marker (v_pred key or modelspec metadata): epsilon"
+
+
+def detect(
+    keys: Collection[str],
+    metadata: Mapping[str, str],
+    path: str | Path,
+    *,
+    weights: WeightReader | None = None,
+) -> Detection:
+    """Family and prediction type; `weights` (the open file) enables the SD 2.x weight rule."""
     family = detect_family(keys, path)
-    prediction_type, rule = detect_prediction_type(keys, metadata, path)
+    declared = detect_prediction_type(keys, metadata, path)
+    if declared is not None:
+        prediction_type, rule = declared
+    elif family.name == "sd2" and weights is not None:
+        prediction_type, rule = prediction_from_weights(keys, weights)
+    else:
+        prediction_type, rule = "epsilon", NO_MARKER
     return Detection(family=family, prediction_type=prediction_type, prediction_rule=rule)

@@ -43,6 +43,7 @@ class DiffusionModel:
     alphas_cumprod: torch.Tensor  # float64, one entry per training timestep (1000)
     source: str  # the file or folder it came from, for messages
     patches: tuple[WeightPatch, ...] = ()
+    prediction_rule: str = ""  # why it is epsilon or v (models/detect.py), for the node report
 
 
 @dataclass(frozen=True)

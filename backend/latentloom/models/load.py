@@ -47,7 +47,7 @@ def load_checkpoint(
     """Load every component.
 
     `device`/`dtype` None choose automatically (`device.py`); `prediction_type` overrides
-    detection, for files that carry no marker (SD 2.x 768-v as Stability published it).
+    detection (`detect.py`), whose type and reason the rule then still records.
     """
     source = Path(path)
     device = device if isinstance(device, torch.device) else choose_device(device)
@@ -62,11 +62,9 @@ def load_checkpoint(
     if not source.is_file():
         raise CheckpointError(source, "no such file or folder")
     with SafetensorsFile(source) as file:
-        detection = detect(file.keys(), file.metadata, source)
-        if prediction_type is not None:
-            detection = dataclasses.replace(
-                detection, prediction_type=prediction_type, prediction_rule="set by the caller"
-            )
+        detection = overridden(
+            detect(file.keys(), file.metadata, source, weights=file), prediction_type
+        )
         configs = derive_configs(file.shapes(), detection, source)
         modules = empty_modules(configs)
         keymap = KeyMap(detection.family, configs.unet, configs.vae, modules.text_roots())
@@ -78,6 +76,16 @@ def load_checkpoint(
         fill_modules(modules, transfers, source, device, dtype, vae_dtype)
     towers = tuple(item.tower for item in configs.text_encoders)
     return assemble(modules, detection, towers, source)
+
+
+def overridden(detection: Detection, prediction_type: PredictionType | None) -> Detection:
+    """The caller's prediction type, if any, with what detection found kept in the rule."""
+    if prediction_type is None:
+        return detection
+    found = f"detected {detection.prediction_type}: {detection.prediction_rule}"
+    return dataclasses.replace(
+        detection, prediction_type=prediction_type, prediction_rule=f"set by the caller ({found})"
+    )
 
 
 def fill_modules(
@@ -128,6 +136,7 @@ def assemble(
             prediction_type=detection.prediction_type,
             alphas_cumprod=alphas_cumprod() if schedule is None else schedule,
             source=str(source),
+            prediction_rule=detection.prediction_rule,
         ),
         clip=TextEncoders(family=family, encoders=encoders, source=str(source)),
         vae=Vae(module=modules.vae, family=family, source=str(source)),

@@ -1,5 +1,5 @@
-"""Random-weight checkpoints in the real single-file layout: tiny ones for tests, and a
-full-size SD 1.5-shaped one for memory and speed benchmarks.
+"""Random-weight checkpoints in the real single-file layout: tiny ones for tests, and full-size
+SD 1.5- and SD 2.x-shaped ones for memory and speed benchmarks and full-size detection.
 
 Tiny models keep each family's real structure in miniature: UNet levels with and without
 attention, a VAE with four levels (a true 8x downscale) and 4 latent channels, CLIP towers
@@ -10,6 +10,11 @@ that loading the file back reproduces the modules exactly. The same seed gives t
 
 The widths obey the rules that `configs.py` uses to recover what shapes cannot show (heads,
 GroupNorm groups), so a tiny file loads back into exactly the modules it was written from.
+
+SD 2.x v-prediction files carry the tell-tale that detection reads from the weights (`detect.py`:
+the last output transformer's norm bias, spread wide as 768-v training leaves it), so a file
+written without the `v_pred` marker (`v_marker=False`, as Stability published 768-v) is still
+detected as v; epsilon files keep that bias at its initial zeros.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ _CLIP_VOCAB = 49_408
 _CLIP_POSITIONS = 77
 TINY_TEXT_WIDTH = 32
 SDXL_TINY_TIME_DIM = 8
+V_TELL_TALE_SPREAD = 0.25  # detect.py calls a spread above 0.09 v-prediction
 
 
 def _pixel_size(family: FamilyName, v_prediction: bool) -> int:
@@ -148,6 +154,18 @@ def _round_to(module: ModuleT, dtype: torch.dtype) -> ModuleT:
     return module
 
 
+def v_tell_tale(unet: Any) -> torch.Tensor:
+    """The norm bias `detect.py` reads: first transformer of the last attention up block."""
+    last = [block for block in unet.up_blocks if hasattr(block, "attentions")][-1]
+    return cast(torch.Tensor, last.attentions[-1].transformer_blocks[0].norm1.bias)
+
+
+def v_tell_tale_values(width: int, seed: int) -> torch.Tensor:
+    """Seeded values spread as a 768-v model's tell-tale bias (see `detect.py`)."""
+    generator = torch.Generator().manual_seed(seed * 16 + 15)
+    return torch.randn(width, generator=generator) * V_TELL_TALE_SPREAD
+
+
 def tiny_modules(
     family: FamilyName,
     *,
@@ -163,6 +181,10 @@ def tiny_modules(
         model = _seeded(seed * 16 + 2 + index, build)
         text.append((item.tower.component, _round_to(model, storage_dtype)))
     unet = _seeded(seed * 16, lambda: UNet2DConditionModel(**configs.unet))
+    if family == "sd2" and v_prediction:
+        bias = v_tell_tale(unet)
+        with torch.no_grad():
+            bias.copy_(v_tell_tale_values(bias.numel(), seed))
     vae = _seeded(seed * 16 + 1, lambda: AutoencoderKL(**configs.vae))
     return Modules(
         unet=_round_to(unet, storage_dtype),
@@ -186,14 +208,19 @@ def make_tiny_checkpoint(
     *,
     seed: int = 0,
     v_prediction: bool = False,
+    v_marker: bool = True,
     dtype: torch.dtype = torch.float16,
 ) -> Path:
-    """Write a tiny random checkpoint of `family` in the original single-file layout."""
+    """Write a tiny random checkpoint of `family` in the original single-file layout.
+
+    A v-prediction file carries ComfyUI's `v_pred` marker unless `v_marker` is False; SD 2.x
+    ones carry the weight tell-tale either way.
+    """
     if family not in FAMILIES:
         raise ValueError(f"family {family!r} is not known; use one of {', '.join(FAMILIES)}")
     modules = tiny_modules(family, seed=seed, v_prediction=v_prediction, storage_dtype=dtype)
     # ComfyUI's marker for v-prediction models: an empty tensor named `v_pred`.
-    extra = {V_PRED_MARKER: torch.zeros(0)} if v_prediction else {}
+    extra = {V_PRED_MARKER: torch.zeros(0)} if v_prediction and v_marker else {}
     path = Path(out_path)
     write_original_checkpoint(
         path,
@@ -206,7 +233,7 @@ def make_tiny_checkpoint(
     return path
 
 
-# --- full-size SD 1.5 shapes -------------------------------------------------------------
+# --- full-size SD 1.5 and SD 2.x shapes --------------------------------------------------
 
 
 def sd15_configs() -> ModelConfigs:
@@ -283,5 +310,63 @@ def make_sd15_checkpoint(out_path: str | Path, *, seed: int = 0) -> Path:
         dtype=torch.float16,
         fetch=_RandomWeights(seed, states),
         metadata={"latentloom.random": "sd15", "latentloom.seed": str(seed)},
+    )
+    return path
+
+
+def sd2_configs(v_prediction: bool = True) -> ModelConfigs:
+    """The published SD 2.x structure: stable-diffusion-2-1 (768-v) or 2-1-base (512 epsilon),
+    with the full 24-layer OpenCLIP ViT-H text tower."""
+    base = sd15_configs()
+    tower = TEXT_TOWERS["sd2"][0]
+    clip = tiny_clip_config(tower)
+    clip.update(
+        {
+            "hidden_size": 1024,
+            "intermediate_size": 4096,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 16,
+            "projection_dim": 1024,
+        }
+    )
+    size = _pixel_size("sd2", v_prediction)
+    unet = {
+        **base.unet,
+        "sample_size": size // 8,
+        "attention_head_dim": [5, 10, 20, 20],
+        "cross_attention_dim": 1024,
+        "use_linear_projection": True,
+        "upcast_attention": v_prediction,
+    }
+    vae = {**base.vae, "sample_size": size}
+    return ModelConfigs(unet=unet, vae=vae, text_encoders=(TextEncoderConfig(tower, clip),))
+
+
+def make_sd2_checkpoint(out_path: str | Path, *, v_prediction: bool, seed: int = 0) -> Path:
+    """A full-size SD 2.x-shaped fp16 checkpoint (~2.6 GB) of random weights, streamed.
+
+    Like the files Stability published, it has no `v_pred` marker: a v-prediction file says so
+    only through the weight tell-tale (`detect.py`)."""
+    modules = empty_modules(sd2_configs(v_prediction))
+    components = modules.components()
+    states = {name: module.state_dict() for name, module in components.items()}
+    random_weights = _RandomWeights(seed, states)
+    unet = cast(nn.Module, modules.unet)
+    tell_tale = v_tell_tale(unet)
+    tell_tale_key = next(k for k, p in unet.named_parameters() if p is tell_tale)
+
+    def fetch(component: Component, key: str) -> torch.Tensor:
+        if v_prediction and component == "unet" and key == tell_tale_key:
+            return v_tell_tale_values(tell_tale.numel(), seed)
+        return random_weights(component, key)
+
+    path = Path(out_path)
+    write_original_checkpoint(
+        path,
+        components,
+        keymap_for("sd2", modules),
+        dtype=torch.float16,
+        fetch=fetch,
+        metadata={"latentloom.random": "sd2", "latentloom.seed": str(seed)},
     )
     return path

@@ -145,7 +145,7 @@ class ComfyTranslator:
         if kind == "node.cached":
             job.pending_cached.append(node)
             job.executed.append(node)
-            if event.get("outputs"):
+            if node_output(event.get("outputs") or {}):
                 job.held.append(self._executed(job, node, event["outputs"]))
             return []
         messages = self._flush(job) if job.started else []
@@ -158,7 +158,7 @@ class ComfyTranslator:
         elif kind == "node.finished":
             job.executed.append(node)
             job.current = None
-            if event.get("outputs"):
+            if node_output(event.get("outputs") or {}):
                 messages.append(self._executed(job, node, event["outputs"]))
         elif kind in TERMINAL and job.started:
             messages.append(self._ending(job, kind, event))

@@ -26,6 +26,9 @@ FolderType = Literal["output", "input", "temp"]
 FOLDER_TYPES: Final = ("output", "input", "temp")
 # Report keys holding file lists; ComfyUI shows animations as images too.
 FILE_KEYS: Final = {"images": "images", "animations": "images"}
+# Notes of ours that no ComfyUI node outputs (Load Checkpoint's detection): ComfyUI clients never
+# see them, so a loader sends no `executed` and has no history output, as in ComfyUI.
+LOCAL_KEYS: Final = frozenset({"detection"})
 
 
 def folder_root(kind: str, output_dir: Path, input_dir: Path) -> Path | None:
@@ -51,12 +54,19 @@ def node_output(report: Mapping[str, Any]) -> dict[str, Any]:
     """A node's report (`{"images": [...]}`) as ComfyUI's `executed` output / history output."""
     output: dict[str, Any] = {}
     for key, value in report.items():
+        if key in LOCAL_KEYS:
+            continue
         if key in FILE_KEYS and isinstance(value, list):
             refs = [file_ref(item) for item in value if isinstance(item, Mapping)]
             output.setdefault(FILE_KEYS[key], []).extend(refs)
         else:
             output[key] = value
     return output
+
+
+def comfy_outputs(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The nodes whose reports ComfyUI would show, as `node_output`s."""
+    return {node: output for node, report in reports.items() if (output := node_output(report))}
 
 
 def comfy_meta(record: JobRecord) -> dict[str, Any]:
@@ -69,7 +79,7 @@ def _output_nodes(record: JobRecord) -> list[str]:
     stated = comfy_meta(record).get("outputs_to_execute")
     if isinstance(stated, list):
         return [str(node) for node in stated]
-    return sorted(record.outputs)
+    return sorted(comfy_outputs(record.outputs))
 
 
 def queue_item(record: JobRecord) -> list[Any]:
@@ -154,13 +164,14 @@ def _status_messages(record: JobRecord) -> list[list[Any]]:
 def history_entry(record: JobRecord) -> dict[str, Any]:
     """ComfyUI's history entry for an ended job: its prompt, outputs and status."""
     succeeded = record.status == JobStatus.SUCCEEDED
+    outputs = comfy_outputs(record.outputs)
     return {
         "prompt": queue_item(record),
-        "outputs": {node: node_output(report) for node, report in record.outputs.items()},
+        "outputs": outputs,
         "status": {
             "status_str": "success" if succeeded else "error",
             "completed": succeeded,
             "messages": _status_messages(record),
         },
-        "meta": {node: {"node_id": node, "display_node": node} for node in record.outputs},
+        "meta": {node: {"node_id": node, "display_node": node} for node in outputs},
     }

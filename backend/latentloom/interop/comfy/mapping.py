@@ -78,7 +78,7 @@ def _entry(comfy_class: str, node: str, **details: object) -> ClassMapping:
 
 # fmt: off
 CLASSES: Final[tuple[ClassMapping, ...]] = (
-    _entry("CheckpointLoaderSimple", "loaders.checkpoint", rename={"ckpt_name": "checkpoint"}),
+    _entry("CheckpointLoaderSimple", "loaders.checkpoint", rename={"ckpt_name": "checkpoint"}, fixed={"prediction": "auto"}),
     _entry("LoraLoader", "loaders.lora", rename={"lora_name": "lora"}),
     _entry("CLIPTextEncode", "conditioning.encode_prompt", fixed={"weighting": "comfy"}, approximates=("weighting",)),
     _entry("EmptyLatentImage", "latent.empty", rename={"batch_size": "batch"}, ours_only=("model",)),
