@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 SETUP = """\
 No ComfyUI interpreter given (--comfy-python); nothing compared. To set one up, outside
@@ -70,8 +72,10 @@ if importlib.util.find_spec("torchvision") is None:
     sys.path.append(stubs)
 import comfy.options
 comfy.options.enable_args_parsing()
+import os
 import numpy as np
 import torch
+torch.set_num_threads(int(os.environ.get("SIDE_BY_SIDE_THREADS", "1")))
 import comfy.samplers, folder_paths, nodes
 from comfyui_version import __version__
 
@@ -341,6 +345,9 @@ def main() -> None:
     parser.add_argument("--cfg", type=float, default=7.0)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads for each side (they run at once)"
+    )
     args = parser.parse_args()
     if not args.comfy_python:
         print(SETUP)
@@ -361,7 +368,11 @@ def main() -> None:
         cases = build_cases(settings, samplers, schedulers, args.pairs == "all")
         cases = [c for c in cases if not args.only or re.search(args.only, c.name)]
         # Both sides at once: each is mostly single-model CPU work, and the wall time halves.
-        comfy_process = subprocess.Popen(comfy_command(args, work, cases), cwd=work)
+        threads = {"SIDE_BY_SIDE_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
+        comfy_process = subprocess.Popen(
+            comfy_command(args, work, cases), cwd=work, env={**os.environ, **threads}
+        )
+        torch.set_num_threads(args.threads)
         ours = run_ours(work, cases)
         if comfy_process.wait() != 0:
             sys.exit(f"the ComfyUI driver failed (exit {comfy_process.returncode}); see above")
