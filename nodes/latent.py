@@ -1,7 +1,10 @@
 """Latent tricks: empty latents, interpolation (morphs), added noise, upscaling.
 
 Each spec declares its cost (`graph/cost.py`): the size of the latent it makes, so the budget
-can weigh the job before it runs. Interpolation refuses more than MAX_FRAMES ratios.
+can weigh the job before it runs. The cost hooks also hold the bounds one input's range cannot
+say: Interpolation refuses more than MAX_FRAMES ratios, Add Noise a strength above 1 (its
+`amount` goes to 100 for mode 'sigma'). Image sides are multiples of 8: validation refuses
+others (the INT step), so no size is silently floored to the latent grid.
 """
 
 from __future__ import annotations
@@ -70,6 +73,13 @@ def latent_upscale(
     return {"latent": Latent(samples, latent.family)}
 
 
+def _strength_above_one(amount: float) -> str:
+    return (
+        f"strength {amount!r} is above 1; mode 'strength' blends toward noise and takes 0 to 1 "
+        "(1 is pure noise); for more noise than that use mode 'sigma'"
+    )
+
+
 def _too_many_frames(count: int) -> str:
     return f"{count:,} ratios would make {count:,} frames; the most is {MAX_FRAMES:,}"
 
@@ -95,6 +105,9 @@ def latent_interpolation_cost(query: CostQuery) -> Cost:
 
 
 def add_noise_cost(query: CostQuery) -> Cost:
+    amount = query.number("amount")
+    if query.literals.get("mode") == "strength" and amount is not None and amount > 1:
+        return Cost(refusals=(Refusal("amount", _strength_above_one(amount)),))
     latent = query.batch("latent")
     if latent is None:
         return Cost()

@@ -52,6 +52,7 @@ def test_every_error_code_is_covered_by_a_fixture() -> None:
         "unsupported_class",
         "over_budget",
         "over_limit",
+        "off_step",
     }
 
 

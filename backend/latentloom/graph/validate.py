@@ -342,6 +342,8 @@ def _scalar_problem(
         low, high = spec_input.min, spec_input.max
         if (low is not None and value < low) or (high is not None and value > high):  # type: ignore[operator]
             return ("out_of_range", f"{value!r} is outside the allowed range [{low}, {high}]")
+    if kind == WidgetType.INT and isinstance(value, int):
+        return _step_problem(spec_input, value)
     if kind == WidgetType.STRING and len(str(value)) > MAX_TEXT_LENGTH:
         return (
             "over_limit",
@@ -350,6 +352,20 @@ def _scalar_problem(
     if kind == WidgetType.ENUM:
         return _choice_problem(spec_input, str(value), list_choices)
     return None
+
+
+def _step_problem(spec_input: Input, value: int) -> tuple[str, str] | None:
+    """An INT off its step (an image side not a multiple of 8) is refused, never floored."""
+    step = int(spec_input.step or 1)
+    if step <= 1:
+        return None
+    base = int(spec_input.min or 0)
+    offset = (value - base) % step
+    if offset == 0:
+        return None
+    below = value - offset
+    counted = f"a multiple of {step}" if base % step == 0 else f"{base} plus a multiple of {step}"
+    return ("off_step", f"{value} is not {counted}; use {below} or {below + step}")
 
 
 def _choice_problem(
