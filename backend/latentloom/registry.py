@@ -22,7 +22,11 @@ from types import ModuleType
 from latentloom.node import DynamicChoices, Input, NodeSpec, WidgetType
 
 ENTRY_POINT_GROUP = "latentloom.nodes"
-BUILTIN_PACK_FOLDER = Path(__file__).resolve().parents[2] / "nodes"
+# An installed package carries the built-in pack inside it (copied there by setup.py's build
+# step); a source checkout (and an editable install) has it at the top of the tree.
+PACKAGED_PACK_FOLDER = Path(__file__).resolve().parent / "_builtin_nodes"
+SOURCE_PACK_FOLDER = Path(__file__).resolve().parents[2] / "nodes"
+BUILTIN_PACK_FOLDER = PACKAGED_PACK_FOLDER if PACKAGED_PACK_FOLDER.is_dir() else SOURCE_PACK_FOLDER
 _NODE_ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 
 

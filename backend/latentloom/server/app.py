@@ -39,6 +39,8 @@ ROUTERS = [
 # Routes whose bodies are multipart files: the upload limit, plus room for the framing.
 MULTIPART_UPLOADS = ("/api/uploads", "/upload/", "/api/upload/")
 REPO_FRONTEND_DIST = Path(__file__).resolve().parents[3] / "frontend" / "dist"
+# An installed package carries the built editor inside it (copied there by setup.py's build).
+PACKAGED_FRONTEND_DIST = Path(__file__).resolve().parents[1] / "_editor"
 EDITOR_MISSING = """<!doctype html><meta charset="utf-8"><title>Latentloom</title>
 <h1>Latentloom</h1><p>The server is running, but the editor has not been built
 (<code>make run</code> builds it). The API is documented at <a href="/docs">/docs</a>.</p>"""
@@ -69,7 +71,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     for route in [*login_routes(), *docs_routes(app.title)]:
         app.router.routes.append(route)
     app.add_exception_handler(EngineUnavailable, _engine_unavailable)
-    _mount_editor(app, settings.frontend_dist or REPO_FRONTEND_DIST)
+    _mount_editor(app, settings.frontend_dist or default_frontend_dist())
     app.add_middleware(
         BodyLimit,
         default_bytes=settings.max_request_bytes,
@@ -91,6 +93,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
 async def _engine_unavailable(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"the engine is not available: {error}"}, status_code=503)
+
+
+def default_frontend_dist() -> Path:
+    """The editor inside the installed package, else the source tree's build."""
+    packaged = PACKAGED_FRONTEND_DIST / "index.html"
+    return PACKAGED_FRONTEND_DIST if packaged.is_file() else REPO_FRONTEND_DIST
 
 
 def _mount_editor(app: FastAPI, dist: Path) -> None:
