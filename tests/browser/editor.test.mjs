@@ -344,11 +344,76 @@ describe("the editor", () => {
     await screenshot(page, "11-queue");
     await page.click('button:has-text("Clear")');
     await page.waitForFunction(() => document.querySelectorAll(".queue-item.queued").length === 0);
-    await page.locator(".queue-item.running").waitFor();
+    const running = await page.locator(".queue-item.running").getAttribute("data-job");
     await page.click('button:has-text("Interrupt")');
     await page.locator(".queue-list .empty").waitFor({ timeout: 30_000 });
     await page.waitForFunction(() => window.__latentloom.runLog().length > 0);
+    // The interrupted job and the cleared ones ended cancelled: none ran to the end or failed.
+    const statusOf = (id) => page.evaluate(async (job) => (await (await fetch(`/api/jobs/${job}`)).json()).status, id);
+    for (const job of [running, second, third]) assert.equal(await statusOf(job), "cancelled", `job ${job}`);
     await page.fill(".runs", "1");
+    assert.deepEqual(page.errors, []);
+  });
+  test("a 64-bit seed typed into a widget reaches the saved workflow and the job exactly", async () => {
+    await settle();
+    const example = JSON.parse(readFileSync(join(ROOT, "workflows/txt2img.json"), "utf8"));
+    example.nodes.sampler.inputs.steps = 1;
+    await hooks(page, (doc) => window.__latentloom.openDocument(doc, "big seed"), example);
+    const seed = "18446744073709551615"; // 2^64 - 1: a JS number would make it ...552000
+    const at = await hooks(page, () => window.__latentloom.widgetPosition("sampler", "seed"));
+    await page.mouse.click(at[0], at[1]);
+    await page.locator(".widget-editor input").waitFor();
+    await page.keyboard.press("Control+A");
+    await page.keyboard.type(seed);
+    await page.keyboard.press("Enter");
+    assert.equal(await hooks(page, () => String(window.__latentloom.workflow().nodes.sampler.inputs.seed)), seed);
+    await waitSaved();
+    const saved = await (await fetch(`${server.url}/api/workflows/big%20seed`)).text();
+    assert.match(saved, new RegExp(`"seed":\\s*${seed}[,}\\s]`), "the saved document keeps every digit");
+    const jobIds = async () => (await (await fetch(`${server.url}/api/jobs?limit=500`)).json()).jobs.map((job) => job.id);
+    const before = new Set(await jobIds());
+    await page.click('[data-action="queue"]');
+    let job;
+    for (const deadline = Date.now() + 60_000; job === undefined && Date.now() < deadline; ) {
+      job = (await jobIds()).find((id) => !before.has(id));
+      if (job === undefined) await new Promise((done) => setTimeout(done, 100));
+    }
+    assert.ok(job !== undefined, "queueing made a job");
+    let text = "";
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
+      text = await (await fetch(`${server.url}/api/jobs/${job}`)).text();
+      if (/"status":\s*"(succeeded|failed|cancelled)"/.test(text)) break;
+      await new Promise((done) => setTimeout(done, 200));
+    }
+    assert.match(text, /"status":\s*"succeeded"/, text.slice(0, 400));
+    assert.match(text, new RegExp(`"seed":\\s*${seed}[,}\\s]`), "the job ran with every digit of the seed");
+    assert.deepEqual(page.errors, []);
+  });
+
+  test("renaming a tab onto another saved workflow is refused in-app and changes nothing", async () => {
+    await settle();
+    const taken = { schema: "latentloom/workflow", version: 2, nodes: {}, meta: { title: "keep me" } };
+    const put = await fetch(`${server.url}/api/workflows/taken`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(taken) });
+    assert.equal(put.status, 200, await put.text());
+    const before = await (await fetch(`${server.url}/api/workflows/taken`)).text();
+    const name = await hooks(page, () => window.__latentloom.tabName());
+    page.once("dialog", (dialog) => dialog.accept("taken"));
+    await page.click('[data-action="rename"]');
+    const notice = page.locator('[data-notice="warning"]', { hasText: "was not renamed" });
+    await notice.waitFor({ timeout: 10_000 });
+    assert.equal(
+      await notice.locator("span").textContent(),
+      `"${name}" was not renamed: a saved workflow named 'taken' already exists; choose another name, or open it and delete it first`,
+    );
+    assert.equal(await hooks(page, () => window.__latentloom.tabName()), name);
+    assert.equal(await (await fetch(`${server.url}/api/workflows/taken`)).text(), before, "the other workflow is untouched");
+    await notice.locator(".notice-close").click();
+    // A free name renames the saved workflow itself: the old name is gone, the other kept.
+    page.once("dialog", (dialog) => dialog.accept(`${name} renamed`));
+    await page.click('[data-action="rename"]');
+    await page.waitForFunction((next) => window.__latentloom.tabName() === next, `${name} renamed`, { timeout: 10_000 });
+    const names = (await (await fetch(`${server.url}/api/workflows`)).json()).workflows.map((info) => info.name);
+    assert.ok(names.includes(`${name} renamed`) && names.includes("taken") && !names.includes(name), names.join(", "));
     assert.deepEqual(page.errors, []);
   });
 });

@@ -3,6 +3,7 @@
  * `problems` for a 422 on queueing) so the UI can show exactly what the server said.
  */
 
+import { parseJson, stringifyJson } from "../model/json-text";
 import type { JobList, JobView, JobsCreated, Problem } from "./types";
 
 export class ApiError extends Error {
@@ -16,16 +17,16 @@ export class ApiError extends Error {
   }
 }
 
-async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const init: RequestInit = { method };
+async function request<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+  const init: RequestInit = { method, headers };
   if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    init.headers = { "content-type": "application/json" };
+    init.body = stringifyJson(body); // 64-bit seeds go out as their exact digits
+    init.headers = { ...headers, "content-type": "application/json" };
   }
   const response = await fetch(path, init);
   if (response.status === 204) return undefined as T;
   const text = await response.text();
-  const json: unknown = text === "" ? undefined : JSON.parse(text);
+  const json: unknown = text === "" ? undefined : parseJson(text);
   if (!response.ok) {
     const detail = typeof json === "object" && json !== null && "detail" in json ? (json as { detail: unknown }).detail : text;
     const problems = typeof json === "object" && json !== null && "problems" in json ? (json as { problems: Problem[] }).problems : [];
@@ -58,6 +59,11 @@ export const api = {
   workflows: () => request<{ workflows: WorkflowInfo[] }>("GET", "/api/workflows"),
   getWorkflow: (name: string) => request<unknown>("GET", `/api/workflows/${enc(name)}`),
   putWorkflow: (name: string, document: unknown) => request<WorkflowInfo>("PUT", `/api/workflows/${enc(name)}`, document),
+  /** Saves under a new name only: 409 when a saved workflow has it already. */
+  createWorkflow: (name: string, document: unknown) =>
+    request<WorkflowInfo>("PUT", `/api/workflows/${enc(name)}`, document, { "if-none-match": "*" }),
+  /** Renames a saved workflow; never replaces another (409 names it). */
+  renameWorkflow: (name: string, to: string) => request<WorkflowInfo>("POST", `/api/workflows/${enc(name)}/rename`, { name: to }),
   deleteWorkflow: (name: string) => request<void>("DELETE", `/api/workflows/${enc(name)}`),
 };
 

@@ -6,6 +6,7 @@
  * mirror the backend's pydantic models (ImportReport, ExportReport).
  */
 
+import { parseJson, stringifyJson } from "../model/json-text";
 import { ApiError } from "./client";
 
 export interface MappedNode {
@@ -52,7 +53,7 @@ async function send<T>(path: string, body: BodyInit, contentType: string): Promi
   const text = await response.text();
   let json: unknown;
   try {
-    json = text === "" ? undefined : JSON.parse(text);
+    json = text === "" ? undefined : parseJson(text);
   } catch {
     json = undefined;
   }
@@ -71,7 +72,7 @@ export function importFile(bytes: ArrayBuffer | Uint8Array, filename: string): P
 }
 
 export function exportWorkflow(document: unknown, format: ExportFormat): Promise<ExportResult> {
-  return send<ExportResult>(`/api/workflows/export?format=${format}`, JSON.stringify(document), "application/json");
+  return send<ExportResult>(`/api/workflows/export?format=${format}`, stringifyJson(document), "application/json");
 }
 
 /** One line for the notice after an import, e.g. "Imported ComfyUI workflow: 12 nodes mapped, 1 unsupported: UpscaleModelLoader". */

@@ -6,6 +6,7 @@
 
 import type { Event, PreviewHeader, WorkflowPatched } from "./types";
 import type { Json, JsonObject } from "../model";
+import { parseJson, stringifyJson } from "../model/json-text";
 
 export type { WorkflowPatched };
 
@@ -33,7 +34,7 @@ export class EventSocket {
   }
 
   send(message: JsonObject): void {
-    const text = JSON.stringify(message);
+    const text = stringifyJson(message); // workflow patches carry seeds: keep them exact
     if (this.connected) this.socket?.send(text);
     else this.outbox.push(text);
   }
@@ -68,7 +69,7 @@ export class EventSocket {
       return;
     }
     if (typeof data !== "string") return;
-    const message = JSON.parse(data) as { type?: string; [key: string]: Json | undefined };
+    const message = parseJson(data) as { type?: string; [key: string]: Json | undefined };
     switch (message.type) {
       case "hello":
         if (this.lastEventId === undefined && typeof message["last_event_id"] === "number") this.lastEventId = message["last_event_id"];

@@ -5,7 +5,7 @@
  * a few helpers for the browser tests and benchmarks.
  */
 
-import { api, outputUrl } from "../api/client";
+import { ApiError, api, outputUrl } from "../api/client";
 import { EventSocket } from "../api/socket";
 import { Interaction, type InteractionHost, type SearchFilter } from "../canvas/interaction";
 import { Renderer } from "../canvas/renderer";
@@ -15,7 +15,7 @@ import { WidgetEditor } from "../canvas/widget-editor";
 import type { WidgetSlot } from "../canvas/geometry";
 import { describeExport, describeImport, exportWorkflow, importFile, type ExportFormat } from "../api/interop";
 import { isOwnDocument, ownDocumentFromPng } from "../files/png-text";
-import { createNode, parseCatalog, placeholderOf, removeItems, setTitle, toWorkflow, type Catalog, type Vec2 } from "../model";
+import { createNode, parseCatalog, parseJson, placeholderOf, removeItems, setTitle, toWorkflow, type Catalog, type Vec2 } from "../model";
 import { ContextMenu } from "../ui/context-menu";
 import { Gallery } from "../ui/gallery";
 import { QueuePanel } from "../ui/queue-panel";
@@ -220,6 +220,16 @@ export class App implements InteractionHost {
     setTimeout(() => note.remove(), 20_000);
   }
 
+  /** A name the server refused (409: another saved workflow has it) becomes a notice. */
+  private async refusedName(what: string, attempt: Promise<unknown>): Promise<void> {
+    try {
+      await attempt;
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 409) throw error;
+      this.notice(`${what}: ${error.message}`, "warning");
+    }
+  }
+
   // ---- actions --------------------------------------------------------------------------
 
   private onKey(event: KeyboardEvent): void {
@@ -345,11 +355,11 @@ export class App implements InteractionHost {
       el("button", { text: "Save", data: { action: "save" }, onClick: () => this.run("save") }),
       el("button", { text: "Save as", onClick: withTab(async (tab) => {
         const name = ask("Save as", `${tab.name} copy`);
-        if (name !== undefined) await this.workspace.saveAs(tab, name);
+        if (name !== undefined) await this.refusedName(`not saved as "${name}"`, this.workspace.saveAs(tab, name));
       }) }),
-      el("button", { text: "Rename", onClick: withTab(async (tab) => {
+      el("button", { text: "Rename", data: { action: "rename" }, onClick: withTab(async (tab) => {
         const name = ask("Rename workflow", tab.name);
-        if (name !== undefined) await this.workspace.rename(tab, name);
+        if (name !== undefined) await this.refusedName(`"${tab.name}" was not renamed`, this.workspace.rename(tab, name));
       }) }),
       el("button", { text: "Delete", onClick: withTab(async (tab) => {
         if (confirm(`Delete the saved workflow "${tab.name}"?`)) await this.workspace.remove(tab);
@@ -487,7 +497,7 @@ function ownDocument(bytes: Uint8Array, file: File): unknown {
   if (/\.png$/i.test(file.name) || file.type === "image/png") return ownDocumentFromPng(bytes);
   if (!/\.json$/i.test(file.name) && file.type !== "application/json") return undefined;
   try {
-    const document: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    const document: unknown = parseJson(new TextDecoder().decode(bytes));
     return isOwnDocument(document) ? document : undefined;
   } catch {
     return undefined; // the importer names where the JSON breaks

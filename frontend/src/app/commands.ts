@@ -11,6 +11,8 @@ import {
   setCollapsed,
   toWorkflow,
   toggleMode,
+  parseJson,
+  stringifyJson,
   type Rect,
   type Vec2,
 } from "../model";
@@ -38,7 +40,7 @@ export class Commands {
 
   copy(tab: DocumentTab): void {
     if (tab.selection.size === 0) return;
-    this.clipboard = JSON.stringify(copySelection(tab.store, tab.selection));
+    this.clipboard = stringifyJson(copySelection(tab.store, tab.selection));
     void navigator.clipboard?.writeText(this.clipboard).catch(() => undefined);
   }
 
@@ -49,12 +51,12 @@ export class Commands {
 
   duplicate(tab: DocumentTab): void {
     if (tab.selection.size === 0) return;
-    this.pasteText(tab, JSON.stringify(copySelection(tab.store, tab.selection)), false);
+    this.pasteText(tab, stringifyJson(copySelection(tab.store, tab.selection)), false);
   }
 
   private pasteText(tab: DocumentTab, text: string, withLinks: boolean, at?: Vec2): void {
     try {
-      const fragment: unknown = JSON.parse(text);
+      const fragment: unknown = parseJson(text);
       const offset = this.pasteOffset(tab, fragment, at);
       const result = paste(tab.store, fragment, { offset, withLinks });
       this.select(result.ids.values());
@@ -128,7 +130,7 @@ export class Commands {
 
   /** Saves a JSON value as a file through the browser's download. */
   download(filename: string, value: unknown): void {
-    const blob = new Blob([`${JSON.stringify(value, null, 2)}\n`], { type: "application/json" });
+    const blob = new Blob([`${stringifyJson(value, 2)}\n`], { type: "application/json" });
     const link = document.createElement("a");
     link.href = URL.createObjectURL(blob);
     link.download = filename;

@@ -59,7 +59,7 @@ export class Runner {
           if (!isSeed(input)) continue;
           const mode = seedControl(node, input.name);
           const value = node.inputs[input.name];
-          if (mode === "fixed" || typeof value !== "number") continue;
+          if (mode === "fixed" || (typeof value !== "number" && typeof value !== "bigint")) continue;
           setWidgetValue(store, node.id, input.name, nextSeed(mode, value, input));
         }
       }

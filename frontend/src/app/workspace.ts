@@ -127,22 +127,30 @@ export class Workspace {
     await this.put(tab);
   }
 
+  /** A copy under a new name; another saved workflow of that name is never replaced (409). */
   async saveAs(tab: DocumentTab, name: string): Promise<DocumentTab> {
-    const copy = this.addTab(name, toWorkflow(tab.store));
-    await this.put(copy);
+    if (this.tabs.some((other) => other.name === name)) throw new Error(`a tab named "${name}" is already open`);
+    const document = toWorkflow(tab.store);
+    await api.createWorkflow(name, document);
+    const copy = this.addTab(name, document);
     this.activate(copy);
     return copy;
   }
 
+  /**
+   * Renames the tab's saved workflow: its latest edits are saved under the old name, then the
+   * server renames it. The server never replaces another saved workflow (409 naming it); the
+   * tab then keeps its name and the caller shows why.
+   */
   async rename(tab: DocumentTab, name: string): Promise<void> {
     if (name === tab.name) return;
     if (this.tabs.some((other) => other.name === name)) throw new Error(`a tab named "${name}" is already open`);
     const old = tab.name;
     this.cancelTimers(tab);
     tab.collector.take();
-    tab.name = name;
     await this.put(tab);
-    await api.deleteWorkflow(old).catch(() => undefined);
+    await api.renameWorkflow(old, name);
+    tab.name = name;
     this.socket.send({ type: "workflow.unwatch", name: old });
     this.socket.send({ type: "workflow.watch", name });
     this.remember();

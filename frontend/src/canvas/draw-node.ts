@@ -232,8 +232,8 @@ function drawWidget(ctx: CanvasRenderingContext2D, node: NodeRecord, widget: Wid
     return;
   }
   if (kind === "slider" && typeof value === "number") {
-    const min = input.min ?? 0;
-    const max = input.max ?? 1;
+    const min = Number(input.min ?? 0);
+    const max = Number(input.max ?? 1);
     ctx.fillStyle = "#3b4a5a";
     ctx.fillRect(x, y, (width * (value - min)) / (max - min || 1), height);
   }

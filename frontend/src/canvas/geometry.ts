@@ -132,6 +132,7 @@ function placeholderLayout(placeholder: Placeholder, node: NodeRecord): NodeLayo
 function literalType(value: unknown): string {
   if (typeof value === "boolean") return "BOOLEAN";
   if (typeof value === "number") return Number.isInteger(value) ? "INT" : "FLOAT";
+  if (typeof value === "bigint") return "INT";
   return "STRING";
 }
 

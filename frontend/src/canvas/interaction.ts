@@ -31,7 +31,7 @@ import type { DocumentTab } from "../app/document-tab";
 import { dragSet, hitTest, type Hit } from "./hit-test";
 import type { Renderer } from "./renderer";
 import { pan, rectFromCorners, rectsIntersect, toScreen, toWorld, visibleWorldRect, zoomAt } from "./viewport";
-import { SEED_CONTROLS, SEED_CONTROL_KEY, seedControl, sliderValue, stepNumber, widgetKind } from "./widgets";
+import { SEED_CONTROLS, SEED_CONTROL_KEY, seedControl, sliderValue, stepNumber, widgetKind, type NumberValue } from "./widgets";
 import type { WidgetSlot } from "./geometry";
 
 export interface SearchFilter {
@@ -58,7 +58,7 @@ type Gesture =
   | { kind: "box"; start: Vec2; additive: boolean }
   | { kind: "move"; start: Vec2; origins: Map<string, Vec2>; key: string }
   | { kind: "link"; fixed: OutputRef | InputRef; from: "output" | "input"; detached: LinkRecord | undefined; type: string | undefined }
-  | { kind: "number"; node: string; widget: WidgetSlot; startX: number; startValue: number; moved: boolean; key: string }
+  | { kind: "number"; node: string; widget: WidgetSlot; startX: number; startValue: NumberValue; moved: boolean; key: string }
   | { kind: "slider"; node: string; widget: WidgetSlot; key: string }
   | { kind: "resize"; node: string; start: Vec2; size: Vec2; key: string }
   // Editors open on release: opening on press would lose focus to the press's own default.
@@ -222,7 +222,9 @@ export class Interaction {
           return { kind: "slider", node: hit.node, widget: hit.widget, key };
         case "number":
         case "seed": {
-          const current = typeof value === "number" ? value : Number(input.default ?? 0);
+          const fallback = input.default;
+          const current: NumberValue =
+            typeof value === "number" || typeof value === "bigint" ? value : typeof fallback === "bigint" ? fallback : Number(fallback ?? 0);
           if (hit.zone === "decrement" || hit.zone === "increment") {
             setWidgetValue(store, hit.node, input.name, stepNumber(input, current, hit.zone === "increment" ? 1 : -1));
             return undefined;

@@ -47,7 +47,7 @@ export class WidgetEditor {
     box.style.top = `${top}px`;
     box.style.width = `${Math.max(160, width * view.scale)}px`;
     box.style.minHeight = `${height * view.scale}px`;
-    const write = (next: string | number): void => {
+    const write = (next: string | number | bigint): void => {
       try {
         setWidgetValue(store, nodeId, input.name, next);
       } catch (error) {
@@ -80,8 +80,14 @@ export class WidgetEditor {
       if (input.max !== undefined) field.max = String(input.max);
       field.step = String(input.step ?? (input.type === "INT" ? 1 : "any"));
       const commit = (): void => {
-        const number = Number(field.value);
-        if (field.value.trim() !== "" && Number.isFinite(number)) write(clampNumber(input, number));
+        const text = field.value.trim();
+        // An INT is read as digits, so a 64-bit seed typed in is kept exactly.
+        if (input.type === "INT" && /^-?\d+$/.test(text)) {
+          write(clampNumber(input, BigInt(text)));
+          return;
+        }
+        const number = Number(text);
+        if (text !== "" && Number.isFinite(number)) write(clampNumber(input, number));
       };
       field.addEventListener("keydown", (event) => {
         if (event.key === "Enter") {

@@ -46,6 +46,20 @@ describe("widgets", () => {
     expect(seedControl(node, "other")).toBe("fixed");
   });
 
+  it("keeps 64-bit seeds exact when stepping, clamping and moving them after a run", () => {
+    const seed = int({ name: "seed", min: 0, max: 18446744073709551615n });
+    const top = 18446744073709551615n;
+    expect(nextSeed("increment", 9007199254740992, seed)).toBe(9007199254740993n);
+    expect(nextSeed("increment", top, seed)).toBe(0);
+    expect(nextSeed("decrement", 0, seed)).toBe(top);
+    expect(nextSeed("decrement", 9007199254740992n, seed)).toBe(Number.MAX_SAFE_INTEGER);
+    expect(stepNumber(seed, top - 1n, 1)).toBe(top);
+    expect(stepNumber(seed, top, 5)).toBe(top);
+    expect(clampNumber(seed, top + 10n)).toBe(top);
+    expect(clampNumber(seed, 12345678901234567890n)).toBe(12345678901234567890n);
+    expect(clampNumber(int({ min: 1, max: 1000 }), 7.6)).toBe(8);
+  });
+
   it("splits a seed row into arrows, value and mode", () => {
     const zones = widgetZones("seed", [0, 0, 200, 18]);
     expect(zones.mode).toEqual([150, 0, 50, 18]);

@@ -4,7 +4,13 @@
  * canvas draws widgets; only the one being typed into gets a DOM element (widget-editor.ts).
  */
 
-import type { InputSpec, NodeRecord, Rect } from "../model";
+import { exactInteger, type InputSpec, type NodeRecord, type Rect } from "../model";
+
+/**
+ * An INT or FLOAT widget's value. INTs beyond ±2^53 (64-bit seeds) are bigints, so integer
+ * arithmetic here is done in bigint and handed back as a number whenever that is exact.
+ */
+export type NumberValue = number | bigint;
 
 export type WidgetKind = "number" | "slider" | "seed" | "combo" | "text" | "multiline" | "toggle";
 
@@ -20,7 +26,7 @@ export function widgetKind(input: InputSpec): WidgetKind {
       return isSeed(input) ? "seed" : "number";
     default:
       // A bounded unit-range float (denoise, strength) reads best as a slider.
-      return input.min !== undefined && input.max !== undefined && input.max - input.min <= 1 ? "slider" : "number";
+      return input.min !== undefined && input.max !== undefined && Number(input.max) - Number(input.min) <= 1 ? "slider" : "number";
   }
 }
 
@@ -40,25 +46,42 @@ export function seedControl(node: NodeRecord, input: string): SeedControl {
   return SEED_CONTROLS.includes(value as SeedControl) ? (value as SeedControl) : "fixed";
 }
 
-/** The seed a control mode gives for the next run. `random` is injectable for tests. */
-export function nextSeed(mode: SeedControl, value: number, input: InputSpec, random: () => number = Math.random): number {
-  const min = input.min ?? 0;
-  const max = Math.min(input.max ?? Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
-  if (mode === "increment") return value + 1 > max ? min : value + 1;
-  if (mode === "decrement") return value - 1 < min ? max : value - 1;
-  if (mode === "randomize") return min + Math.floor(random() * (max - min + 1));
+function whole(value: NumberValue): bigint {
+  return typeof value === "bigint" ? value : BigInt(Math.round(value));
+}
+
+/** An INT widget's bounds, exact (a seed's reach 2^64 - 1); unbounded sides as given. */
+function integerBounds(input: InputSpec, low: bigint, high: bigint): [bigint, bigint] {
+  return [input.min === undefined ? low : whole(input.min), input.max === undefined ? high : whole(input.max)];
+}
+
+/**
+ * The seed a control mode gives for the next run, exact at any size (wrapping at the bounds).
+ * Randomize draws within 2^53 (what `Math.random` can give). `random` is injectable for tests.
+ */
+export function nextSeed(mode: SeedControl, value: NumberValue, input: InputSpec, random: () => number = Math.random): NumberValue {
+  const [min, max] = integerBounds(input, 0n, BigInt(Number.MAX_SAFE_INTEGER));
+  const current = whole(value);
+  if (mode === "increment") return exactInteger(current + 1n > max ? min : current + 1n);
+  if (mode === "decrement") return exactInteger(current - 1n < min ? max : current - 1n);
+  if (mode === "randomize") {
+    const low = Number(min);
+    const high = Math.min(Number(max), Number.MAX_SAFE_INTEGER);
+    return low + Math.floor(random() * (high - low + 1));
+  }
   return value;
 }
 
-/** Clamps to bounds and snaps INTs to integers and FLOATs to the step's precision. */
-export function clampNumber(input: InputSpec, value: number): number {
-  let result = Math.min(input.max ?? Infinity, Math.max(input.min ?? -Infinity, value));
-  if (input.type === "INT") result = Math.round(result);
-  else {
-    const decimals = Math.min(6, decimalsOf(input.step ?? 0.01));
-    result = Number(result.toFixed(decimals));
+/** Clamps to bounds and snaps INTs to integers (exact beyond 2^53) and FLOATs to the step's precision. */
+export function clampNumber(input: InputSpec, value: NumberValue): NumberValue {
+  if (input.type === "INT") {
+    const [min, max] = integerBounds(input, whole(value), whole(value));
+    const current = whole(value);
+    return exactInteger(current < min ? min : current > max ? max : current);
   }
-  return result;
+  const result = Math.min(Number(input.max ?? Infinity), Math.max(Number(input.min ?? -Infinity), Number(value)));
+  const decimals = Math.min(6, decimalsOf(input.step ?? 0.01));
+  return Number(result.toFixed(decimals));
 }
 
 function decimalsOf(step: number): number {
@@ -72,14 +95,15 @@ export function stepOf(input: InputSpec): number {
 }
 
 /** A number after `steps` steps (negative = down), clamped. */
-export function stepNumber(input: InputSpec, value: number, steps: number): number {
-  return clampNumber(input, value + steps * stepOf(input));
+export function stepNumber(input: InputSpec, value: NumberValue, steps: number): NumberValue {
+  if (input.type === "INT") return clampNumber(input, whole(value) + BigInt(steps) * whole(stepOf(input)));
+  return clampNumber(input, Number(value) + steps * stepOf(input));
 }
 
 /** The slider value at horizontal fraction `t` (0..1) of its track. */
-export function sliderValue(input: InputSpec, t: number): number {
-  const min = input.min ?? 0;
-  const max = input.max ?? 1;
+export function sliderValue(input: InputSpec, t: number): NumberValue {
+  const min = Number(input.min ?? 0);
+  const max = Number(input.max ?? 1);
   return clampNumber(input, min + Math.min(1, Math.max(0, t)) * (max - min));
 }
 

@@ -9,6 +9,8 @@
  * `"schema": "latentloom/workflow"`); ComfyUI's own chunks are the server's to convert.
  */
 
+import { parseJson } from "../model/json-text";
+
 const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
 
 export class PngError extends Error {
@@ -97,7 +99,7 @@ const SCHEMA_MARK = "latentloom/workflow";
 
 function parseChunk(keyword: string, text: string): unknown {
   try {
-    return JSON.parse(text);
+    return parseJson(text);
   } catch (error) {
     throw new PngError(`the PNG's ${keyword} chunk is not valid JSON: ${String(error)}`);
   }

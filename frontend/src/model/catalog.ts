@@ -24,8 +24,8 @@ export interface InputSpec {
   readonly kind: "socket" | "widget";
   readonly required: boolean;
   readonly default?: LiteralValue;
-  readonly min?: number;
-  readonly max?: number;
+  readonly min?: number | bigint; // a bigint only beyond ±2^53 (a 64-bit seed's bounds)
+  readonly max?: number | bigint;
   readonly step?: number;
   readonly choices?: readonly string[];
   /** The model folder ENUM choices are listed from (e.g. "checkpoints"). */
@@ -235,8 +235,8 @@ function parseInput(item: { readonly [key: string]: unknown }, where: string, pr
     problems.push(`${at}.${key}: expected ${expected}, got ${describeValue(value)}`);
     return undefined;
   };
-  const min = field("min", isNumber, "a number");
-  const max = field("max", isNumber, "a number");
+  const min = field("min", isBound, "a number");
+  const max = field("max", isBound, "a number");
   const step = field("step", isNumber, "a number");
   const multiline = field("multiline", isBoolean, "true or false");
   const acceptsList = field("accepts_list", isBoolean, "true or false");
@@ -262,6 +262,10 @@ function isNumber(value: unknown): value is number {
   return typeof value === "number" && Number.isFinite(value);
 }
 
+function isBound(value: unknown): value is number | bigint {
+  return isNumber(value) || typeof value === "bigint";
+}
+
 function isBoolean(value: unknown): value is boolean {
   return typeof value === "boolean";
 }
@@ -279,7 +283,7 @@ export function isWidgetType(type: string): type is WidgetType {
 }
 
 function isScalar(value: unknown): value is Scalar {
-  return isString(value) || isBoolean(value) || isNumber(value);
+  return isString(value) || isBoolean(value) || isNumber(value) || typeof value === "bigint";
 }
 
 /** Whether a parsed JSON value can be a widget value. */

@@ -7,6 +7,7 @@ export * from "./diff";
 export * from "./groups";
 export * from "./ids";
 export * from "./json";
+export * from "./json-text";
 export * from "./layout";
 export * from "./nodes";
 export * from "./placeholder";

@@ -1,11 +1,14 @@
 /**
- * JSON values as `JSON.parse` produces them, typed readonly so records can hold them.
+ * JSON values as `parseJson` (json-text.ts) produces them, typed readonly so records can hold
+ * them: integers beyond ±2^53 (64-bit seeds) are bigints, so they are never rounded.
  *
  * The workflow format keeps editor state it does not interpret (unknown `ui` keys, `meta`,
  * group fields) verbatim; these helpers let the model carry such values without `any`.
  */
 
-export type Json = null | boolean | number | string | readonly Json[] | JsonObject;
+import { stringifyJson } from "./json-text";
+
+export type Json = null | boolean | number | bigint | string | readonly Json[] | JsonObject;
 
 export interface JsonObject {
   readonly [key: string]: Json;
@@ -18,7 +21,7 @@ export function isPlainObject(value: unknown): value is { readonly [key: string]
 
 /** Narrows an unknown parsed value to Json, rejecting what JSON cannot hold (functions, NaN...). */
 export function isJson(value: unknown): value is Json {
-  if (value === null || typeof value === "boolean" || typeof value === "string") return true;
+  if (value === null || typeof value === "boolean" || typeof value === "string" || typeof value === "bigint") return true;
   if (typeof value === "number") return Number.isFinite(value);
   if (Array.isArray(value)) return value.every(isJson);
   if (isPlainObject(value)) return Object.values(value).every(isJson);
@@ -43,7 +46,7 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
 /** A short, readable rendering of a value for error messages. */
 export function describeValue(value: unknown): string {
   if (value === undefined) return "nothing";
-  const text = JSON.stringify(value);
+  const text = stringifyJson(value);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 

@@ -164,7 +164,7 @@ export function literalProblem(spec: InputSpec, value: LiteralValue): string | u
   const fits = (item: unknown): boolean => {
     switch (spec.type) {
       case "INT":
-        return Number.isInteger(item);
+        return Number.isInteger(item) || typeof item === "bigint";
       case "FLOAT":
         return typeof item === "number" && Number.isFinite(item);
       case "BOOLEAN":

@@ -14,7 +14,8 @@ import type { NodeMode } from "./workflow-document";
 export type Vec2 = readonly [x: number, y: number];
 export type Rect = readonly [x: number, y: number, width: number, height: number];
 
-export type Scalar = number | string | boolean;
+/** A bigint only for integers beyond ±2^53 (64-bit seeds), which a number would round. */
+export type Scalar = number | bigint | string | boolean;
 /** A widget value; `accepts_list` widgets (e.g. interpolation ratios) may hold a list. */
 export type LiteralValue = Scalar | readonly Scalar[];
 
