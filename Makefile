@@ -42,14 +42,15 @@ $(EDITOR): $(NODE_STAMP) $(shell find frontend/src frontend/index.html frontend/
 run: $(STAMP) $(EDITOR)
 	$(VENV)/bin/latentloom serve --host $(HOST) --port $(PORT) --data $(DATA) $(if $(MODELS),--models $(MODELS))
 
+# Everything, the slow full-size tests included (a bare `pytest` leaves those out).
 test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) $(EDITOR) lint
 	npm test
 	npm run test:browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "slow or not slow"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check backend nodes tests bench
-	$(VENV)/bin/ruff format --check backend nodes tests bench
+	$(VENV)/bin/ruff check backend nodes tests bench setup.py
+	$(VENV)/bin/ruff format --check backend nodes tests bench setup.py
 	MYPYPATH=backend $(VENV)/bin/mypy --explicit-package-bases backend/latentloom nodes
 
 bench: $(STAMP) $(NODE_STAMP) $(CHROMIUM) $(EDITOR)
