@@ -383,6 +383,13 @@ def test_the_server_outlives_workers_killed_mid_job_and_by_a_failed_allocation(
         assert worker["ready"] and worker["restarts"] == 4
         assert worker["last_exit"] == "killed by signal 11 (SIGSEGV)"
         assert worker["pid"] not in {first_pid, *killed, pid}
+
+        # Killed while idle, with a job queued at once: the job runs, its attempt uncounted.
+        os.kill(worker["pid"], signal.SIGKILL)
+        job = queue_job(base_url, sum_of(1, 1))
+        assert log.end_of(job)["kind"] == "job.finished"
+        assert httpx.get(f"{base_url}/api/jobs/{job}").json()["attempts"] == 1
+        assert worker_of(base_url)["restarts"] == 5
     statuses = [status for status, _ in probe.answers]
     assert len(statuses) > 20 and set(statuses) == {200}  # answered throughout
     assert max(seconds for _, seconds in probe.answers) < 2.0

@@ -133,6 +133,14 @@ class JobReporter:
             outcome.error or "internal error: the worker gave no reason", outcome.node
         )
 
+    def handed_back(self, client_id: str | None) -> bool:
+        """Back to the queue uncounted, announced as queued again (the worker died before
+        this job began, through no fault of the job)."""
+        if not self.ledger.release(self.job_id):
+            return False
+        self._emit(JobQueued(job=self.job_id, client_id=client_id))
+        return True
+
     def worker_died(
         self, error: str, node: str | None = None, node_type: str = ""
     ) -> JobRecord | None:

@@ -12,8 +12,11 @@ the pipe reports end-of-file at once; the supervisor reaps the process to read h
 ended, re-queues the job or fails it by the ledger's attempt rules with the cause
 ("worker died: killed by signal 9 (SIGKILL) while running node "sampler" (KSampler), on
 attempt 2 of 2"), and starts a fresh worker before it claims the next job. A worker that
-dies while idle is replaced the same way. One that cannot build its engine is not restarted:
-every job claimed afterwards fails with the reason, as with `LocalWorker`.
+dies while idle is replaced the same way; should a job have been claimed in the moment
+before its death was noticed, that job goes back uncounted (once: a job that kills every
+worker before its first event still runs out of attempts). One that cannot build its
+engine is not restarted: every job claimed afterwards fails with the reason, as with
+`LocalWorker`.
 
 `stop()` cancels the running job (it goes back to the queue, not counted as an attempt) and
 tells the worker to exit; a worker that does not stop within the timeout is killed.
@@ -92,6 +95,7 @@ class WorkerProcess:
         self._last_exit: str | None = None
         self._cache_used_bytes = 0
         self._node_names: dict[str, str] = {}  # type id -> display name, from the last Ready
+        self._handed_back: set[str] = set()  # jobs re-queued uncounted once already
         self.last_start_seconds: float | None = None  # from spawn to Ready, last time
 
     # --- Dispatcher ----------------------------------------------------------------------
@@ -202,6 +206,9 @@ class WorkerProcess:
     def _claim(self) -> tuple[JobRecord, CancelToken] | None:
         from latentloom.engine.context import CancelToken
 
+        process = self._process
+        if self._error is None and (process is None or not process.is_alive()):
+            return None  # the loop starts a worker first
         with self._lock:
             if self._stopping.is_set() or (self._error is None and self._ready is None):
                 return None
@@ -221,10 +228,12 @@ class WorkerProcess:
             reporter.failed(f"internal error: {self._error}")
             return
         running: NodeStarted | None = None  # the node the worker is in, to name it if it dies
+        began = False  # whether the worker said anything about this job
         if not self._send(RunJob(record.id, record.workflow)):
-            self._worker_died(record, reporter, running)
+            self._worker_died(record, reporter, running, began)
             return
         while (message := self._receive()) is not None:
+            began = True
             if isinstance(message, EventOut):
                 event: BaseModel = _EVENTS.validate_json(message.event_json)
                 if isinstance(event, NodeStarted):
@@ -239,14 +248,21 @@ class WorkerProcess:
                     self._cache_used_bytes = message.cache_used_bytes
                 reporter.finish(message, stopping=self._stopping.is_set())
                 return
-        self._worker_died(record, reporter, running)
+        self._worker_died(record, reporter, running, began)
 
     def _worker_died(
-        self, record: JobRecord, reporter: JobReporter, running: NodeStarted | None
+        self, record: JobRecord, reporter: JobReporter, running: NodeStarted | None, began: bool
     ) -> None:
         cause = self._forget_worker()
         if self._stopping.is_set():  # stop() ended it: the job goes back, not counted
             reporter.interrupted()
+            return
+        if not began and record.id not in self._handed_back:
+            # It died before it began this job (killed while idle, unnoticed until now): not
+            # the job's doing, so once per job it goes back without counting the attempt.
+            self._handed_back.add(record.id)
+            reporter.handed_back(record.client_id)
+            logger.warning("the worker %s before job %s began; re-queued", cause, record.id)
             return
         error = f"worker died: {cause}"
         if running is not None:
