@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,8 +43,10 @@ print(json.dumps({'before': before, 'peak': kib('VmHWM:'), 'weights': weights, '
 
 
 @pytest.fixture(scope="module")
-def sd15_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_sd15_checkpoint(tmp_path_factory.mktemp("full") / "sd15.safetensors", seed=0)
+def sd15_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = make_sd15_checkpoint(tmp_path_factory.mktemp("full") / "sd15.safetensors", seed=0)
+    yield path
+    path.unlink()  # 2.1 GB: not left behind in pytest's kept temporary folders
 
 
 @pytest.mark.slow

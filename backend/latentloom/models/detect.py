@@ -1,4 +1,4 @@
-"""Tell a single-file checkpoint's family and prediction type from its keys and metadata.
+"""Tell a single-file checkpoint's family and prediction type from its keys, metadata and weights.
 
 Family: each family's text encoder sits under its own prefix (see `layout.py`), so the text
 tower names the family; the UNet and VAE must be there too. Shapes are checked later, when the
@@ -15,7 +15,7 @@ Prediction type, in order:
    model v-prediction when its spread (population standard deviation) exceeds 0.09; the 512
    epsilon models sit well below. We read the same tensor, found as the last output block that
    has a transformer, so miniature test models with fewer blocks carry the same tell-tale.
-   Inpainting UNets (more than 4 input channels) are epsilon, as in ComfyUI.
+   Inpainting UNets (not 4 input channels) are epsilon, as in ComfyUI.
 4. otherwise epsilon.
 Only step 3 reads tensor data (one small vector); `Detection.prediction_rule` says in words which
 rule decided and, for the weights, the number it saw, so the Load Checkpoint node can show it.
