@@ -19,6 +19,7 @@ BENCHMARKS = [
     "bench.server_wall_time",
     "bench.comfy_import",
     "bench.comfy_api_overhead",
+    "bench.worker_process",
     "bench.model_listing",
 ]
 

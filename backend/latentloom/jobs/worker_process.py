@@ -262,7 +262,7 @@ class WorkerProcess:
             # the job's doing, so once per job it goes back without counting the attempt.
             self._handed_back.add(record.id)
             reporter.handed_back(record.client_id)
-            logger.warning("the worker %s before job %s began; re-queued", cause, record.id)
+            logger.warning("the worker died (%s) before job %s began; re-queued", cause, record.id)
             return
         error = f"worker died: {cause}"
         if running is not None:
