@@ -198,6 +198,7 @@ class Ledger:
         job_id: str | None = None,
         sequence: int | None = None,
         max_queued: int | None = None,
+        document_text: str | None = None,
     ) -> builtins.list[JobRecord]:
         """Queue `runs` runs of one workflow in one transaction, in submission order.
 
@@ -205,6 +206,7 @@ class Ledger:
         prompt ids) and the place in the queue (`sequence`: the first free number from it
         up, so the job runs after the jobs of its priority numbered at or below it).
         With `max_queued`, QueueFull (and nothing added) when the queue would pass it.
+        `document_text` is `json.dumps(workflow)` when the caller has it already.
         """
         if runs < 1:
             raise ValueError(f"runs must be at least 1, got {runs}")
@@ -212,7 +214,7 @@ class Ledger:
             raise TypeError(f"a workflow is a JSON object, got {type(workflow).__name__}")
         if runs > 1 and (job_id is not None or sequence is not None):
             raise ValueError("job_id and sequence choose one job's id and place; runs must be 1")
-        document = json.dumps(workflow)
+        document = json.dumps(workflow) if document_text is None else document_text
         digest = document_hash(document)
         ids = [job_id] if job_id is not None else [uuid.uuid4().hex for _ in range(runs)]
         with self._transaction() as db:

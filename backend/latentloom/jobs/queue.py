@@ -44,11 +44,13 @@ class JobQueue:
         job_id: str | None = None,
         sequence: int | None = None,
         max_queue: int | None = None,
+        document_text: str | None = None,
     ) -> list[JobRecord]:
         """Queue `runs` runs; validate the workflow before calling this (the ledger stores
         whatever it is given, and a bad document only fails when its turn comes).
         `job_id` and `sequence` are the ledger's (one run only). QueueFull when the queue
-        would pass `max_queue` (default: the queue's own limit)."""
+        would pass `max_queue` (default: the queue's own limit). `document_text`, when the
+        caller has it, is `json.dumps(workflow)` (dumped off the event loop already)."""
         records = self.ledger.add_many(
             workflow,
             runs,
@@ -58,6 +60,7 @@ class JobQueue:
             job_id=job_id,
             sequence=sequence,
             max_queued=max_queue if max_queue is not None else self.max_queue,
+            document_text=document_text,
         )
         self._announce(records)
         return records

@@ -1,11 +1,11 @@
 """Blocking work off the event loop, on the right pool.
 
-Two pools, so that cheap calls never queue behind expensive ones: ledger calls (short SQLite
-transactions, serialised by the ledger's own lock anyway) run on a small dedicated pool, and
-everything heavy (parsing and dumping documents, validation, folder listings) on asyncio's
-default pool via `asyncio.to_thread`. With one shared pool, eight clients posting 10 MB
-workflows would occupy every thread with JSON and `/api/system`'s queue count would wait
-behind them.
+Separate pools, so that cheap calls never queue behind expensive ones: ledger calls (short
+SQLite transactions, serialised by the ledger's own lock anyway) run on a small dedicated
+pool; parsing, validating and dumping request documents on a two-thread "heavy" pool, which
+also caps how many threads hold the GIL for long stretches at once (eight clients posting
+10 MB workflows would otherwise keep a dozen threads contending with the event loop); the
+rest (folder listings, file reads) on asyncio's default pool via `asyncio.to_thread`.
 """
 
 from __future__ import annotations
@@ -29,3 +29,15 @@ async def in_ledger_thread(function: Callable[P, T], *args: P.args, **kwargs: P.
     """`function(*args, **kwargs)` on the ledger pool; for SQLite calls, not for parsing."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_ledger_pool, functools.partial(function, *args, **kwargs))
+
+
+# Parsing, validating and dumping big documents hold the GIL for long stretches; two at a
+# time keep the cores busy without starving the event loop of the GIL.
+HEAVY_THREADS: Final = 2
+_heavy_pool = ThreadPoolExecutor(max_workers=HEAVY_THREADS, thread_name_prefix="latentloom-heavy")
+
+
+async def in_heavy_thread(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`function(*args, **kwargs)` on the small pool for document-sized CPU work."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_heavy_pool, functools.partial(function, *args, **kwargs))

@@ -14,6 +14,7 @@ made by the ledger inside the insert transaction, for new jobs and retries alike
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -39,7 +40,7 @@ from latentloom.server.api_models import (
     PriorityChange,
     job_view,
 )
-from latentloom.server.offload import in_ledger_thread
+from latentloom.server.offload import in_heavy_thread, in_ledger_thread
 from latentloom.server.services import Services
 
 
@@ -53,7 +54,7 @@ class StrictJsonRoute(APIRoute):
             body = await request.body()
             if body and "json" in request.headers.get("content-type", "json"):
                 try:
-                    parsed = await asyncio.to_thread(load_json, body)
+                    parsed = await in_heavy_thread(load_json, body)
                 except DocumentBoundsError as error:
                     return JSONResponse({"detail": f"the request body: {error}"}, 422)
                 request._json = parsed  # Starlette's cache: FastAPI reads this, not the bytes
@@ -91,11 +92,11 @@ async def queue_jobs(
     state = services(request)
     engine = await state.wait_for_engine()
     try:
-        workflow = await asyncio.to_thread(parse_workflow, body.workflow)
+        workflow = await in_heavy_thread(parse_workflow, body.workflow)
     except WorkflowFormatError as error:
         problems = [Problem(node=None, input=None, code="format", message=str(error))]
         return _invalid(problems)
-    problems = await asyncio.to_thread(engine.validate, workflow)
+    problems = await in_heavy_thread(engine.validate, workflow)
     if problems:
         return _invalid(problems)
     settings = state.settings
@@ -105,8 +106,9 @@ async def queue_jobs(
             f"runs={body.runs} is more than the {settings.max_runs_per_request} allowed per request",
         )
     queue = await state.wait_for_queue()
+    document, text = await in_heavy_thread(_dumped, workflow)
     try:
-        records = await in_ledger_thread(_submit, queue, workflow, body, settings.max_queue)
+        records = await in_ledger_thread(_submit, queue, document, text, body, settings.max_queue)
     except QueueFull as error:
         raise HTTPException(429, str(error)) from None
     views = [job_view(record) for record in records]
@@ -117,9 +119,17 @@ async def queue_jobs(
     return JobsCreated(jobs=views)
 
 
-def _submit(queue: JobQueue, workflow: Workflow, body: JobRequest, limit: int) -> list[JobRecord]:
+def _dumped(workflow: Workflow) -> tuple[dict[str, Any], str]:
+    document = workflow.to_json()
+    return document, json.dumps(document)
+
+
+def _submit(
+    queue: JobQueue, document: dict[str, Any], text: str, body: JobRequest, limit: int
+) -> list[JobRecord]:
     return queue.submit(
-        workflow.to_json(),
+        document,
+        document_text=text,
         runs=body.runs,
         priority=body.priority,
         front=body.front,
