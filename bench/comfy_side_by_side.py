@@ -5,15 +5,20 @@ cfg 7, a fixed seed). ComfyUI runs it as an external program: this script writes
 driver of our own into a temp dir and starts it with the ComfyUI interpreter you name; the
 driver imports ComfyUI's modules and calls its public node classes (`nodes.KSampler`,
 `nodes.CheckpointLoaderSimple`, ...) in link order, caching outputs by content as ComfyUI
-does, and saves each case's sampled latent and decoded image as `.npy`. Our side imports the
-same prompt with our ComfyUI importer (so Encode Prompt gets weighting "comfy") and runs it on
-our engine. Per case it prints max |Δ| of the decoded images in uint8 steps (both tools write
-pixels as clip(255·x) truncated: "png") and in float·255 ("float"), and the largest latent
-difference relative to the latent's range (ours unscaled by the VAE factor, as ComfyUI keeps
-latents). Above 1/255 is a different picture.
+does, and saves each case's sampled latent and decoded image as `.npy`. Meanwhile our side
+imports the same prompt with our ComfyUI importer (so Encode Prompt gets weighting "comfy")
+and runs it on our engine; each side gets one torch thread by default, since two processes
+with a thread per core oversubscribe a small CPU badly.
 
-ComfyUI is GPL: none of its code is here; it is only run. Without --comfy-python this prints
-how to set one up and exits 0.
+Per case it prints max |Δ| of the decoded images in uint8 steps (both tools write pixels as
+clip(255·x) truncated: "png") and in float·255 ("float"), and the largest latent difference
+relative to the latent's range (ours unscaled by the VAE factor, as ComfyUI keeps latents).
+Above 1/255 is a different picture. Random weights saturate little of the image but blunt
+differences, so the latent column is the sharper one.
+
+ComfyUI is GPL: none of its code is here; it is only run. Without --comfy-python (or the
+LATENTLOOM_COMFY_PYTHON and LATENTLOOM_COMFY_ROOT variables, which `make bench` passes on)
+this prints how to set one up and exits 0.
 
     .venv/bin/python -m bench.comfy_side_by_side --comfy-python VENV/bin/python \\
         --comfy-root COMFYUI_DIR [--checkpoint FILE] [--pairs all] [--only REGEX] [--steps 4]
@@ -56,8 +61,9 @@ POSITIVE = "a cozy cabin in a snowy forest at night"
 NEGATIVE = "blurry, low quality"
 WEIGHTED = "a cozy (cabin:1.3) in a (snowy forest:0.8) at night"
 SEED = 42
-# ComfyUI on CPU keeps text encoder weights in fp16 unless told otherwise; we run fp32.
-DEFAULT_COMFY_ARGS = ("--cpu", "--fp32-text-enc")
+# Stock ComfyUI on the CPU. (It keeps CLIP weights in fp16 there but computes in fp32; on our
+# fp16 checkpoint file adding --fp32-text-enc changed nothing.)
+DEFAULT_COMFY_ARGS = ("--cpu",)
 
 # The driver runs under ComfyUI's interpreter: our code, using only ComfyUI's public nodes.
 DRIVER = r'''
@@ -333,10 +339,19 @@ def prepare(args: argparse.Namespace, work: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--comfy-python", help="the interpreter of a venv that runs ComfyUI")
-    parser.add_argument("--comfy-root", type=Path, help="ComfyUI's source folder (has nodes.py)")
-    parser.add_argument("--comfy-arg", action="append", help="ComfyUI flag (default: --cpu "
-                        "--fp32-text-enc); repeat for several, e.g. --comfy-arg=--cpu")  # fmt: skip
+    parser.add_argument(
+        "--comfy-python",
+        default=os.environ.get("LATENTLOOM_COMFY_PYTHON"),
+        help="the interpreter of a venv that runs ComfyUI",
+    )
+    parser.add_argument(
+        "--comfy-root",
+        type=Path,
+        default=os.environ.get("LATENTLOOM_COMFY_ROOT"),
+        help="ComfyUI's source folder (has nodes.py)",
+    )
+    parser.add_argument("--comfy-arg", action="append", help="a ComfyUI flag (default: --cpu); "
+                        "repeat for several, e.g. --comfy-arg=--cpu --comfy-arg=--fp32-text-enc")  # fmt: skip
     parser.add_argument("--checkpoint", type=Path, help="a full-size SD 1.5 file to reuse")
     parser.add_argument("--keep", type=Path, help="work in this new folder and keep its files")
     parser.add_argument("--pairs", choices=("default", "all"), default="default")

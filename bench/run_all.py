@@ -19,6 +19,7 @@ BENCHMARKS = [
     "bench.server_wall_time",
     "bench.comfy_import",
     "bench.comfy_api_overhead",
+    "bench.comfy_side_by_side",  # prints how to set ComfyUI up unless LATENTLOOM_COMFY_* are set
     "bench.worker_process",
     "bench.model_listing",
 ]
