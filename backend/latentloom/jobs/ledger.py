@@ -133,8 +133,14 @@ class Ledger:
         except BaseException:
             self._db.close()
             raise
+        # Counts (the status report asks often) read on a connection of their own: in WAL mode
+        # they see the last commit without waiting for a long listing or a big insert.
+        self._counter = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
+        self._counter_lock = threading.Lock()
 
     def close(self) -> None:
+        with self._counter_lock:
+            self._counter.close()
         with self._lock:
             self._db.close()
 
@@ -350,11 +356,11 @@ class Ledger:
 
     def count(self, status: str | None = None) -> int:
         """How many jobs are in `status` (a `JobStatus` or its name), or in the file."""
-        with self._lock:
+        with self._counter_lock:
             if status is None:
-                return int(self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+                return int(self._counter.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
             query = "SELECT COUNT(*) FROM jobs WHERE status = ?"
-            return int(self._db.execute(query, (str(JobStatus(status)),)).fetchone()[0])
+            return int(self._counter.execute(query, (str(JobStatus(status)),)).fetchone()[0])
 
     # --- running ------------------------------------------------------------------------
 

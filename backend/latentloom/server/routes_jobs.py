@@ -27,7 +27,7 @@ from latentloom.graph.validate import Problem
 from latentloom.graph.workflow import Workflow, WorkflowFormatError, parse_workflow
 from latentloom.jobs.ledger import QueueFull
 from latentloom.jobs.queue import JobQueue
-from latentloom.jobs.records import JobRecord
+from latentloom.jobs.records import JobRecord, JobSummary
 from latentloom.server.api_models import (
     Detail,
     HistoryPrune,
@@ -164,12 +164,18 @@ async def list_jobs(
     status: Annotated[list[JobStatusName] | None, Query(description="Filter; repeatable")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> JobList:
+) -> Response:
     """The queue (in run order) and the history (newest first); no workflow documents."""
     ledger = services(request).ledger
     chosen = set(status) if status else None
     records, total = await in_ledger_thread(ledger.summaries, chosen, limit, offset)
-    return JobList(jobs=[job_view(record) for record in records], total=total)
+    return await in_heavy_thread(_job_list_response, records, total)
+
+
+def _job_list_response(records: list[JobSummary], total: int) -> Response:
+    """A page of up to 500 jobs is built and dumped here, in a worker thread, not on the loop."""
+    page = JobList(jobs=[job_view(record) for record in records], total=total)
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 @router.get("/{job_id}", response_model=JobView, responses={404: {"model": Detail}})
