@@ -17,6 +17,7 @@ BENCHMARKS = [
     "bench.server_queue",
     "bench.server_fanout",
     "bench.server_wall_time",
+    "bench.server_event_loop",
     "bench.comfy_import",
     "bench.comfy_api_overhead",
     "bench.comfy_side_by_side",  # prints how to set ComfyUI up unless LATENTLOOM_COMFY_* are set
