@@ -1,14 +1,17 @@
 /**
  * The websocket: events, previews and workflow sync on one connection. Reconnects with
  * backoff and resumes from the last event id it saw, so a blip loses no events; messages
- * sent while disconnected wait in a queue (workflow patches must not be dropped).
+ * sent while disconnected wait in a queue (workflow patches must not be dropped). When the
+ * server cannot replay what was missed (it restarted, or the gap is too long) its hello says
+ * `complete: false`: `onResync` then reloads job states, and the socket carries on from the
+ * server's current id.
  */
 
-import type { Event, PreviewHeader, WorkflowPatched } from "./types";
+import type { Event, PreviewHeader, WorkflowPatched, WorkflowWatching } from "./types";
 import type { Json, JsonObject } from "../model";
 import { parseJson, stringifyJson } from "../model/json-text";
 
-export type { WorkflowPatched };
+export type { WorkflowPatched, WorkflowWatching };
 
 export interface SocketHandlers {
   onEvent(event: Event, id: number): void;
@@ -16,6 +19,10 @@ export interface SocketHandlers {
   onWorkflowPatched(message: WorkflowPatched): void;
   onServerError(detail: string): void;
   onOpen(): void;
+  /** Events were missed and cannot be replayed: reload what they would have changed. */
+  onResync?(): void;
+  /** The reply to a `workflow.watch`, with the document when the tab's revision is stale. */
+  onWorkflowWatching?(message: WorkflowWatching): void;
 }
 
 export class EventSocket {
@@ -24,6 +31,8 @@ export class EventSocket {
   private readonly outbox: string[] = [];
   private retryMs = 250;
   private closed = false;
+  /** How many times the server said events were lost (for tests). */
+  resyncs = 0;
 
   constructor(private readonly handlers: SocketHandlers) {
     this.open();
@@ -71,8 +80,17 @@ export class EventSocket {
     if (typeof data !== "string") return;
     const message = parseJson(data) as { type?: string; [key: string]: Json | undefined };
     switch (message.type) {
-      case "hello":
-        if (this.lastEventId === undefined && typeof message["last_event_id"] === "number") this.lastEventId = message["last_event_id"];
+      case "hello": {
+        const resync = this.lastEventId !== undefined && message["complete"] === false;
+        if ((this.lastEventId === undefined || resync) && typeof message["last_event_id"] === "number") this.lastEventId = message["last_event_id"];
+        if (resync) {
+          this.resyncs += 1;
+          this.handlers.onResync?.();
+        }
+        break;
+      }
+      case "workflow.watching":
+        this.handlers.onWorkflowWatching?.(message as unknown as WorkflowWatching);
         break;
       case "event":
         if (typeof message["id"] === "number") this.lastEventId = message["id"];

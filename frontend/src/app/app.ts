@@ -66,6 +66,11 @@ export class App implements InteractionHost {
       onWorkflowPatched: (patched) => this.workspace.onPatched(patched),
       onServerError: (detail) => this.workspace.onServerError(detail),
       onOpen: () => this.workspace.rewatch(),
+      onWorkflowWatching: (watching) => this.workspace.onWatching(watching),
+      onResync: () => {
+        void this.workspace.resync();
+        this.queuePanel.refresh();
+      },
     });
     this.workspace = new Workspace(catalog, this.socket, clientId, {
       onTabsChanged: () => this.renderTabs(),

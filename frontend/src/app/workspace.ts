@@ -11,9 +11,12 @@
  */
 
 import { api, ApiError } from "../api/client";
-import type { EventSocket, WorkflowPatched } from "../api/socket";
-import { toWorkflow, type Catalog, type JsonObject } from "../model";
+import type { EventSocket, WorkflowPatched, WorkflowWatching } from "../api/socket";
+import type { JobView } from "../api/types";
+import { isJsonObject, toWorkflow, type Catalog, type Json, type JsonObject } from "../model";
+import { applyMergePatch, createMergePatch, isEmptyPatch } from "../sync/merge-patch";
 import { DocumentTab } from "./document-tab";
+import type { NodeStatus } from "./run-state";
 
 const OPEN_TABS_KEY = "latentloom.openTabs";
 const ACTIVE_TAB_KEY = "latentloom.activeTab";
@@ -163,26 +166,92 @@ export class Workspace {
     this.close(tab);
   }
 
-  /** Re-sends watches after a reconnect (the server forgets them with the socket). */
+  /**
+   * Re-sends watches after a reconnect (the server forgets them with the socket), with the
+   * revision each tab last saw: the server answers with the document if it has moved on.
+   */
   rewatch(): void {
-    for (const tab of this.tabs) this.socket.send({ type: "workflow.watch", name: tab.name });
+    for (const tab of this.tabs) this.watch(tab);
   }
+
+  private watch(tab: DocumentTab): void {
+    const revision = this.revisions.get(tab);
+    this.socket.send(revision === undefined ? { type: "workflow.watch", name: tab.name } : { type: "workflow.watch", name: tab.name, revision });
+  }
+
+  /**
+   * Sync state per tab: the server's revision and document as last confirmed. What this tab
+   * sent and the server has not echoed yet is `createMergePatch(confirmed, shadow)`.
+   */
+  private readonly revisions = new Map<DocumentTab, number>();
+  private readonly confirmed = new Map<DocumentTab, JsonObject>();
 
   onPatched(patched: WorkflowPatched): void {
     const tab = this.tabs.find((candidate) => candidate.name === patched.name);
     if (tab === undefined) return;
+    this.revisions.set(tab, patched.revision);
+    // Parsed from the server's JSON frame, so it is JSON through and through.
+    const patch = patched.patch as unknown as JsonObject;
+    const confirmed = asObject(applyMergePatch(this.confirmed.get(tab) ?? {}, patch));
     if (patched.client === this.clientId) {
+      this.confirmed.set(tab, confirmed);
       this.acknowledge(tab);
       return;
     }
+    this.rebase(tab, confirmed, false);
+  }
+
+  /** The reply to a watch: a document means the tab missed changes (or is new). */
+  onWatching(watching: WorkflowWatching): void {
+    const tab = this.tabs.find((candidate) => candidate.name === watching.name);
+    if (tab === undefined) return;
+    this.revisions.set(tab, watching.revision);
+    const document = watching.document as unknown as Json | null | undefined;
+    if (document === undefined) return;
+    this.rebase(tab, isJsonObject(document) ? document : (this.confirmed.get(tab) ?? {}), true);
+  }
+
+  /**
+   * The server's document is now `confirmed`: show it with this tab's unconfirmed edits on
+   * top (they land after it on the server too), and after a reconnect send them again on the
+   * new revision (merge patches are idempotent, so one the server already had does no harm).
+   */
+  private rebase(tab: DocumentTab, confirmed: JsonObject, resend: boolean): void {
+    const pending = asObject(createMergePatch(this.confirmed.get(tab) ?? confirmed, tab.collector.shadow));
+    this.confirmed.set(tab, confirmed);
+    const target = asObject(applyMergePatch(confirmed, pending));
     try {
-      // Parsed from the server's JSON frame, so it is JSON through and through.
-      tab.collector.acceptRemote(patched.patch as unknown as JsonObject);
-      this.events.onRemoteChange(tab);
+      const change = asObject(createMergePatch(tab.collector.shadow, target));
+      if (!isEmptyPatch(change)) {
+        tab.collector.acceptRemote(change);
+        this.events.onRemoteChange(tab);
+      }
     } catch (error) {
       // Our copy and the server's disagree beyond repair: take the server's.
       this.events.toast(`reloading "${tab.name}": ${message(error)}`);
       void this.reload(tab);
+      return;
+    }
+    if (resend && !isEmptyPatch(pending)) {
+      this.acknowledge(tab, true);
+      this.sendPatch(tab, pending);
+    }
+  }
+
+  /** After events were lost (a server restart): the run states of each tab's latest job. */
+  async resync(): Promise<void> {
+    for (const tab of this.tabs) {
+      const latest = [...tab.jobs].at(-1);
+      if (latest === undefined) continue;
+      const response = await fetch(`/api/jobs/${encodeURIComponent(latest)}`);
+      if (!response.ok) {
+        tab.run.reset([], undefined);
+        continue;
+      }
+      const job = (await response.json()) as JobView;
+      const live = job.status === "queued" || job.status === "running";
+      tab.run.reset(live ? [...tab.store.list("node")].map((node) => node.id) : [], live ? "queued" : undefined);
+      for (const [node, state] of Object.entries(job.nodes)) tab.run.set(node, { status: NODE_STATUS[state] });
     }
   }
 
@@ -205,6 +274,7 @@ export class Workspace {
       () => this.scheduleFlush(tab),
     );
     this.tabs.push(tab);
+    this.confirmed.set(tab, tab.collector.shadow);
     this.socket.send({ type: "workflow.watch", name });
     this.remember();
     return tab;
@@ -221,7 +291,13 @@ export class Workspace {
     this.flushTimers.delete(tab);
     const patch = tab.collector.take();
     if (patch === undefined) return;
-    this.socket.send({ type: "workflow.patch", name: tab.name, client: this.clientId, patch });
+    this.sendPatch(tab, patch);
+  }
+
+  private sendPatch(tab: DocumentTab, patch: JsonObject): void {
+    const base = this.revisions.get(tab);
+    const message = { type: "workflow.patch", name: tab.name, client: this.clientId, patch };
+    this.socket.send(base === undefined ? message : { ...message, base });
     const waiting = this.ackTimers.get(tab);
     if (waiting !== undefined) clearTimeout(waiting.timer);
     else this.pendingWrites += 1;
@@ -293,6 +369,17 @@ function readJson<T>(key: string): T | undefined {
   } catch {
     return undefined;
   }
+}
+
+const NODE_STATUS: Record<JobView["nodes"][string], NodeStatus> = {
+  started: "running",
+  cached: "cached",
+  finished: "done",
+  failed: "failed",
+};
+
+function asObject(value: Json): JsonObject {
+  return isJsonObject(value) ? value : {};
 }
 
 export function message(error: unknown): string {
