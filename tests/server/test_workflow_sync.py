@@ -29,7 +29,7 @@ def ws_url(server: str) -> str:
 
 
 def test_merge_patch_follows_rfc_7386() -> None:
-    document = {
+    document: dict[str, Any] = {
         "nodes": {"a": {"type": "x", "inputs": {"v": 1}}, "b": {"type": "y"}},
         "groups": [1],
     }
