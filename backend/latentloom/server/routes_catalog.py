@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import platform
 import sys
 from pathlib import Path
@@ -26,13 +27,16 @@ async def nodes(request: Request) -> dict[str, Any]:
     from latentloom.catalog import catalog
 
     engine = await services(request).wait_for_engine()
-    return {"nodes": catalog(engine.registry, engine.list_choices)}
+    # Off the loop: the catalog fills its choices from the model folders.
+    return {"nodes": await asyncio.to_thread(catalog, engine.registry, engine.list_choices)}
 
 
 @router.get("/models")
 async def models(request: Request) -> dict[str, list[str]]:
     engine = await services(request).wait_for_engine()
-    return {kind: engine.list_choices(kind) for kind in MODEL_KINDS}
+    return await asyncio.to_thread(
+        lambda: {kind: engine.list_choices(kind) for kind in MODEL_KINDS}
+    )
 
 
 @router.get("/system")
@@ -49,7 +53,7 @@ async def system(request: Request) -> dict[str, Any]:
         "startup_error": state.startup_error,
         "demo_checkpoint": state.demo_checkpoint,
         "memory": _memory(),
-        "queue": {status: state.ledger.count(status) for status in ("queued", "running")},
+        "queue": await asyncio.to_thread(_queue_counts, state),  # not behind ledger listings
         "worker": state.worker_status(),  # pid, ready, restarts: jobs run in this worker
     }
     if state.engine is not None:
@@ -70,6 +74,10 @@ async def system(request: Request) -> dict[str, Any]:
                 "total_bytes": total,
             }
     return report
+
+
+def _queue_counts(state: Services) -> dict[str, int]:
+    return {status: state.ledger.count(status) for status in ("queued", "running")}
 
 
 def _memory() -> dict[str, int]:
