@@ -112,3 +112,22 @@ def schedule_of(scheduler: Any) -> DiscreteSchedule:
 def compare(ours: Tensor, theirs: Tensor) -> float:
     """Max abs difference relative to the result's scale."""
     return float((ours - theirs).abs().max() / theirs.abs().max())
+
+
+def with_nearest_timesteps(scheduler: Any) -> Any:
+    """The diffusers scheduler, feeding the UNet ComfyUI's (and our KSampler's) timesteps.
+
+    diffusers interpolates a fractional timestep for each sigma (DPM-Solver then rounds it in
+    t); ComfyUI and our KSampler use the training step nearest in log-sigma. The scheduler's
+    sigmas and steps are untouched: only the timestep values the pipeline hands the UNet change.
+    """
+    set_timesteps = scheduler.set_timesteps
+
+    def set_nearest_timesteps(*args: Any, **kwargs: Any) -> None:
+        set_timesteps(*args, **kwargs)
+        schedule = DiscreteSchedule.from_alphas_cumprod(scheduler.alphas_cumprod)
+        nearest = schedule.sigma_to_nearest_t(scheduler.sigmas[:-1].float())
+        scheduler.timesteps = nearest.to(scheduler.timesteps.dtype)
+
+    scheduler.set_timesteps = set_nearest_timesteps
+    return scheduler

@@ -1,11 +1,11 @@
 """GuidedDenoiser on a tiny random UNet against diffusers' own sampling loop.
 
 The oracle is what StableDiffusion(XL)Pipeline does: EulerDiscreteScheduler with Karras sigmas,
-one UNet call per step on the batch [uncond, cond], guidance on the noise prediction. Our side
+one UNet call per step on the batch [uncond, cond], guidance on the noise prediction, with the
+UNet given ComfyUI's nearest training timesteps as ours is (`with_nearest_timesteps`). Our side
 is the public `sample()` with sampler "euler" and scheduler "karras". The model shares the
 scheduler's float32 training alphas, so only arithmetic order differs: measured gaps are
-<= 2e-6 of the latent's scale (timesteps differ in the 5th decimal where diffusers derives them
-from float64 sigmas and we from float32 ones); the tolerance is 1e-5.
+<= 2e-6 of the latent's scale; the tolerance is 1e-5.
 """
 
 from __future__ import annotations
@@ -20,7 +20,12 @@ from torch import Tensor
 from latentloom.models.handles import Conditioning, DiffusionModel, PredictionType
 from latentloom.sampling.denoiser import GuidedDenoiser, SdxlSizeConditioning, match_token_lengths
 from latentloom.sampling.run import sample
-from tests.sampling.oracles import IGNORE_DIFFUSERS_NUMPY_WARNINGS, SD_SCHEDULER_CONFIG, compare
+from tests.sampling.oracles import (
+    IGNORE_DIFFUSERS_NUMPY_WARNINGS,
+    SD_SCHEDULER_CONFIG,
+    compare,
+    with_nearest_timesteps,
+)
 from tests.sampling.tiny_models import LATENT_SHAPE, conditioning, latent_noise, tiny_model
 
 pytestmark = IGNORE_DIFFUSERS_NUMPY_WARNINGS
@@ -29,8 +34,10 @@ SEED, STEPS, CFG = 3, 6, 7.5
 
 
 def karras_scheduler(prediction_type: PredictionType = "epsilon") -> Any:
-    scheduler: Any = EulerDiscreteScheduler(
-        **SD_SCHEDULER_CONFIG, use_karras_sigmas=True, prediction_type=prediction_type
+    scheduler: Any = with_nearest_timesteps(
+        EulerDiscreteScheduler(
+            **SD_SCHEDULER_CONFIG, use_karras_sigmas=True, prediction_type=prediction_type
+        )
     )
     scheduler.set_timesteps(STEPS)
     return scheduler
@@ -188,3 +195,35 @@ def test_size_conditioning_on_sd15_is_rejected() -> None:
         "size conditioning is only used by SDXL models, but tiny-test-unet is SD 1.x; "
         "pass added_cond=None"
     )
+
+
+def unet_timesteps(model: DiffusionModel) -> list[float]:
+    """Record the timestep of every UNet call."""
+    seen: list[float] = []
+    unet: Any = model.unet
+    unet.register_forward_pre_hook(lambda module, args: seen.append(float(args[1])))
+    return seen
+
+
+def test_the_unet_sees_the_nearest_training_timestep_by_default() -> None:
+    """ComfyUI's map: the training step whose log-sigma is nearest, never a fraction."""
+    scheduler = karras_scheduler()
+    model = model_for(scheduler)
+    seen = unet_timesteps(model)
+    ours(model, conditioning(1), conditioning(2))
+    log_sigmas = ((1 - scheduler.alphas_cumprod) / scheduler.alphas_cumprod).sqrt().log().float()
+    karras = scheduler.sigmas[:-1].float()
+    expected = [float((log_sigmas - sigma.log()).abs().argmin()) for sigma in karras]
+    assert seen == expected
+    assert all(t == int(t) for t in seen) and seen[0] == 999.0
+
+
+def test_interpolated_timesteps_are_diffusers_fractional_ones() -> None:
+    scheduler: Any = EulerDiscreteScheduler(**SD_SCHEDULER_CONFIG, use_karras_sigmas=True)
+    scheduler.set_timesteps(STEPS)
+    model = model_for(scheduler)
+    seen = unet_timesteps(model)
+    ours(model, conditioning(1), conditioning(2), timesteps="interpolated")
+    fractional = [float(t) for t in scheduler.timesteps]
+    assert seen == pytest.approx(fractional, abs=1e-3)
+    assert any(t != int(t) for t in seen)  # Karras sigmas fall between training steps

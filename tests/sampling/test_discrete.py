@@ -59,3 +59,19 @@ def test_t_to_sigma_inverts_sigma_to_t(schedule: DiscreteSchedule) -> None:
 def test_rejects_a_non_vector_schedule() -> None:
     with pytest.raises(ValueError, match=r"1-D tensor of at least 2 entries, got shape \(2, 500\)"):
         DiscreteSchedule.from_alphas_cumprod(torch.ones(2, 500))
+
+
+def test_nearest_timestep_is_the_closest_training_step_in_log_sigma() -> None:
+    schedule = DiscreteSchedule.from_alphas_cumprod(alphas_cumprod())
+    sigmas = schedule.sigmas.float()
+    # On the grid: each training sigma maps to its own step.
+    assert schedule.sigma_to_nearest_t(sigmas[[0, 17, 500, 999]]).tolist() == [0, 17, 500, 999]
+    # Between steps 400 and 401, on each side of the log-space midpoint.
+    low, high = schedule.log_sigmas[400], schedule.log_sigmas[401]
+    near_low = float((low + 0.3 * (high - low)).exp())
+    near_high = float((low + 0.7 * (high - low)).exp())
+    assert schedule.sigma_to_nearest_t(near_low).item() == 400
+    assert schedule.sigma_to_nearest_t(near_high).item() == 401
+    # Beyond the ends: clamped to the first and last step.
+    assert schedule.sigma_to_nearest_t(1e-4).item() == 0
+    assert schedule.sigma_to_nearest_t(1e4).item() == 999

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor
 
 from latentloom.models.handles import Conditioning, DiffusionModel
 from latentloom.sampling.discrete import DiscreteSchedule
+
+# How a sigma becomes the UNet's timestep: ComfyUI's nearest training step (the default, so
+# the same seed gives ComfyUI's picture), or k-diffusion's and diffusers' interpolation.
+TimestepMap = Literal["nearest", "interpolated"]
 
 
 @dataclass(frozen=True)
@@ -64,10 +68,14 @@ class GuidedDenoiser:
         cfg: float,
         *,
         added_cond: SdxlSizeConditioning | None = None,
+        timesteps: TimestepMap = "nearest",
     ) -> None:
         _check_conditioning(model, positive, negative, added_cond)
         self.model = model
         self.schedule = DiscreteSchedule.from_alphas_cumprod(model.alphas_cumprod)
+        self._to_timestep = (
+            self.schedule.sigma_to_nearest_t if timesteps == "nearest" else self.schedule.sigma_to_t
+        )
         self.cfg = cfg
         self.positive_embeds, self.negative_embeds = match_token_lengths(
             positive.embeds, negative.embeds
@@ -89,7 +97,7 @@ class GuidedDenoiser:
         copies = 2 if self.guided else 1
         # Divide (not multiply by the reciprocal) as diffusers' scale_model_input does.
         x_in = torch.cat([x] * copies) / (sigma**2 + 1) ** 0.5
-        timestep = self.schedule.sigma_to_t(sigma).to(torch.float32)
+        timestep = self._to_timestep(sigma).to(torch.float32)
         output = unet(
             x_in.to(dtype),
             timestep,
@@ -174,6 +182,9 @@ def make_denoiser(
     cfg: float,
     *,
     added_cond: SdxlSizeConditioning | None = None,
+    timesteps: TimestepMap = "nearest",
 ) -> GuidedDenoiser:
     """A guided k-diffusion denoiser for `model` (see GuidedDenoiser)."""
-    return GuidedDenoiser(model, positive, negative, cfg, added_cond=added_cond)
+    return GuidedDenoiser(
+        model, positive, negative, cfg, added_cond=added_cond, timesteps=timesteps
+    )

@@ -4,8 +4,10 @@ k-diffusion samplers work in "sigma space": x = x0 + sigma * noise. An SD-style 
 trained on 1000 discrete timesteps of a variance-preserving process with cumulative alphas
 `alphas_cumprod[t]`; the equivalent sigma is `sqrt((1 - alpha) / alpha)`. Converting between a
 sigma and a (fractional) timestep interpolates log-sigma linearly between neighbouring training
-steps, exactly as k-diffusion's `DiscreteSchedule` and diffusers' `_sigma_to_t` do, so the UNet
-sees the same timestep values either way.
+steps, exactly as k-diffusion's `DiscreteSchedule` and diffusers' `_sigma_to_t` do. ComfyUI
+instead hands the UNet the training timestep nearest in log-sigma (`sigma_to_nearest_t`); a
+sigma between training steps (Karras schedules, img2img, midpoints) then gives the UNet a
+slightly different input, so which map the denoiser uses decides whose picture we match.
 """
 
 from __future__ import annotations
@@ -53,6 +55,16 @@ class DiscreteSchedule:
         low, high = self.log_sigmas[low_idx], self.log_sigmas[high_idx]
         w = ((low - log_sigma) / (low - high)).clamp(0, 1)
         return (1 - w) * low_idx + w * high_idx
+
+    def sigma_to_nearest_t(self, sigma: Tensor | float) -> Tensor:
+        """The training timestep(s) whose sigma is nearest in log space, as ComfyUI maps them.
+
+        Like ComfyUI, the distance is taken between float32 log-sigmas (float64 here would break
+        near-ties the other way).
+        """
+        log_sigma = torch.as_tensor(sigma).to("cpu", torch.float32).log()
+        table = self.log_sigmas.to(torch.float32).reshape(-1, *([1] * log_sigma.ndim))
+        return (log_sigma - table).abs().argmin(dim=0).to(torch.float64)
 
     def t_to_sigma(self, t: Tensor | float) -> Tensor:
         """Sigma(s) (float64) at fractional training timestep(s), interpolating log-sigma."""

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from latentloom.models.handles import Conditioning, DiffusionModel
-from latentloom.sampling.denoiser import GuidedDenoiser, SdxlSizeConditioning
+from latentloom.sampling.denoiser import GuidedDenoiser, SdxlSizeConditioning, TimestepMap
 from latentloom.sampling.discrete import DiscreteSchedule
 from latentloom.sampling.noise import BrownianTreeNoise, NoiseSource, StepNoise
 from latentloom.sampling.protocols import StepCallback
@@ -51,6 +51,7 @@ def sample(
     callback: StepCallback | None = None,
     device: torch.device | str | None = None,
     added_cond: SdxlSizeConditioning | None = None,
+    timesteps: TimestepMap = "nearest",
 ) -> Tensor:
     """Denoise `latent_samples` ([B, C, H, W]); returns a float32 latent on the CPU.
 
@@ -80,7 +81,9 @@ def sample(
         if sampler in BROWNIAN_NOISE_SAMPLERS
         else StepNoise(x, seed)
     )
-    denoiser = GuidedDenoiser(model, positive, negative, cfg, added_cond=added_cond)
+    denoiser = GuidedDenoiser(
+        model, positive, negative, cfg, added_cond=added_cond, timesteps=timesteps
+    )
     with _weight_patches(model):
         result = sampler_fn(denoiser, x, sigmas, callback=callback, noise=step_noise)
     return result.to("cpu", torch.float32)
