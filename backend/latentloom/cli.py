@@ -318,10 +318,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_outputs(reports: dict[str, Any], output_dir: Path) -> None:
+    """The files the run wrote; other report entries (Load Checkpoint's detection) are notes."""
     for report in reports.values():
         for entries in report.values():
             for entry in entries:
-                print(output_dir / entry["subfolder"] / entry["filename"])
+                if isinstance(entry, dict) and "filename" in entry:
+                    print(output_dir / entry.get("subfolder", "") / entry["filename"])
 
 
 class _ProgressPrinter:

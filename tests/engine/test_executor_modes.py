@@ -212,7 +212,7 @@ def test_a_muted_second_branch_saves_one_image(engine: Engine) -> None:
     result = engine.run(written)
     assert skipped(result) == [("decode_b", "muted"), ("save_b", "depends_on_muted")]
     assert "upscale" not in result.executed and "save" in result.executed
-    assert list(result.reports) == ["save"]
+    assert [node for node, report in result.reports.items() if "images" in report] == ["save"]
     assert len(list(engine.settings.output_dir.rglob("*.png"))) == 1
     # The saved image carries the graph as written, modes and all.
     entry = result.reports["save"]["images"][0]
