@@ -5,10 +5,11 @@
 unsafe). It warms up first — imports, node registry, engine — and says `Ready`; the
 engine's output cache then keeps models resident from one job to the next.
 
-Two threads share the pipe's two directions. The main thread runs one job at a time through
-`run_job` and sends its events, throttled previews and outcome. A reader thread takes
+Two threads share the pipe's two directions. A job thread runs one job at a time through
+`run_job` and sends its events, throttled previews and outcome. The main thread reads
 requests as they arrive, so a `CancelJob` sets the running job's token at once and the
-sampler stops at its next step. When the server's end of the pipe closes without a
+sampler stops at its next step. The worker's OpenMP threads wait passively
+(`OMP_WAIT_POLICY`, set by `WorkerProcess` when the user has not): see `CHILD_ENVIRONMENT`. When the server's end of the pipe closes without a
 `Shutdown` (the server was killed), nobody is left to report to: the reader ends the
 process at once, and the server's ledger re-queues the job when it starts again. SIGINT is
 ignored: a Ctrl+C in the terminal reaches the whole process group, and the server decides
@@ -113,12 +114,18 @@ class _Worker:
             self._connection.send(message)
 
     def serve(self) -> None:
-        threading.Thread(target=self._read, name="latentloom-worker-reader", daemon=True).start()
-        while (request := self._jobs.get()) is not None:
-            self._run(request)
+        jobs = threading.Thread(target=self._run_jobs, name="latentloom-worker-jobs", daemon=True)
+        jobs.start()
+        self._read()
+        jobs.join()
         self._connection.close()
 
+    def _run_jobs(self) -> None:
+        while (request := self._jobs.get()) is not None:
+            self._run(request)
+
     def _read(self) -> None:
+        """Until `Shutdown`: queue jobs, and cancel them the moment a cancel arrives."""
         while True:
             try:
                 message = self._connection.recv()
