@@ -212,3 +212,19 @@ def test_unknown_scheduler_lists_valid_names(schedule: DiscreteSchedule) -> None
         "simple, ddim_uniform, beta. Pick one of those names (they are case-sensitive)."
     )
     assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize("scheduler", sorted(SCHEDULES))
+def test_no_schedule_repeats_a_sigma_past_the_training_steps(scheduler: str) -> None:
+    """A zero-length step divides by zero in several samplers (NaN latents)."""
+    schedule = DiscreteSchedule.from_alphas_cumprod(alphas_cumprod())
+    for steps in (999, 1000, 1001, 2500):
+        sigmas = SCHEDULES[scheduler](schedule, steps)
+        assert bool((sigmas[:-1] > sigmas[1:]).all()), f"{scheduler} at {steps} steps repeats"
+
+
+def test_simple_past_the_training_steps_visits_each_training_sigma_once() -> None:
+    schedule = DiscreteSchedule.from_alphas_cumprod(alphas_cumprod())
+    sigmas = SCHEDULES["simple"](schedule, 2500)
+    assert sigmas.numel() == 1000 + 1
+    assert torch.equal(sigmas[:-1], schedule.sigmas.flip(0).to(torch.float32))

@@ -71,11 +71,16 @@ def sigmas_sgm_uniform(schedule: DiscreteSchedule, n: int) -> Tensor:
 
 
 def sigmas_simple(schedule: DiscreteSchedule, n: int) -> Tensor:
-    """Every (T/n)-th training sigma counted down from the last one (ComfyUI "simple")."""
+    """Every (T/n)-th training sigma counted down from the last one (ComfyUI "simple").
+
+    Past n = T the stride falls below one step and would repeat sigmas; a zero-length step
+    divides by zero in several samplers, so a repeat is dropped (as "beta" does) and such a
+    schedule has fewer than n + 1 entries.
+    """
     _check_steps(n)
     stride = schedule.sigmas.numel() / n
     indices = [schedule.sigmas.numel() - 1 - int(i * stride) for i in range(n)]
-    return _finish(schedule.sigmas[indices])
+    return _finish(schedule.sigmas[list(dict.fromkeys(indices))])
 
 
 def sigmas_ddim_uniform(schedule: DiscreteSchedule, n: int) -> Tensor:
