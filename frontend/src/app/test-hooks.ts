@@ -28,6 +28,11 @@ export interface TestHooks {
   hasPreview(node: string): boolean;
   pendingWrites(): number;
   connected(): boolean;
+  /**
+   * Closes the editor's live websocket as a network drop would, so its own reconnect (backoff,
+   * resume, re-watch with revisions) runs; pair it with offline emulation to keep it away.
+   */
+  dropConnection(): void;
   view(): Viewport;
   setView(view: Viewport): void;
   tabName(): string | undefined;
@@ -83,6 +88,12 @@ export function installTestHooks(app: App): void {
     hasPreview: (node) => active()?.run.previews.has(node) ?? false,
     pendingWrites: () => app.workspace.unsavedEdits,
     connected: () => app.connected,
+    dropConnection: () => {
+      // The socket is private to App and EventSocket; tests reach it here and nowhere else.
+      const socket = (app as unknown as { socket?: { socket?: unknown } }).socket?.socket;
+      if (!(socket instanceof WebSocket)) throw new Error("dropConnection: App.socket.socket is no longer the WebSocket; update test-hooks.ts");
+      socket.close(4000, "dropped by a test");
+    },
     view: () => app.renderer.view,
     setView: (view) => {
       app.renderer.view = view;
