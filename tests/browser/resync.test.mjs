@@ -108,12 +108,12 @@ test("a tab that lost its connection rebases its offline edit onto the other tab
     // B, still offline, edits the seed; it has not seen A's prompt.
     await editWidget(pageB, "sampler", "seed", "input", SEED);
     assert.deepEqual(await inputsOf(pageB), { text: start.text, seed: SEED });
-    // Let B's own fallback run out first: with no echo in 2 s it PUTs the whole document,
-    // which fails while offline. (Were the network back before the socket, that PUT would
-    // replace A's prompt with B's stale copy: a known gap, reported with issue 9; this test
-    // pins the reconnect-and-rebase path only.)
-    await pageB.waitForFunction(() => window.__latentloom.pendingWrites() === 0, null, { timeout: DEADLINE_MS });
+    // Offline, B's edit stays unsaved: no whole-document PUT may replace what A saved, even
+    // when the network returns before the socket has reconnected (which happens next).
+    await pageB.waitForFunction(() => window.__latentloom.pendingWrites() > 0, null, { timeout: DEADLINE_MS });
     assert.equal(await hooks(pageB, () => window.__latentloom.connected()), false, "B must still be offline while it edits");
+    await new Promise((resolve) => setTimeout(resolve, 2500)); // past the 2 s fallback timer
+    assert.equal((await savedInputs()).text, PROMPT, "B's stale copy never replaced A's prompt");
     await screenshot(pageB, "resync-1-offline");
 
     // B comes back: the editor reconnects by itself, rebases and re-sends its seed.

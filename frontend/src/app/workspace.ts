@@ -316,6 +316,14 @@ export class Workspace {
   }
 
   private fallbackPut(tab: DocumentTab): void {
+    const waiting = this.ackTimers.get(tab);
+    if (!this.socket.connected && waiting !== undefined) {
+      // Offline, the patch waits in the socket's outbox and is rebased on reconnect; a whole-
+      // document PUT now (the network may be back before the socket) would overwrite what
+      // other tabs saved meanwhile. Keep waiting.
+      waiting.timer = window.setTimeout(() => this.fallbackPut(tab), ACK_TIMEOUT_MS);
+      return;
+    }
     this.acknowledge(tab, true);
     if (this.tabs.includes(tab)) void this.put(tab).catch((error: unknown) => this.events.toast(`saving "${tab.name}" failed: ${message(error)}`));
   }
