@@ -46,6 +46,8 @@ export interface NodeSpec {
   readonly display_name: string;
   readonly category: string;
   readonly description: string;
+  /** Names users know from other tools (ComfyUI's class names): search matches them too. */
+  readonly aliases?: readonly string[];
   readonly version: number;
   readonly inputs: readonly InputSpec[];
   readonly outputs: readonly OutputSpec[];
@@ -150,6 +152,7 @@ function parseSpec(entry: unknown, where: string, problems: string[]): NodeSpec 
     display_name: text("display_name"),
     category: text("category"),
     description: text("description"),
+    ...aliases(entry["aliases"], at, problems),
     version: typeof version === "number" ? version : 0,
     inputs: listOf(entry["inputs"], `${at} inputs`, problems, parseInput),
     outputs: listOf(entry["outputs"], `${at} outputs`, problems, parseOutput),
@@ -157,6 +160,13 @@ function parseSpec(entry: unknown, where: string, problems: string[]): NodeSpec 
     nondeterministic: flag("nondeterministic"),
   };
   return problems.length === before ? spec : undefined;
+}
+
+function aliases(value: unknown, at: string, problems: string[]): { aliases?: readonly string[] } {
+  if (value === undefined) return {};
+  if (Array.isArray(value) && value.every((alias) => typeof alias === "string")) return { aliases: value };
+  problems.push(`${at}: "aliases" must be a list of strings, got ${describeValue(value)}`);
+  return {};
 }
 
 function listOf<T>(

@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { parseCatalog } from "./catalog";
+import catalogJson from "./fixtures/catalog.json";
 import { searchNodes } from "./search";
 import { catalog } from "./test-support";
 
@@ -28,6 +30,19 @@ describe("searchNodes", () => {
     expect(names("empty latent")).toEqual(["Empty Latent"]);
     expect(names("latent up")[0]).toBe("Latent Upscale");
     expect(names("zzz")).toEqual([]);
+  });
+
+  it("finds nodes by their aliases, ComfyUI's class names", () => {
+    const withAliases = parseCatalog(
+      (catalogJson as { id: string }[]).map((spec) =>
+        spec.id === "conditioning.encode_prompt" ? { ...spec, aliases: ["CLIPTextEncode", "CLIP Text Encode (Prompt)"] } : spec,
+      ),
+    );
+    const found = (query: string): string[] => searchNodes(withAliases, query).map((result) => result.spec.display_name);
+    expect(found("CLIPTextEncode")).toEqual(["Encode Prompt"]);
+    expect(found("clip text encode")[0]).toBe("Encode Prompt");
+    expect(names("CLIPTextEncode")).toEqual([]); // the same catalog without aliases
+    expect(() => parseCatalog([{ ...(catalogJson as object[])[0], aliases: "KSampler" }])).toThrow(/"aliases" must be a list of strings/);
   });
 
   it("finds nodes by id and category too", () => {

@@ -5,7 +5,8 @@
  *
  * Every word of the query must match one of the node's fields; a word scores by how well it
  * matches (exact > prefix > word start > substring > scattered letters such as "lc" for
- * Load Checkpoint), weighted by field (display name > id > category > description).
+ * Load Checkpoint), weighted by field (display name > aliases such as ComfyUI's class names >
+ * id > category > description).
  * Scattered-letter matches count only in names: in a description they would match anything.
  */
 
@@ -73,6 +74,7 @@ function matchingSocket(spec: NodeSpec, type: string, direction: SearchOptions["
 function scoreSpec(spec: NodeSpec, words: readonly string[]): number | undefined {
   const fields: Field[] = [
     { text: spec.display_name, weight: 1, scattered: true },
+    { text: (spec.aliases ?? []).join(" "), weight: 0.9, scattered: true },
     { text: spec.id, weight: 0.8, scattered: true },
     { text: spec.category, weight: 0.5, scattered: false },
     { text: spec.description, weight: 0.3, scattered: false },
