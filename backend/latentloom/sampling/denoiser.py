@@ -173,18 +173,3 @@ def _check_conditioning(
                 f"SDXL model {model.source} needs a pooled text embedding, but the {role} "
                 f"conditioning has none; encode the prompt with the SDXL text encoders"
             )
-
-
-def make_denoiser(
-    model: DiffusionModel,
-    positive: Conditioning,
-    negative: Conditioning,
-    cfg: float,
-    *,
-    added_cond: SdxlSizeConditioning | None = None,
-    timesteps: TimestepMap = "nearest",
-) -> GuidedDenoiser:
-    """A guided k-diffusion denoiser for `model` (see GuidedDenoiser)."""
-    return GuidedDenoiser(
-        model, positive, negative, cfg, added_cond=added_cond, timesteps=timesteps
-    )
