@@ -38,7 +38,7 @@ def main() -> None:
         loaded = load_checkpoint(path, device=args.device, dtype=None)
     unet, device = loaded.model.unet, torch.device(args.device)
     dim = unet.config.cross_attention_dim
-    cond = Conditioning(torch.randn(1, 77, dim, device=device))
+    cond = Conditioning.of(torch.randn(1, 77, dim, device=device))
     latent = torch.zeros(1, 4, args.size // 8, args.size // 8)
     x = torch.randn(2, 4, args.size // 8, args.size // 8, device=device, dtype=unet.dtype)
     context = torch.randn(2, 77, dim, device=device, dtype=unet.dtype)

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Literal, cast
 
-from latentloom.engine.context import NodeContext
-from latentloom.models.handles import TextEncoders
-from latentloom.node import NodeSpec, Output, SocketType, enum_input, socket, string_input
+from latentloom.api import (
+    NodeContext,
+    NodeSpec,
+    Output,
+    SocketType,
+    TextEncoders,
+    encode_prompt,
+    enum_input,
+    socket,
+    string_input,
+)
 
+Weighting = Literal["a1111", "comfy"]
 WEIGHTINGS = ("a1111", "comfy")
 
 
-def encode_prompt(
+def encode_prompt_node(
     ctx: NodeContext, clip: TextEncoders, text: str, weighting: str
 ) -> dict[str, object]:
-    from latentloom.text.encode import Weighting
-    from latentloom.text.encode import encode_prompt as encode
-
-    return {"conditioning": encode(clip, text, cast(Weighting, weighting))}
+    return {"conditioning": encode_prompt(clip, text, cast(Weighting, weighting))}
 
 
 NODES = [
@@ -44,6 +50,6 @@ NODES = [
             ),
         ),
         outputs=(Output("conditioning", SocketType.CONDITIONING),),
-        function=encode_prompt,
+        function=encode_prompt_node,
     ),
 ]

@@ -2,50 +2,46 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from PIL import Image
 
-from latentloom.engine.context import NodeContext
-from latentloom.engine.folders import INPUTS
-from latentloom.images import (
-    from_pil,
-    next_free_path,
-    png_text_chunks,
-    save_animation,
-    to_pil,
-    write_png,
-)
-from latentloom.models.handles import Latent, Vae
-from latentloom.node import (
+from latentloom.api import (
+    INPUTS,
     DynamicChoices,
+    Latent,
+    NodeContext,
     NodeSpec,
     Output,
     SocketType,
+    Vae,
     boolean_input,
     enum_input,
     float_input,
+    from_pil,
+    load_image_cost,
+    next_free_path,
+    save_animation,
+    save_images_cost,
+    save_pngs,
+    saved_entry,
     socket,
     string_input,
-)
-from latentloom.node_costs import (
-    load_image_cost,
-    save_images_cost,
+    to_pil,
+    vae_decode,
     vae_decode_cost,
+    vae_encode,
     vae_encode_cost,
 )
-from latentloom.vae import decode, encode
 
 PREVIEW_SUBFOLDER = "previews"
 
 
-def vae_decode(ctx: NodeContext, vae: Vae, latent: Latent) -> dict[str, object]:
-    return {"image": decode(vae, latent.samples, check_cancelled=ctx.check_cancelled)}
+def vae_decode_node(ctx: NodeContext, vae: Vae, latent: Latent) -> dict[str, object]:
+    return {"image": vae_decode(vae, latent.samples, check_cancelled=ctx.check_cancelled)}
 
 
-def vae_encode(ctx: NodeContext, vae: Vae, image: torch.Tensor) -> dict[str, object]:
-    return {"latent": Latent(encode(vae, image), vae.family)}
+def vae_encode_node(ctx: NodeContext, vae: Vae, image: torch.Tensor) -> dict[str, object]:
+    return {"latent": Latent(vae_encode(vae, image), vae.family)}
 
 
 def load_image(ctx: NodeContext, image: str) -> dict[str, object]:
@@ -53,35 +49,24 @@ def load_image(ctx: NodeContext, image: str) -> dict[str, object]:
         return {"image": from_pil(opened)}
 
 
-def _saved(path: Path, root: Path) -> dict[str, str]:
-    relative = path.relative_to(root)
-    return {"filename": relative.name, "subfolder": relative.parent.as_posix().strip(".")}
-
-
-def _save_pngs(
-    ctx: NodeContext, images: torch.Tensor, subfolder: str, prefix: str
-) -> list[dict[str, str]]:
-    """Each image as a PNG carrying the workflow, under the output folder; their report entries.
-
-    The workflow goes in three text chunks (ours, ComfyUI's prompt and editor graph), made
-    once for the batch.
-    """
-    root = ctx.settings.output_dir
-    chunks = png_text_chunks(ctx.workflow_json)
-    saved = []
-    for picture in to_pil(images):
-        path = next_free_path(root / subfolder, prefix, ".png")
-        write_png(picture, path, chunks)
-        saved.append(_saved(path, root))
-    return saved
-
-
 def save_image(ctx: NodeContext, images: torch.Tensor, filename_prefix: str) -> dict[str, object]:
-    return {"report": {"images": _save_pngs(ctx, images, "", filename_prefix)}}
+    return {
+        "report": {
+            "images": save_pngs(
+                images, ctx.settings.output_dir, "", filename_prefix, ctx.workflow_json
+            )
+        }
+    }
 
 
 def preview_image(ctx: NodeContext, images: torch.Tensor) -> dict[str, object]:
-    return {"report": {"images": _save_pngs(ctx, images, PREVIEW_SUBFOLDER, "preview")}}
+    return {
+        "report": {
+            "images": save_pngs(
+                images, ctx.settings.output_dir, PREVIEW_SUBFOLDER, "preview", ctx.workflow_json
+            )
+        }
+    }
 
 
 def save_animation_node(
@@ -95,7 +80,7 @@ def save_animation_node(
     root = ctx.settings.output_dir
     path = next_free_path(root, filename_prefix, f".{format}")
     save_animation(to_pil(images), path, fps=fps, format=format, loop=loop)  # type: ignore[arg-type]
-    return {"report": {"animations": [_saved(path, root)]}}
+    return {"report": {"animations": [saved_entry(path, root)]}}
 
 
 _IMAGES = socket("images", SocketType.IMAGE)
@@ -108,7 +93,7 @@ NODES = [
         category="image",
         inputs=(socket("vae", SocketType.VAE), socket("latent", SocketType.LATENT)),
         outputs=(Output("image", SocketType.IMAGE),),
-        function=vae_decode,
+        function=vae_decode_node,
         cost=vae_decode_cost,
     ),
     NodeSpec(
@@ -118,7 +103,7 @@ NODES = [
         category="image",
         inputs=(socket("vae", SocketType.VAE), socket("image", SocketType.IMAGE)),
         outputs=(Output("latent", SocketType.LATENT),),
-        function=vae_encode,
+        function=vae_encode_node,
         cost=vae_encode_cost,
     ),
     NodeSpec(

@@ -12,23 +12,30 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from latentloom.engine.context import NodeContext
-from latentloom.graph.cost import Batch, Cost, CostQuery, Refusal
-from latentloom.latent_math import add_noise as mix_noise
-from latentloom.latent_math import interpolate, seeded_noise
-from latentloom.models.family import SD15
-from latentloom.models.handles import DiffusionModel, Latent
-from latentloom.node import (
+from latentloom.api import (
+    MAX_BATCH,
+    MAX_FRAMES,
+    MAX_SIDE,
+    SD15,
+    Batch,
+    Cost,
+    CostQuery,
+    DiffusionModel,
     Input,
+    Latent,
+    NodeContext,
     NodeSpec,
     Output,
+    Refusal,
     SocketType,
     enum_input,
     float_input,
     int_input,
+    interpolate,
+    mix_noise,
+    seeded_noise,
     socket,
 )
-from latentloom.nodes_limits import MAX_BATCH, MAX_FRAMES, MAX_SIDE
 
 UPSCALE_METHODS = ("nearest-exact", "bilinear", "bicubic", "area")
 

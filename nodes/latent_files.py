@@ -7,19 +7,23 @@ output folder; Load Latent lists the `.latent` files in the input folder, as Com
 
 from __future__ import annotations
 
-from latentloom.engine.context import NodeContext
-from latentloom.engine.folders import INPUT_LATENTS
-from latentloom.images import next_free_path
-from latentloom.latent_file import SUFFIX, read_latent_file, to_scaled, write_latent_file
-from latentloom.models.handles import DiffusionModel, Latent
-from latentloom.node import (
+from latentloom.api import (
+    INPUT_LATENTS,
+    LATENT_FILE_SUFFIX,
+    DiffusionModel,
     DynamicChoices,
+    Latent,
+    NodeContext,
     NodeSpec,
     Output,
     SocketType,
     enum_input,
+    next_free_path,
+    read_latent_file,
     socket,
     string_input,
+    to_scaled,
+    write_latent_file,
 )
 
 LATENT_SUBFOLDER = "latents"
@@ -27,7 +31,7 @@ LATENT_SUBFOLDER = "latents"
 
 def save_latent(ctx: NodeContext, latent: Latent, filename_prefix: str) -> dict[str, object]:
     root = ctx.settings.output_dir
-    path = next_free_path(root / LATENT_SUBFOLDER, filename_prefix, SUFFIX)
+    path = next_free_path(root / LATENT_SUBFOLDER, filename_prefix, LATENT_FILE_SUFFIX)
     write_latent_file(path, latent.samples, latent.family, ctx.workflow_json)
     return {"report": {"latents": [{"filename": path.name, "subfolder": LATENT_SUBFOLDER}]}}
 

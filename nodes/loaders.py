@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from typing import Final
 
-from latentloom.engine.context import NodeContext
-from latentloom.models.handles import DiffusionModel, PredictionType, TextEncoders
-from latentloom.node import (
+from latentloom.api import (
+    DiffusionModel,
     DynamicChoices,
+    NodeContext,
     NodeSpec,
     Output,
+    PredictionType,
     SocketType,
+    TextEncoders,
+    apply_lora,
+    checkpoint_cost,
     enum_input,
     float_input,
+    load_checkpoint,
+    lora_cost,
     socket,
 )
-from latentloom.node_costs import checkpoint_cost, lora_cost
 
 # The `prediction` widget: "auto" trusts detection (models/detect.py), the others override it.
 PREDICTIONS: Final[dict[str, PredictionType | None]] = {
@@ -25,12 +30,10 @@ PREDICTIONS: Final[dict[str, PredictionType | None]] = {
 }
 
 
-def load_checkpoint(ctx: NodeContext, checkpoint: str, prediction: str) -> dict[str, object]:
-    from latentloom.models.load import load_checkpoint as load
-
+def load_checkpoint_node(ctx: NodeContext, checkpoint: str, prediction: str) -> dict[str, object]:
     if prediction not in PREDICTIONS:
         raise ValueError(f"prediction {prediction!r} is not one of: {', '.join(PREDICTIONS)}")
-    loaded = load(
+    loaded = load_checkpoint(
         ctx.folders.resolve("checkpoints", checkpoint),
         device=ctx.device,
         dtype=ctx.dtype,
@@ -60,8 +63,6 @@ def load_lora(
     strength_model: float,
     strength_clip: float,
 ) -> dict[str, object]:
-    from latentloom.models.lora import apply_lora
-
     patched_model, patched_clip = apply_lora(
         model, clip, ctx.folders.resolve("loras", lora), strength_model, strength_clip
     )
@@ -92,7 +93,7 @@ NODES = [
             Output("clip", SocketType.CLIP),
             Output("vae", SocketType.VAE),
         ),
-        function=load_checkpoint,
+        function=load_checkpoint_node,
         cost=checkpoint_cost,
         version=2,  # SD 2.x files without a marker may now load as v-prediction
     ),

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import torch
 
-from latentloom.engine.context import NodeContext
-from latentloom.models.handles import Conditioning, DiffusionModel, Latent
-from latentloom.node import NodeSpec, Output, SocketType, enum_input, float_input, int_input, socket
-from latentloom.node_costs import ksampler_cost
-from latentloom.sampling.run import sample
-from latentloom.sampling.samplers import SAMPLERS
-from latentloom.sampling.schedules import SCHEDULES
-
-MAX_SEED = 2**64 - 1
+from latentloom.api import (
+    MAX_SEED,
+    SAMPLERS,
+    SCHEDULES,
+    Conditioning,
+    DiffusionModel,
+    Latent,
+    NodeContext,
+    NodeSpec,
+    Output,
+    SocketType,
+    enum_input,
+    float_input,
+    int_input,
+    ksampler_cost,
+    sample,
+    socket,
+)
 
 
 def ksampler(

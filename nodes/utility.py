@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from latentloom.engine.context import NodeContext
-from latentloom.node import (
+from latentloom.api import (
+    NodeContext,
     NodeSpec,
     Output,
     WidgetType,
@@ -19,8 +19,8 @@ from latentloom.node import (
     float_input,
     int_input,
     string_input,
+    value_cost,
 )
-from latentloom.node_costs import value_cost
 
 # Wide enough for any ComfyUI INT widget: negative clip layers up to 64-bit seeds.
 INT_MIN = -(2**63)

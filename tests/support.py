@@ -29,11 +29,17 @@ def make_arith_engine(folder: Path) -> Engine:
     return Engine(registry, settings, OutputCache(2**30))
 
 
-def make_engine(models_dir: Path, output_dir: Path, input_dir: Path) -> Engine:
-    """A CPU engine over the built-in pack, with a fresh cache."""
+def make_engine(models_dir: Path, output_dir: Path, input_dir: Path, *node_packs: Path) -> Engine:
+    """A CPU engine over the built-in pack (and any extra pack folders), with a fresh cache."""
     from latentloom.engine.setup import make_engine as build
 
-    return build(model_dirs=[models_dir], output_dir=output_dir, input_dir=input_dir, device="cpu")
+    return build(
+        model_dirs=[models_dir],
+        output_dir=output_dir,
+        input_dir=input_dir,
+        device="cpu",
+        node_packs=node_packs,
+    )
 
 
 def load_example(name: str) -> Workflow:

@@ -213,3 +213,31 @@ def next_free_path(folder: Path, prefix: str, suffix: str) -> Path:
         counter += 1
     names = (f"{safe_prefix}_{n:05d}{suffix}" for n in itertools.count(counter))
     return reserve_new(folder, names)
+
+
+def save_pngs(
+    images: torch.Tensor,
+    output_dir: Path,
+    subfolder: str,
+    prefix: str,
+    workflow: dict[str, Any] | None,
+) -> list[dict[str, str]]:
+    """Each image as a PNG carrying the workflow under `output_dir/subfolder`; report entries.
+
+    The workflow's text chunks are made once for the batch. Each entry is what the editor and
+    ComfyUI clients expect of a saved image: `{"filename", "subfolder"}` relative to the
+    output folder.
+    """
+    chunks = png_text_chunks(workflow)
+    saved = []
+    for picture in to_pil(images):
+        path = next_free_path(output_dir / subfolder, prefix, ".png")
+        write_png(picture, path, chunks)
+        saved.append(saved_entry(path, output_dir))
+    return saved
+
+
+def saved_entry(path: Path, root: Path) -> dict[str, str]:
+    """A written file as a report entry: its name and folder relative to the output folder."""
+    relative = path.relative_to(root)
+    return {"filename": relative.name, "subfolder": relative.parent.as_posix().strip(".")}

@@ -27,6 +27,11 @@ class SocketType(StrEnum):
     LATENT = "LATENT"
     IMAGE = "IMAGE"
     MASK = "MASK"
+    # The custom-sampling set: a schedule, a noise source, a sampler, a guided denoiser.
+    SIGMAS = "SIGMAS"
+    NOISE = "NOISE"
+    SAMPLER = "SAMPLER"
+    GUIDER = "GUIDER"
 
 
 class WidgetType(StrEnum):

@@ -61,10 +61,11 @@ def diffusers_loop(
 ) -> Tensor:
     """StableDiffusion(XL)Pipeline's denoising loop, written out."""
     guided = cfg != 1.0
-    embeds = torch.cat([negative.embeds, positive.embeds]) if guided else positive.embeds
+    cond, uncond = positive.first, negative.first
+    embeds = torch.cat([uncond.embeds, cond.embeds]) if guided else cond.embeds
     added: dict[str, Tensor] | None = None
-    if positive.pooled is not None and negative.pooled is not None and time_ids is not None:
-        pooled = torch.cat([negative.pooled, positive.pooled]) if guided else positive.pooled
+    if cond.pooled is not None and uncond.pooled is not None and time_ids is not None:
+        pooled = torch.cat([uncond.pooled, cond.pooled]) if guided else cond.pooled
         added = {"text_embeds": pooled, "time_ids": time_ids.expand(pooled.shape[0], -1)}
     # diffusers would start at noise * init_noise_sigma (= sigma_max for Karras sigmas); the
     # equivalent of ComfyUI's (and our) full-denoise start is noise * sqrt(1 + sigma_max^2).
@@ -150,18 +151,18 @@ def test_cfg_one_skips_the_uncond_pass() -> None:
 
 
 def test_token_lengths_are_matched_by_repetition() -> None:
-    short, long = conditioning(1, tokens=77).embeds, conditioning(2, tokens=154).embeds
+    short, long = conditioning(1, tokens=77).first.embeds, conditioning(2, tokens=154).first.embeds
     a, b = match_token_lengths(short, long)
     assert a.shape == b.shape == (1, 154, 32)
     assert torch.equal(a, torch.cat([short, short], dim=1)) and torch.equal(b, long)
-    a, b = match_token_lengths(long, conditioning(3, tokens=231).embeds)
+    a, b = match_token_lengths(long, conditioning(3, tokens=231).first.embeds)
     assert a.shape[1] == b.shape[1] == 462  # lcm(154, 231)
 
 
 def test_prompts_of_different_lengths_sample_like_explicitly_repeated_ones() -> None:
     model = tiny_model()
     positive, negative = conditioning(1, tokens=77), conditioning(2, tokens=154)
-    repeated = Conditioning(embeds=positive.embeds.repeat(1, 2, 1))
+    repeated = Conditioning.of(positive.first.embeds.repeat(1, 2, 1))
     assert torch.equal(ours(model, positive, negative), ours(model, repeated, negative))
 
 

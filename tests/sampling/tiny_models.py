@@ -62,7 +62,7 @@ def conditioning(seed: int, tokens: int = 77, *, pooled: bool = False) -> Condit
     generator = torch.Generator().manual_seed(seed)
     embeds = torch.randn(1, tokens, CONTEXT_DIM, generator=generator)
     pooled_embeds = torch.randn(1, POOLED_DIM, generator=generator) if pooled else None
-    return Conditioning(embeds=embeds, pooled=pooled_embeds)
+    return Conditioning.of(embeds, pooled_embeds)
 
 
 def latent_noise(seed: int, shape: tuple[int, ...] = LATENT_SHAPE) -> Tensor:

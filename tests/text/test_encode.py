@@ -43,16 +43,18 @@ def diffusers_sd_embeds(
 
 def test_sd15_matches_diffusers_exactly(sd15_clip: TextEncoders) -> None:
     conditioning = encode_prompt(sd15_clip, PROMPT)
-    assert conditioning.embeds.shape == (1, 77, 32)
-    assert conditioning.embeds.dtype == torch.float32
-    assert conditioning.pooled is None
-    assert torch.equal(conditioning.embeds, diffusers_sd_embeds(sd15_clip.encoders[0], PROMPT))
+    assert conditioning.first.embeds.shape == (1, 77, 32)
+    assert conditioning.first.embeds.dtype == torch.float32
+    assert conditioning.first.pooled is None
+    assert torch.equal(
+        conditioning.first.embeds, diffusers_sd_embeds(sd15_clip.encoders[0], PROMPT)
+    )
 
 
 def test_empty_prompt_is_one_chunk_matching_diffusers(sd15_clip: TextEncoders) -> None:
     conditioning = encode_prompt(sd15_clip, "")
-    assert conditioning.embeds.shape == (1, 77, 32)
-    assert torch.equal(conditioning.embeds, diffusers_sd_embeds(sd15_clip.encoders[0], ""))
+    assert conditioning.first.embeds.shape == (1, 77, 32)
+    assert torch.equal(conditioning.first.embeds, diffusers_sd_embeds(sd15_clip.encoders[0], ""))
 
 
 def test_sd2_penultimate_with_final_norm_matches_a_truncated_tower(sd2_clip: TextEncoders) -> None:
@@ -66,7 +68,7 @@ def test_sd2_penultimate_with_final_norm_matches_a_truncated_tower(sd2_clip: Tex
     truncated.load_state_dict(state)
     expected = diffusers_sd_embeds(encoder, PROMPT, model=truncated)
     conditioning = encode_prompt(sd2_clip, PROMPT)
-    torch.testing.assert_close(conditioning.embeds, expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(conditioning.first.embeds, expected, rtol=0, atol=1e-6)
 
 
 def test_sdxl_matches_diffusers(sdxl_clip: TextEncoders) -> None:
@@ -85,22 +87,22 @@ def test_sdxl_matches_diffusers(sdxl_clip: TextEncoders) -> None:
         PROMPT, device="cpu", num_images_per_prompt=1, do_classifier_free_guidance=False
     )
     conditioning = encode_prompt(sdxl_clip, PROMPT)
-    assert conditioning.embeds.shape == (1, 77, 32 + 48)
-    assert conditioning.pooled is not None and conditioning.pooled.shape == (1, 48)
-    torch.testing.assert_close(conditioning.embeds, embeds, rtol=0, atol=1e-6)
-    torch.testing.assert_close(conditioning.pooled, pooled, rtol=0, atol=1e-6)
+    assert conditioning.first.embeds.shape == (1, 77, 32 + 48)
+    assert conditioning.first.pooled is not None and conditioning.first.pooled.shape == (1, 48)
+    torch.testing.assert_close(conditioning.first.embeds, embeds, rtol=0, atol=1e-6)
+    torch.testing.assert_close(conditioning.first.pooled, pooled, rtol=0, atol=1e-6)
 
 
 def test_weight_one_everywhere_changes_nothing(sd15_clip: TextEncoders) -> None:
-    plain = encode_prompt(sd15_clip, "a photo of a cat").embeds
-    assert torch.equal(encode_prompt(sd15_clip, "a (photo:1.0) of (a:1) cat").embeds, plain)
+    plain = encode_prompt(sd15_clip, "a photo of a cat").first.embeds
+    assert torch.equal(encode_prompt(sd15_clip, "a (photo:1.0) of (a:1) cat").first.embeds, plain)
 
 
 def test_emphasis_scales_only_weighted_tokens_then_restores_the_mean(
     sd15_clip: TextEncoders,
 ) -> None:
-    plain = encode_prompt(sd15_clip, "a photo of a cat").embeds
-    weighted = encode_prompt(sd15_clip, "a photo of a (cat:1.5)").embeds
+    plain = encode_prompt(sd15_clip, "a photo of a cat").first.embeds
+    weighted = encode_prompt(sd15_clip, "a photo of a (cat:1.5)").first.embeds
     # Every token is scaled by one common factor (the mean rescale); `cat` (position 5) by 1.5 more.
     ratio = weighted / plain
     common = ratio[0, 0, 0]
@@ -113,34 +115,38 @@ def test_emphasis_scales_only_weighted_tokens_then_restores_the_mean(
 
 def test_long_prompt_is_split_into_chunks_of_77(sd15_clip: TextEncoders) -> None:
     conditioning = encode_prompt(sd15_clip, "cat " * 100)
-    assert conditioning.embeds.shape == (1, 154, 32)
+    assert conditioning.first.embeds.shape == (1, 154, 32)
     # No commas, so the cut falls after exactly 75 tokens and chunks are encoded independently.
-    first = encode_prompt(sd15_clip, "cat " * 75).embeds
-    second = encode_prompt(sd15_clip, "cat " * 25).embeds
-    assert torch.equal(conditioning.embeds, torch.cat([first, second], dim=1))
+    first = encode_prompt(sd15_clip, "cat " * 75).first.embeds
+    second = encode_prompt(sd15_clip, "cat " * 25).first.embeds
+    assert torch.equal(conditioning.first.embeds, torch.cat([first, second], dim=1))
 
 
 def test_break_starts_a_new_chunk(sd15_clip: TextEncoders) -> None:
     conditioning = encode_prompt(sd15_clip, "a cat BREAK a dog")
     expected = torch.cat(
-        [encode_prompt(sd15_clip, "a cat").embeds, encode_prompt(sd15_clip, "a dog").embeds], dim=1
+        [
+            encode_prompt(sd15_clip, "a cat").first.embeds,
+            encode_prompt(sd15_clip, "a dog").first.embeds,
+        ],
+        dim=1,
     )
-    assert torch.equal(conditioning.embeds, expected)
-    assert encode_prompt(sd15_clip, "BREAK a cat BREAK BREAK").embeds.shape == (1, 77, 32)
+    assert torch.equal(conditioning.first.embeds, expected)
+    assert encode_prompt(sd15_clip, "BREAK a cat BREAK BREAK").first.embeds.shape == (1, 77, 32)
 
 
 def test_sdxl_pooled_comes_from_the_first_chunk(sdxl_clip: TextEncoders) -> None:
     conditioning = encode_prompt(sdxl_clip, "a cat BREAK a dog")
-    assert conditioning.embeds.shape == (1, 154, 80)
-    assert torch.equal(conditioning.pooled, encode_prompt(sdxl_clip, "a cat").pooled)
+    assert conditioning.first.embeds.shape == (1, 154, 80)
+    assert torch.equal(conditioning.first.pooled, encode_prompt(sdxl_clip, "a cat").first.pooled)
 
 
 def test_emphasis_leaves_the_pooled_embedding_alone(sdxl_clip: TextEncoders) -> None:
     # As in A1111: pooled is the projected EOS state straight from the model.
     plain = encode_prompt(sdxl_clip, "a photo of a cat")
     weighted = encode_prompt(sdxl_clip, "a photo of a (cat:1.5)")
-    assert torch.equal(weighted.pooled, plain.pooled)
-    assert not torch.equal(weighted.embeds, plain.embeds)
+    assert torch.equal(weighted.first.pooled, plain.first.pooled)
+    assert not torch.equal(weighted.first.embeds, plain.first.embeds)
 
 
 def test_runs_in_model_dtype_and_returns_float32(sd15_clip: TextEncoders) -> None:
@@ -148,9 +154,9 @@ def test_runs_in_model_dtype_and_returns_float32(sd15_clip: TextEncoders) -> Non
     half = dataclasses.replace(encoder, model=copy.deepcopy(encoder.model).to(torch.bfloat16))
     clip = dataclasses.replace(sd15_clip, encoders=(half,))
     conditioning = encode_prompt(clip, PROMPT)
-    assert conditioning.embeds.dtype == torch.float32
-    reference = encode_prompt(sd15_clip, PROMPT).embeds
-    torch.testing.assert_close(conditioning.embeds, reference, rtol=0.1, atol=0.1)
+    assert conditioning.first.embeds.dtype == torch.float32
+    reference = encode_prompt(sd15_clip, PROMPT).first.embeds
+    torch.testing.assert_close(conditioning.first.embeds, reference, rtol=0.1, atol=0.1)
 
 
 @dataclass(frozen=True)
@@ -173,7 +179,7 @@ def test_encoder_patches_are_applied_during_encoding_only(sd15_clip: TextEncoder
     with torch.no_grad():
         baked.get_parameter(target).add_(0.05)
     expected = diffusers_sd_embeds(encoder, PROMPT, model=baked)
-    assert torch.equal(encode_prompt(patched_clip, PROMPT).embeds, expected)
+    assert torch.equal(encode_prompt(patched_clip, PROMPT).first.embeds, expected)
     assert torch.equal(encoder.model.state_dict()[target], before)
 
 
@@ -218,9 +224,13 @@ def test_chunking_breaks_and_empty_input() -> None:
 def test_chunk_framing_uses_the_encoder_pad_id(sd15_clip: TextEncoders, layer: str) -> None:
     # Padding with `!` (0) instead of the end token changes the states after the end token only.
     encoder = dataclasses.replace(sd15_clip.encoders[0], layer=layer)
-    by_end = encode_prompt(dataclasses.replace(sd15_clip, encoders=(encoder,)), "a cat").embeds
+    by_end = encode_prompt(
+        dataclasses.replace(sd15_clip, encoders=(encoder,)), "a cat"
+    ).first.embeds
     zero_pad = dataclasses.replace(encoder, pad_token_id=0)
-    by_zero = encode_prompt(dataclasses.replace(sd15_clip, encoders=(zero_pad,)), "a cat").embeds
+    by_zero = encode_prompt(
+        dataclasses.replace(sd15_clip, encoders=(zero_pad,)), "a cat"
+    ).first.embeds
     assert torch.equal(by_end[:, :4], by_zero[:, :4])
     assert not torch.equal(by_end[:, 4:], by_zero[:, 4:])
 
@@ -229,30 +239,30 @@ def test_chunk_framing_uses_the_encoder_pad_id(sd15_clip: TextEncoders, layer: s
 
 
 def test_comfy_weighting_moves_tokens_away_from_the_empty_prompt(sd15_clip: TextEncoders) -> None:
-    plain = encode_prompt(sd15_clip, "a photo of a cat", "comfy").embeds
-    empty = encode_prompt(sd15_clip, "", "comfy").embeds
-    weighted = encode_prompt(sd15_clip, "a photo of a (cat:1.5)", "comfy").embeds
+    plain = encode_prompt(sd15_clip, "a photo of a cat", "comfy").first.embeds
+    empty = encode_prompt(sd15_clip, "", "comfy").first.embeds
+    weighted = encode_prompt(sd15_clip, "a photo of a (cat:1.5)", "comfy").first.embeds
     # From the definition: z_empty + w (z - z_empty) at `cat` (position 5), nothing else moved
     # (A1111's weighting instead rescales every token to restore the mean).
     expected = plain.clone()
     expected[0, 5] = empty[0, 5] + 1.5 * (plain[0, 5] - empty[0, 5])
     torch.testing.assert_close(weighted, expected, rtol=0, atol=1e-6)
     assert torch.equal(weighted[0, :5], plain[0, :5]) and torch.equal(weighted[0, 6:], plain[0, 6:])
-    a1111 = encode_prompt(sd15_clip, "a photo of a (cat:1.5)").embeds
+    a1111 = encode_prompt(sd15_clip, "a photo of a (cat:1.5)").first.embeds
     assert not torch.allclose(weighted, a1111, rtol=1e-3, atol=1e-3)
 
 
 def test_plain_prompts_encode_alike_in_both_modes(sd15_clip: TextEncoders) -> None:
-    comfy = encode_prompt(sd15_clip, PROMPT, "comfy").embeds
-    assert torch.equal(comfy, encode_prompt(sd15_clip, PROMPT).embeds)
+    comfy = encode_prompt(sd15_clip, PROMPT, "comfy").first.embeds
+    assert torch.equal(comfy, encode_prompt(sd15_clip, PROMPT).first.embeds)
     assert torch.equal(comfy, diffusers_sd_embeds(sd15_clip.encoders[0], PROMPT))
 
 
 def test_comfy_reads_square_brackets_and_break_as_text(sd15_clip: TextEncoders) -> None:
-    comfy = encode_prompt(sd15_clip, "a [cat] BREAK a dog", "comfy").embeds
+    comfy = encode_prompt(sd15_clip, "a [cat] BREAK a dog", "comfy").first.embeds
     assert comfy.shape == (1, 77, 32)
-    assert not torch.equal(comfy, encode_prompt(sd15_clip, "a cat a dog", "comfy").embeds)
-    assert encode_prompt(sd15_clip, "a [cat] BREAK a dog").embeds.shape == (1, 154, 32)
+    assert not torch.equal(comfy, encode_prompt(sd15_clip, "a cat a dog", "comfy").first.embeds)
+    assert encode_prompt(sd15_clip, "a [cat] BREAK a dog").first.embeds.shape == (1, 154, 32)
 
 
 def test_comfy_chunking_moves_short_words_whole_and_cuts_long_ones() -> None:
@@ -278,10 +288,10 @@ def test_comfy_long_prompt_chunks_and_sdxl_pooled_from_the_first(
     # 74 plain tokens, then a 2-token weighted word that does not fit: two chunks.
     prompt = "cat " * 74 + "(big dog:1.2)"
     conditioning = encode_prompt(sdxl_clip, prompt, "comfy")
-    assert conditioning.embeds.shape == (1, 154, 80)
-    first = encode_prompt(sdxl_clip, "cat " * 74, "comfy")
-    assert torch.equal(conditioning.embeds[:, :77], first.embeds)
-    assert torch.equal(conditioning.pooled, first.pooled)
+    assert conditioning.first.embeds.shape == (1, 154, 80)
+    first_chunk = encode_prompt(sdxl_clip, "cat " * 74, "comfy").first
+    assert torch.equal(conditioning.first.embeds[:, :77], first_chunk.embeds)
+    assert torch.equal(conditioning.first.pooled, first_chunk.pooled)
 
 
 def test_unknown_weighting_is_refused(sd15_clip: TextEncoders) -> None:

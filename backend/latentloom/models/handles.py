@@ -85,11 +85,33 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
-class Conditioning:
-    """CONDITIONING: token embeddings for cross-attention, plus SDXL's pooled embedding."""
+class ConditioningEntry:
+    """One prompt's encoding and where and when it applies (see `sampling/denoiser.py`)."""
 
     embeds: torch.Tensor  # [1, tokens, context_dim]
     pooled: torch.Tensor | None = None  # [1, 1280] for SDXL, else None
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """CONDITIONING: a list of entries the guided denoiser evaluates and blends.
+
+    A prompt encodes to one entry; Combine joins lists, and the Set Area / Set Mask / Set
+    Timestep Range nodes return copies of every entry with those fields set.
+    """
+
+    entries: tuple[ConditioningEntry, ...]
+
+    @classmethod
+    def of(cls, embeds: torch.Tensor, pooled: torch.Tensor | None = None) -> Conditioning:
+        """One entry that applies everywhere, at every step: what a prompt encodes to."""
+        return cls((ConditioningEntry(embeds, pooled),))
+
+    @property
+    def first(self) -> ConditioningEntry:
+        if not self.entries:
+            raise ValueError("the conditioning has no entries")
+        return self.entries[0]
 
 
 @dataclass(frozen=True)
@@ -98,3 +120,6 @@ class Latent:
 
     samples: torch.Tensor
     family: Family | None = None  # None until a model or VAE has fixed it
+    # Where a sampler may change the latent: [B or 1, H, W] in 0..1, at any resolution (it is
+    # resized to the latent's); 0 keeps the source. None: everywhere (Set Latent Noise Mask).
+    noise_mask: torch.Tensor | None = None

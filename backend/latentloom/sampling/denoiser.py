@@ -78,11 +78,11 @@ class GuidedDenoiser:
         )
         self.cfg = cfg
         self.positive_embeds, self.negative_embeds = match_token_lengths(
-            positive.embeds, negative.embeds
+            positive.first.embeds, negative.first.embeds
         )
         self.is_sdxl = model.family.name == "sdxl"
-        self.positive_pooled = positive.pooled
-        self.negative_pooled = negative.pooled
+        self.positive_pooled = positive.first.pooled
+        self.negative_pooled = negative.first.pooled
         self.added_cond = added_cond
 
     @property
@@ -168,7 +168,7 @@ def _check_conditioning(
             )
         return
     for role, conditioning in (("positive", positive), ("negative", negative)):
-        if conditioning.pooled is None:
+        if any(entry.pooled is None for entry in conditioning.entries):
             raise ValueError(
                 f"SDXL model {model.source} needs a pooled text embedding, but the {role} "
                 f"conditioning has none; encode the prompt with the SDXL text encoders"

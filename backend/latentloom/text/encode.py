@@ -109,7 +109,7 @@ def encode_prompt(clip: TextEncoders, text: str, weighting: Weighting = "a1111")
                 f"SDXL CLIP from {clip.source}: the last text encoder has no projection, so "
                 "there is no pooled embedding; it must be a CLIPTextModelWithProjection"
             )
-    return Conditioning(embeds=embeds, pooled=pooled)
+    return Conditioning.of(embeds, pooled)
 
 
 def _encode_all_chunks(encoder: ClipTextEncoder, segments: Sequence[Segment]) -> list[EncodedChunk]:

@@ -1,0 +1,214 @@
+"""The public node API: the one module a node pack imports, the built-in pack included.
+
+Everything a node needs is here: the spec helpers and socket types, the context a node
+function receives, the values that travel along links (handles), cost declarations for the
+budget, and the helpers that do the heavy lifting (load a model file, encode a prompt,
+encode/decode with a VAE, sample, save images). Every other module of `latentloom` is
+private and may change between versions; a test fails if `nodes/` imports one.
+
+Importing this module is cheap: helpers that need diffusers or transformers import them on
+first call, so a server that lists nodes never pays for a model stack it has not used.
+
+A pack is a Python file or package in a nodes folder (or a `latentloom.nodes` entry point)
+with a module-level `NODES` list of `NodeSpec`s; see the README for an example.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import torch
+
+from latentloom.engine.context import Cancelled, NodeContext
+from latentloom.engine.folders import INPUT_LATENTS, INPUTS
+from latentloom.graph.cost import Batch, Cost, CostQuery, Estimate, Refusal, Value
+from latentloom.images import (
+    from_pil,
+    next_free_path,
+    png_text_chunks,
+    save_animation,
+    save_pngs,
+    saved_entry,
+    to_pil,
+    write_png,
+)
+from latentloom.latent_file import SUFFIX as LATENT_FILE_SUFFIX
+from latentloom.latent_file import read_latent_file, to_scaled, write_latent_file
+from latentloom.latent_math import add_noise as mix_noise
+from latentloom.latent_math import interpolate, lerp, seeded_noise, slerp
+from latentloom.models.family import FAMILIES, SD2, SD15, SDXL, Family
+from latentloom.models.handles import (
+    Checkpoint,
+    ClipTextEncoder,
+    Conditioning,
+    ConditioningEntry,
+    DiffusionModel,
+    Latent,
+    PredictionType,
+    TextEncoders,
+    Vae,
+    WeightPatch,
+)
+from latentloom.node import (
+    DynamicChoices,
+    Input,
+    NodeSpec,
+    Output,
+    SocketType,
+    WidgetType,
+    boolean_input,
+    enum_input,
+    float_input,
+    int_input,
+    socket,
+    string_input,
+)
+from latentloom.node_costs import (
+    checkpoint_cost,
+    ksampler_cost,
+    load_image_cost,
+    lora_cost,
+    save_images_cost,
+    schedule_length,
+    vae_decode_cost,
+    vae_encode_cost,
+    value_cost,
+)
+from latentloom.nodes_limits import (
+    MAX_BATCH,
+    MAX_FRAMES,
+    MAX_SCHEDULE_LENGTH,
+    MAX_SIDE,
+    MAX_TEXT_LENGTH,
+)
+from latentloom.sampling.run import sample
+from latentloom.sampling.samplers import SAMPLERS
+from latentloom.sampling.schedules import SCHEDULES
+from latentloom.vae import decode as vae_decode
+from latentloom.vae import encode as vae_encode
+
+if TYPE_CHECKING:
+    from latentloom.text.encode import Weighting
+
+MAX_SEED = 2**64 - 1  # seeds are unsigned 64-bit, as in ComfyUI
+
+
+def load_checkpoint(
+    path: Path,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    prediction_type: PredictionType | None = None,
+) -> Checkpoint:
+    """A single-file checkpoint or diffusers folder as MODEL, CLIP and VAE handles.
+
+    `path` comes from `ctx.folders.resolve(folder, name)`, which confines it to the folder.
+    """
+    from latentloom.models.load import load_checkpoint as load
+
+    return load(path, device=device, dtype=dtype, prediction_type=prediction_type)
+
+
+def apply_lora(
+    model: DiffusionModel,
+    clip: TextEncoders,
+    path: Path,
+    strength_model: float,
+    strength_clip: float,
+) -> tuple[DiffusionModel, TextEncoders]:
+    """New handles with a LoRA file's deltas recorded as weight patches (inputs untouched)."""
+    from latentloom.models.lora import apply_lora as apply
+
+    return apply(model, clip, path, strength_model, strength_clip)
+
+
+def encode_prompt(
+    clip: TextEncoders, text: str, weighting: Literal["a1111", "comfy"] = "a1111"
+) -> Conditioning:
+    """A prompt (emphasis, BREAK, any length) as one conditioning entry."""
+    from latentloom.text.encode import encode_prompt as encode
+
+    chosen: Weighting = weighting
+    return encode(clip, text, chosen)
+
+
+__all__ = [
+    "FAMILIES",
+    "INPUTS",
+    "INPUT_LATENTS",
+    "LATENT_FILE_SUFFIX",
+    "MAX_BATCH",
+    "MAX_FRAMES",
+    "MAX_SCHEDULE_LENGTH",
+    "MAX_SEED",
+    "MAX_SIDE",
+    "MAX_TEXT_LENGTH",
+    "SAMPLERS",
+    "SCHEDULES",
+    "SD2",
+    "SD15",
+    "SDXL",
+    "Batch",
+    "Cancelled",
+    "Checkpoint",
+    "ClipTextEncoder",
+    "Conditioning",
+    "ConditioningEntry",
+    "Cost",
+    "CostQuery",
+    "DiffusionModel",
+    "DynamicChoices",
+    "Estimate",
+    "Family",
+    "Input",
+    "Latent",
+    "NodeContext",
+    "NodeSpec",
+    "Output",
+    "PredictionType",
+    "Refusal",
+    "SocketType",
+    "TextEncoders",
+    "Vae",
+    "Value",
+    "WeightPatch",
+    "WidgetType",
+    "apply_lora",
+    "boolean_input",
+    "checkpoint_cost",
+    "encode_prompt",
+    "enum_input",
+    "float_input",
+    "from_pil",
+    "int_input",
+    "interpolate",
+    "ksampler_cost",
+    "lerp",
+    "load_checkpoint",
+    "load_image_cost",
+    "lora_cost",
+    "mix_noise",
+    "next_free_path",
+    "png_text_chunks",
+    "read_latent_file",
+    "sample",
+    "save_animation",
+    "save_images_cost",
+    "save_pngs",
+    "saved_entry",
+    "schedule_length",
+    "seeded_noise",
+    "slerp",
+    "socket",
+    "string_input",
+    "to_pil",
+    "to_scaled",
+    "vae_decode",
+    "vae_decode_cost",
+    "vae_encode",
+    "vae_encode_cost",
+    "value_cost",
+    "write_latent_file",
+    "write_png",
+]
