@@ -10,7 +10,19 @@
 import { describeValue, isPlainObject } from "./json";
 import type { LiteralValue, Scalar } from "./records";
 
-export const SOCKET_TYPES = ["MODEL", "CLIP", "VAE", "CONDITIONING", "LATENT", "IMAGE", "MASK"] as const;
+export const SOCKET_TYPES = [
+  "MODEL",
+  "CLIP",
+  "VAE",
+  "CONDITIONING",
+  "LATENT",
+  "IMAGE",
+  "MASK",
+  "SIGMAS",
+  "NOISE",
+  "SAMPLER",
+  "GUIDER",
+] as const;
 export const WIDGET_TYPES = ["INT", "FLOAT", "STRING", "BOOLEAN", "ENUM"] as const;
 
 export type SocketType = (typeof SOCKET_TYPES)[number];
