@@ -69,8 +69,11 @@ class GuidedDenoiser:
         *,
         added_cond: SdxlSizeConditioning | None = None,
         timesteps: TimestepMap = "nearest",
+        concat: Tensor | None = None,
     ) -> None:
         _check_conditioning(model, positive, negative, added_cond)
+        # Inpainting UNets take extra input channels (mask, masked-image latent) after x.
+        self.concat = concat
         self.model = model
         self.schedule = DiscreteSchedule.from_alphas_cumprod(model.alphas_cumprod)
         self._to_timestep = (
@@ -97,6 +100,9 @@ class GuidedDenoiser:
         copies = 2 if self.guided else 1
         # Divide (not multiply by the reciprocal) as diffusers' scale_model_input does.
         x_in = torch.cat([x] * copies) / (sigma**2 + 1) ** 0.5
+        if self.concat is not None:
+            extra = self.concat.to(x.device, x.dtype).expand(x.shape[0], -1, -1, -1)
+            x_in = torch.cat([x_in, torch.cat([extra] * copies)], dim=1)
         timestep = self._to_timestep(sigma).to(torch.float32)
         output = unet(
             x_in.to(dtype),
