@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -14,6 +15,7 @@ from latentloom.api import (
     Output,
     SocketType,
     Vae,
+    alpha_to_mask,
     boolean_input,
     enum_input,
     float_input,
@@ -46,7 +48,15 @@ def vae_encode_node(ctx: NodeContext, vae: Vae, image: torch.Tensor) -> dict[str
 
 def load_image(ctx: NodeContext, image: str) -> dict[str, object]:
     with Image.open(ctx.folders.resolve(INPUTS, image)) as opened:
-        return {"image": from_pil(opened)}
+        pixels = from_pil(opened)
+        # ComfyUI's mask: 1 - alpha, so transparent (painted-out) pixels are the ones to change;
+        # a palette image's transparent index counts as alpha; no alpha: nothing to change.
+        if "A" in opened.getbands() or "transparency" in opened.info:
+            alpha = np.asarray(opened.convert("RGBA").getchannel("A"), dtype=np.float32) / 255.0
+            mask = alpha_to_mask(torch.from_numpy(alpha.copy())).unsqueeze(0)
+        else:
+            mask = torch.zeros(pixels.shape[:-1], dtype=torch.float32)
+    return {"image": pixels, "mask": mask}
 
 
 def save_image(ctx: NodeContext, images: torch.Tensor, filename_prefix: str) -> dict[str, object]:
@@ -111,10 +121,12 @@ NODES = [
         display_name="Load Image",
         aliases=("LoadImage",),
         category="image",
-        description="Loads an image from the input folder.",
+        description="Loads an image from the input folder. Its mask is 1 - alpha (transparent "
+        "pixels are 1, the area to inpaint), all zeros when the image has no alpha.",
         inputs=(enum_input("image", DynamicChoices(INPUTS)),),
-        outputs=(Output("image", SocketType.IMAGE),),
+        outputs=(Output("image", SocketType.IMAGE), Output("mask", SocketType.MASK)),
         function=load_image,
+        version=2,  # adds the mask output
         cost=load_image_cost,
     ),
     NodeSpec(
