@@ -65,7 +65,25 @@ export const api = {
   /** Renames a saved workflow; never replaces another (409 names it). */
   renameWorkflow: (name: string, to: string) => request<WorkflowInfo>("POST", `/api/workflows/${enc(name)}/rename`, { name: to }),
   deleteWorkflow: (name: string) => request<void>("DELETE", `/api/workflows/${enc(name)}`),
+  /** Stores an input image (PNG, JPEG, WebP) for Load Image; the server answers the name it got. */
+  upload: async (file: Blob, filename: string): Promise<{ name: string }> => {
+    const form = new FormData();
+    form.append("file", file, filename);
+    const response = await fetch("/api/uploads", { method: "POST", body: form });
+    const text = await response.text();
+    const json: unknown = text === "" ? undefined : JSON.parse(text);
+    const detail = typeof json === "object" && json !== null && "detail" in json ? (json as { detail: unknown }).detail : text;
+    if (!response.ok) throw new ApiError(response.status, `upload of ${filename} refused: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
+    return json as { name: string };
+  },
 };
+
+/** An input-folder image as the server serves it (ComfyUI's view route, which we mount). */
+export function inputUrl(name: string): string {
+  const slash = name.lastIndexOf("/");
+  const subfolder = slash < 0 ? "" : `&subfolder=${enc(name.slice(0, slash))}`;
+  return `/api/view?type=input&filename=${enc(name.slice(slash + 1))}${subfolder}`;
+}
 
 export interface ImageRef {
   readonly filename: string;

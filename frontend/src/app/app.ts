@@ -9,7 +9,7 @@ import { ApiError, api, outputUrl } from "../api/client";
 import { EventSocket } from "../api/socket";
 import { Interaction, type InteractionHost, type SearchFilter } from "../canvas/interaction";
 import { Renderer } from "../canvas/renderer";
-import { inputSlot, outputSlot } from "../canvas/geometry";
+import { imageInputOf, inputSlot, outputSlot, type ActionSlot } from "../canvas/geometry";
 import { toScreen, type Viewport } from "../canvas/viewport";
 import { WidgetEditor } from "../canvas/widget-editor";
 import type { WidgetSlot } from "../canvas/geometry";
@@ -28,6 +28,7 @@ import { KeyBindings, type Action } from "./keys";
 import { Runner } from "./runner";
 import { Workspace, message } from "./workspace";
 import { KeysDialog } from "../ui/keys-dialog";
+import { ImageActions } from "./image-actions";
 
 const KEYS_STORAGE = "latentloom.keys";
 
@@ -42,6 +43,7 @@ export class App implements InteractionHost {
   private readonly search: SearchBox;
   private readonly queuePanel: QueuePanel;
   private readonly gallery: Gallery;
+  readonly imageActions: ImageActions;
   private readonly tabBar = el("nav", { className: "tabs" });
   private readonly zoomReadout = el("button", { className: "zoom-readout", title: "Zoom (click: 100%)" });
   private readonly status = el("span", { className: "save-status" });
@@ -59,6 +61,7 @@ export class App implements InteractionHost {
     this.search = new SearchBox(canvasHost);
     this.nodeMenu = new ContextMenu(canvasHost);
     this.keys = new KeyBindings(readKeys());
+    this.imageActions = new ImageActions(root, (text) => this.toast(text));
     const clientId = crypto.randomUUID();
     this.socket = new EventSocket({
       onEvent: (event) => this.runner.onEvent(event),
@@ -184,7 +187,14 @@ export class App implements InteractionHost {
     const all = (mode: "mute" | "bypass"): boolean => nodes.every((id) => tab.store.get("node", id)?.mode === mode);
     const title = node.title ?? this.catalog.get(node.type)?.display_name ?? placeholderOf(node)?.classType ?? node.type;
     const keys = this.keys.bindings;
+    const spec = this.catalog.get(node.type);
+    const image = spec === undefined ? undefined : imageInputOf(spec);
+    const imageEntries = image === undefined ? [] : [
+      { label: "Upload image…", run: () => this.imageActions.chooseFile(tab, nodeId, image) },
+      { label: "Edit mask…", run: () => void this.imageActions.editMask(tab, nodeId, image) },
+    ];
     this.nodeMenu.show(screen, nodes.length > 1 ? `${nodes.length} nodes` : title, [
+      ...imageEntries,
       { label: "Bypass", checked: all("bypass"), hint: keys.bypass, run: () => this.commands.toggleMode(tab, "bypass", nodes) },
       { label: "Mute", checked: all("mute"), hint: keys.mute, run: () => this.commands.toggleMode(tab, "mute", nodes) },
       { label: node.collapsed ? "Expand" : "Collapse", hint: keys.collapse, run: () => this.commands.toggleCollapse(tab, nodes) },
@@ -198,6 +208,11 @@ export class App implements InteractionHost {
         },
       },
     ]);
+  }
+
+  nodeAction(nodeId: string, action: ActionSlot): void {
+    const tab = this.tab;
+    if (tab !== undefined) this.imageActions.run(tab, nodeId, action.input, action.id);
   }
 
   rename(nodeId: string): void {
@@ -467,6 +482,28 @@ export class App implements InteractionHost {
     if (widget === undefined) return undefined;
     const [x, y, width, height] = widget.rect;
     return this.toClient([x + width / 2, y + height / 2]);
+  }
+
+  /** The middle of a node's button (Load Image's "upload" or "edit-mask"), client coordinates. */
+  actionPosition(nodeId: string, id: string): Vec2 | undefined {
+    const node = this.tab?.store.get("node", nodeId);
+    if (node === undefined) return undefined;
+    const action = this.renderer.layoutOf(node).actions?.find((candidate) => candidate.id === id);
+    if (action === undefined) return undefined;
+    const [x, y, width, height] = action.rect;
+    return this.toClient([x + width / 2, y + height / 2]);
+  }
+
+  /** Where a SIGMAS output's plot is on the page: [left, top, width, height], client coordinates. */
+  plotRect(nodeId: string, output: string): [number, number, number, number] | undefined {
+    const node = this.tab?.store.get("node", nodeId);
+    if (node === undefined) return undefined;
+    const plot = this.renderer.layoutOf(node).plots?.find((candidate) => candidate.output === output);
+    if (plot === undefined) return undefined;
+    const [x, y, width, height] = plot.rect;
+    const [left, top] = this.toClient([x, y]);
+    const scale = this.renderer.view.scale;
+    return [left, top, width * scale, height * scale];
   }
 
   nodeTitlePosition(nodeId: string): Vec2 | undefined {

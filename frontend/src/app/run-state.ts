@@ -1,6 +1,7 @@
 /**
  * What the server says about a run, per node: queued / running (with progress) / cached /
- * done / failed, validation problems, and the latest preview image. It lives outside the
+ * done / failed, validation problems, the latest preview image, and the sigma curves a node
+ * reported. It lives outside the
  * store on purpose: it is not part of the document, is never saved or synced, and undo must
  * never touch it. Every change calls `onChange`, which marks the canvas dirty.
  */
@@ -21,6 +22,8 @@ export class RunState {
   /** Validation problems by node id (problems without a node are shown as a toast). */
   readonly problems = new Map<string, Problem[]>();
   readonly previews = new Map<string, ImageBitmap>();
+  /** Per node, the sigmas its last run reported, by output name (drawn as small plots). */
+  readonly sigmas = new Map<string, ReadonlyMap<string, readonly number[]>>();
 
   constructor(private readonly onChange: () => void) {}
 
@@ -29,7 +32,7 @@ export class RunState {
     this.onChange();
   }
 
-  /** A new job of this workflow starts over: old statuses and errors go, previews stay. */
+  /** A new job of this workflow starts over: old statuses and errors go, previews and curves stay. */
   reset(nodeIds: Iterable<string>, status: NodeStatus | undefined): void {
     this.nodes.clear();
     this.problems.clear();
@@ -58,6 +61,11 @@ export class RunState {
   setPreview(node: string, image: ImageBitmap): void {
     this.previews.get(node)?.close();
     this.previews.set(node, image);
+    this.onChange();
+  }
+
+  setSigmas(node: string, series: ReadonlyMap<string, readonly number[]>): void {
+    this.sigmas.set(node, series);
     this.onChange();
   }
 

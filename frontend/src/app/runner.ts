@@ -8,6 +8,7 @@ import { api, ApiError, imagesIn, type ImageRef } from "../api/client";
 import type { Event, PreviewHeader } from "../api/types";
 import { setWidgetValue, toWorkflow } from "../model";
 import { isSeed, nextSeed, seedControl } from "../canvas/widgets";
+import { sigmaReport } from "../canvas/sigma-plot";
 import type { DocumentTab } from "./document-tab";
 import type { Workspace } from "./workspace";
 
@@ -110,11 +111,13 @@ export class Runner {
         run?.set(event.node, { status: "running", step: event.step, total: event.total });
         return;
       case "node.cached":
-        run?.set(event.node, { status: "cached" });
+      case "node.finished": {
+        // A cached node reports what it reported when it ran, so its curve shows either way.
+        const sigmas = sigmaReport(event.outputs);
+        if (sigmas !== undefined) run?.setSigmas(event.node, sigmas);
+        run?.set(event.node, { status: event.kind === "node.cached" ? "cached" : "done" });
         return;
-      case "node.finished":
-        run?.set(event.node, { status: "done" });
-        return;
+      }
       case "node.failed":
         run?.set(event.node, { status: "failed", error: event.error });
         return;

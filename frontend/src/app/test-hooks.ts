@@ -19,6 +19,14 @@ export interface TestHooks {
   socketPosition(node: string, name: string, side: "input" | "output"): Vec2 | undefined;
   widgetPosition(node: string, name: string): Vec2 | undefined;
   nodeTitlePosition(node: string): Vec2 | undefined;
+  /** The middle of a node's button ("upload", "edit-mask"), client coordinates. */
+  actionPosition(node: string, action: string): Vec2 | undefined;
+  /** A SIGMAS output's plot box on the page, client coordinates. */
+  plotRect(node: string, output: string): [x: number, y: number, width: number, height: number] | undefined;
+  /** The sigmas a node's last run reported, by output. */
+  sigmas(node: string): Record<string, number[]> | undefined;
+  /** The open mask painter: its image size and how many mask pixels are painted (> 0). */
+  maskPainter(): { width: number; height: number; painted: number } | undefined;
   /** A node's box on the page (client coordinates, including its title bar). */
   nodeRect(node: string): [x: number, y: number, width: number, height: number] | undefined;
   /** The static layer's colour at a page point, [r, g, b, a]: what was actually drawn there. */
@@ -74,6 +82,18 @@ export function installTestHooks(app: App): void {
     socketPosition: (node, name, side) => app.socketPosition(node, name, side),
     widgetPosition: (node, name) => app.widgetPosition(node, name),
     nodeTitlePosition: (node) => app.nodeTitlePosition(node),
+    actionPosition: (node, action) => app.actionPosition(node, action),
+    plotRect: (node, output) => app.plotRect(node, output),
+    sigmas: (node) => {
+      const series = active()?.run.sigmas.get(node);
+      return series === undefined ? undefined : Object.fromEntries([...series].map(([name, values]) => [name, [...values]]));
+    },
+    maskPainter: () => {
+      const painter = app.imageActions.painter;
+      if (painter === undefined || !painter.element.isConnected) return undefined;
+      const mask = painter.mask;
+      return { width: mask.width, height: mask.height, painted: mask.data.reduce((count, value) => count + (value > 0 ? 1 : 0), 0) };
+    },
     nodeRect: (node) => app.nodeRect(node),
     pixelAt: ([x, y]) => {
       const canvas = document.querySelector<HTMLCanvasElement>("canvas.layer-static");

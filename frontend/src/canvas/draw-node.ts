@@ -13,7 +13,8 @@
 import type { GroupRecord, NodeRecord, RerouteRecord, StoreReader } from "../model";
 import type { NodeRunState } from "../app/run-state";
 import type { Problem } from "../api/types";
-import { REROUTE_RADIUS, SOCKET_RADIUS, TITLE_HEIGHT, type NodeLayout, type WidgetSlot } from "./geometry";
+import { REROUTE_RADIUS, SOCKET_RADIUS, TITLE_HEIGHT, type ActionSlot, type NodeLayout, type WidgetSlot } from "./geometry";
+import { drawSigmaPlot } from "./sigma-plot";
 import { THEME, socketColor } from "./theme";
 import { MODE_WIDTH, formatValue, seedControl, widgetKind, widgetZones } from "./widgets";
 
@@ -23,6 +24,8 @@ export interface NodeDecor {
   readonly problems: readonly Problem[] | undefined;
   readonly linkedInputs: ReadonlySet<string>;
   readonly preview: ImageBitmap | undefined;
+  /** The sigmas the node's last run reported, by output (its plots draw them). */
+  readonly sigmas?: ReadonlyMap<string, readonly number[]> | undefined;
   readonly simplified: boolean;
 }
 
@@ -99,6 +102,8 @@ function drawBody(ctx: CanvasRenderingContext2D, node: NodeRecord, layout: NodeL
     ctx.fillText(slot.label ?? slot.name, slot.at[0] - 12, slot.at[1]);
   }
   for (const widget of layout.widgets) drawWidget(ctx, node, widget, decor.linkedInputs.has(widget.input.name), problemInputs.has(widget.input.name));
+  for (const action of layout.actions ?? []) drawAction(ctx, action);
+  for (const plot of layout.plots ?? []) drawSigmaPlot(ctx, plot.rect, plot.output, decor.sigmas?.get(plot.output));
   drawSocketDots(ctx, layout, decor);
   drawResizeGrip(ctx, layout);
   drawMessages(ctx, layout, decor);
@@ -263,6 +268,21 @@ function drawWidget(ctx: CanvasRenderingContext2D, node: NodeRecord, widget: Wid
   if (kind === "combo") text = `${text} ▾`;
   const nameWidth = ctx.measureText(input.name).width;
   ctx.fillText(clip(ctx, text, bw - nameWidth - 20), bx + bw - 6, mid);
+}
+
+function drawAction(ctx: CanvasRenderingContext2D, action: ActionSlot): void {
+  const [x, y, width, height] = action.rect;
+  ctx.fillStyle = THEME.nodeTitle;
+  roundRect(ctx, x, y, width, height, 4);
+  ctx.fill();
+  ctx.strokeStyle = THEME.nodeBorder;
+  ctx.lineWidth = 1;
+  ctx.stroke();
+  ctx.font = THEME.font;
+  ctx.textBaseline = "middle";
+  ctx.textAlign = "center";
+  ctx.fillStyle = THEME.text;
+  ctx.fillText(clip(ctx, action.label, width - 8), x + width / 2, y + height / 2);
 }
 
 function drawResizeGrip(ctx: CanvasRenderingContext2D, layout: NodeLayout): void {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { catalog } from "../model/test-support";
-import type { NodeRecord } from "../model";
-import { DEFAULT_WIDTH, TITLE_HEIGHT, bezierPoint, inputSlot, linkCurve, nodeLayout, outputSlot, socketAt } from "./geometry";
+import { parseCatalog, type NodeRecord, type NodeSpec } from "../model";
+import { ACTION_ROW, DEFAULT_WIDTH, PLOT_HEIGHT, SOCKET_ROW, TITLE_HEIGHT, WIDGET_ROW, bezierPoint, imageInputOf, inputSlot, linkCurve, nodeLayout, outputSlot, socketAt } from "./geometry";
 
 const sampler: NodeRecord = { id: "s", type: "sampling.ksampler", pos: [100, 50], collapsed: false, inputs: {} };
 
@@ -37,5 +37,50 @@ describe("node geometry", () => {
 
   it("draws links as symmetric curves whose middle is the midpoint", () => {
     expect(bezierPoint(linkCurve([0, 0], [300, 100]), 0.5)).toEqual([150, 50]);
+  });
+});
+
+const SPLIT_SIGMAS: NodeSpec = {
+  id: "sampling.split_sigmas",
+  display_name: "Split Sigmas",
+  category: "sampling/custom_sampling/sigmas",
+  description: "",
+  version: 1,
+  inputs: [
+    { name: "sigmas", type: "SIGMAS", kind: "socket", required: true },
+    { name: "step", type: "INT", kind: "widget", required: true, default: 0 },
+  ],
+  outputs: [
+    { name: "high_sigmas", type: "SIGMAS" },
+    { name: "low_sigmas", type: "SIGMAS" },
+  ],
+  output_node: false,
+  nondeterministic: false,
+};
+
+describe("rows below the widgets", () => {
+  it("gives Load Image an Upload and an Edit mask button on the image widget, side by side", () => {
+    const load = catalog.get("image.load");
+    expect(load === undefined ? undefined : imageInputOf(load)).toBe("image");
+    const layout = nodeLayout(catalog, { id: "l", type: "image.load", pos: [0, 0], collapsed: false, inputs: {} });
+    const top = TITLE_HEIGHT + SOCKET_ROW + 4 + WIDGET_ROW; // one output row, then the image widget
+    expect(layout.actions?.map((action) => [action.id, action.input, action.rect])).toEqual([
+      ["upload", "image", [8, top + 3, 109, ACTION_ROW - 6]],
+      ["edit-mask", "image", [123, top + 3, 109, ACTION_ROW - 6]],
+    ]);
+    expect(layout.rect[3]).toBe(top + ACTION_ROW + 6);
+    expect(nodeLayout(catalog, sampler).actions).toBeUndefined();
+  });
+
+  it("reserves one plot per SIGMAS output, whether or not the node has run", () => {
+    const withSplit = parseCatalog([...catalog.specs, SPLIT_SIGMAS]);
+    const layout = nodeLayout(withSplit, { id: "s", type: "sampling.split_sigmas", pos: [10, 20], collapsed: false, inputs: {} });
+    const top = 20 + TITLE_HEIGHT + 2 * SOCKET_ROW + 4 + WIDGET_ROW;
+    expect(layout.plots).toEqual([
+      { output: "high_sigmas", rect: [18, top + 4, DEFAULT_WIDTH - 16, PLOT_HEIGHT - 8] },
+      { output: "low_sigmas", rect: [18, top + PLOT_HEIGHT + 4, DEFAULT_WIDTH - 16, PLOT_HEIGHT - 8] },
+    ]);
+    expect(layout.rect[3]).toBe(top + 2 * PLOT_HEIGHT + 6 - 20);
+    expect(nodeLayout(withSplit, { id: "s", type: "sampling.split_sigmas", pos: [10, 20], collapsed: true, inputs: {} }).plots).toBeUndefined();
   });
 });

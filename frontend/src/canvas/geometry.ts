@@ -20,6 +20,8 @@ export const MULTILINE_ROWS = 3;
 export const DEFAULT_WIDTH = 240;
 export const COLLAPSED_WIDTH = 160;
 export const SOCKET_RADIUS = 5;
+export const ACTION_ROW = 24;
+export const PLOT_HEIGHT = 64;
 /** How close (world units) a pointer must be to a socket to grab it. */
 export const SOCKET_HIT = 10;
 
@@ -38,6 +40,22 @@ export interface WidgetSlot {
   readonly at: Vec2;
 }
 
+export type NodeActionId = "upload" | "edit-mask";
+
+/** A button drawn in the node body; `input` is the widget it acts on. */
+export interface ActionSlot {
+  readonly id: NodeActionId;
+  readonly label: string;
+  readonly input: string;
+  readonly rect: Rect;
+}
+
+/** Where a SIGMAS output's curve is drawn. */
+export interface PlotSlot {
+  readonly output: string;
+  readonly rect: Rect;
+}
+
 export interface NodeLayout {
   readonly rect: Rect;
   readonly spec: NodeSpec | undefined;
@@ -48,6 +66,8 @@ export interface NodeLayout {
   readonly placeholder?: Placeholder;
   /** A placeholder's rows that hold a kept literal: values, shown without a socket dot unless linked. */
   readonly valueRows?: ReadonlySet<string>;
+  readonly actions?: readonly ActionSlot[];
+  readonly plots?: readonly PlotSlot[];
 }
 
 const cache = new WeakMap<NodeRecord, NodeLayout>();
@@ -88,6 +108,23 @@ function computeLayout(spec: NodeSpec | undefined, node: NodeRecord): NodeLayout
     widgets.push({ input, rect: [x + 8, rowTop + 2, width - 16, height - 4], at: [x, rowTop + WIDGET_ROW / 2] });
     rowTop += height;
   }
+  const actions: ActionSlot[] = [];
+  const imageInput = spec === undefined ? undefined : imageInputOf(spec);
+  if (imageInput !== undefined) {
+    const half = (width - 16 - 6) / 2;
+    const top = rowTop + 3;
+    actions.push(
+      { id: "upload", label: "Upload…", input: imageInput, rect: [x + 8, top, half, ACTION_ROW - 6] },
+      { id: "edit-mask", label: "Edit mask…", input: imageInput, rect: [x + 8 + half + 6, top, half, ACTION_ROW - 6] },
+    );
+    rowTop += ACTION_ROW;
+  }
+  const plots: PlotSlot[] = [];
+  for (const output of outputs) {
+    if (output.type !== "SIGMAS") continue;
+    plots.push({ output: output.name, rect: [x + 8, rowTop + 4, width - 16, PLOT_HEIGHT - 8] });
+    rowTop += PLOT_HEIGHT;
+  }
   const contentHeight = rowTop - y + 6;
   const height = Math.max(contentHeight, node.size?.[1] ?? 0);
   return {
@@ -99,7 +136,18 @@ function computeLayout(spec: NodeSpec | undefined, node: NodeRecord): NodeLayout
     ],
     outputs: outputs.map((output, index) => ({ name: output.name, type: output.type, at: [x + width, socketY(index)] as Vec2 })),
     widgets,
+    ...(actions.length > 0 ? { actions } : {}),
+    ...(plots.length > 0 ? { plots } : {}),
   };
+}
+
+/**
+ * The widget naming an input-folder image, for nodes that load one (Load Image and its
+ * kind): an ENUM listed from the "inputs" folder on a node with an IMAGE output.
+ */
+export function imageInputOf(spec: NodeSpec): string | undefined {
+  if (!spec.outputs.some((output) => output.type === "IMAGE")) return undefined;
+  return spec.inputs.find((input) => input.kind === "widget" && input.type === "ENUM" && input.choices_from === "inputs")?.name;
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 
 import { nodesInGroup, type GroupRecord, type LinkRecord, type Store, type Vec2 } from "../model";
-import { distanceToCurve, linkCurve, socketAt, REROUTE_RADIUS, type SocketSlot, type WidgetSlot } from "./geometry";
+import { distanceToCurve, linkCurve, socketAt, REROUTE_RADIUS, type ActionSlot, type SocketSlot, type WidgetSlot } from "./geometry";
 import { GROUP_TITLE_HEIGHT } from "./draw-node";
 import type { Renderer } from "./renderer";
 import { rectContains } from "./viewport";
@@ -14,6 +14,7 @@ import { widgetKind, widgetZones, type WidgetZones } from "./widgets";
 export type Hit =
   | { readonly kind: "socket"; readonly node: string; readonly side: "input" | "output"; readonly slot: SocketSlot }
   | { readonly kind: "widget"; readonly node: string; readonly widget: WidgetSlot; readonly zones: WidgetZones; readonly zone: keyof WidgetZones }
+  | { readonly kind: "action"; readonly node: string; readonly action: ActionSlot }
   | { readonly kind: "node"; readonly node: string; readonly title: boolean }
   | { readonly kind: "resize"; readonly node: string }
   | { readonly kind: "reroute"; readonly reroute: string }
@@ -49,6 +50,8 @@ export function hitTest(store: Store, renderer: Renderer, world: Vec2, selection
     if (!rectContains(layout.rect, world)) continue;
     const [x, y, width, height] = layout.rect;
     if (!node.collapsed && world[0] >= x + width - RESIZE_GRIP && world[1] >= y + height - RESIZE_GRIP) return { kind: "resize", node: id };
+    const action = layout.actions?.find((candidate) => rectContains(candidate.rect, world));
+    if (action !== undefined) return { kind: "action", node: id, action };
     for (const widget of layout.widgets) {
       if (!rectContains(widget.rect, world)) continue;
       const zones = widgetZones(widgetKind(widget.input), widget.rect);

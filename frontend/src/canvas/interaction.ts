@@ -32,7 +32,7 @@ import { dragSet, hitTest, type Hit } from "./hit-test";
 import type { Renderer } from "./renderer";
 import { pan, rectFromCorners, rectsIntersect, toScreen, toWorld, visibleWorldRect, zoomAt } from "./viewport";
 import { SEED_CONTROLS, SEED_CONTROL_KEY, seedControl, sliderValue, stepNumber, widgetKind, type NumberValue } from "./widgets";
-import type { WidgetSlot } from "./geometry";
+import type { ActionSlot, WidgetSlot } from "./geometry";
 
 export interface SearchFilter {
   readonly socketType: string | undefined;
@@ -51,6 +51,8 @@ export interface InteractionHost {
   toast(message: string): void;
   /** A right-click (without dragging) on a node: its menu at a canvas point. */
   openNodeMenu(screen: Vec2, nodeId: string): void;
+  /** A button in a node's body was clicked (Load Image's Upload, Edit mask). */
+  nodeAction(nodeId: string, action: ActionSlot): void;
 }
 
 type Gesture =
@@ -62,7 +64,9 @@ type Gesture =
   | { kind: "slider"; node: string; widget: WidgetSlot; key: string }
   | { kind: "resize"; node: string; start: Vec2; size: Vec2; key: string }
   // Editors open on release: opening on press would lose focus to the press's own default.
-  | { kind: "edit"; node: string; widget: WidgetSlot };
+  | { kind: "edit"; node: string; widget: WidgetSlot }
+  // Node buttons act on release too, and only if the pointer is still on them.
+  | { kind: "action"; node: string; action: ActionSlot };
 
 let gestureCounter = 0;
 
@@ -121,6 +125,9 @@ export class Interaction {
       }
       case "widget":
         return this.startWidget(tab, hit);
+      case "action":
+        this.host.select([hit.node]);
+        return { kind: "action", node: hit.node, action: hit.action };
       case "node":
       case "reroute": {
         const id = hit.kind === "node" ? hit.node : hit.reroute;
@@ -299,6 +306,7 @@ export class Interaction {
         return;
       }
       case "edit":
+      case "action":
         return;
       case "resize": {
         // The layout never shrinks a node below its content, so only the width needs a floor.
@@ -350,12 +358,17 @@ export class Interaction {
       case "edit":
         this.host.editWidget(gesture.node, gesture.widget);
         return;
+      case "action": {
+        const hit = hitTest(tab.store, this.renderer, world, tab.selection, false);
+        if (hit.kind === "action" && hit.node === gesture.node && hit.action.id === gesture.action.id) this.host.nodeAction(gesture.node, gesture.action);
+        return;
+      }
     }
   }
 
   private openMenu(tab: DocumentTab, event: PointerEvent): void {
     const hit = hitTest(tab.store, this.renderer, this.world(event), tab.selection, false);
-    const nodeId = hit.kind === "node" || hit.kind === "widget" || hit.kind === "socket" || hit.kind === "resize" ? hit.node : undefined;
+    const nodeId = hit.kind === "node" || hit.kind === "widget" || hit.kind === "socket" || hit.kind === "resize" || hit.kind === "action" ? hit.node : undefined;
     if (nodeId === undefined) return;
     // The menu acts on the selection when the node is part of it, else on this node alone.
     if (!tab.selection.has(nodeId)) this.host.select([nodeId]);
@@ -425,7 +438,7 @@ export class Interaction {
       return wantInput ? { node: hit.node, input: hit.slot.name } : { node: hit.node, output: hit.slot.name };
     }
     if (hit.kind === "reroute") return wantInput ? { node: hit.reroute, input: REROUTE_INPUT } : { node: hit.reroute, output: REROUTE_OUTPUT };
-    const nodeId = hit.kind === "node" || hit.kind === "widget" ? hit.node : undefined;
+    const nodeId = hit.kind === "node" || hit.kind === "widget" || hit.kind === "action" ? hit.node : undefined;
     if (nodeId === undefined) return undefined;
     const node = store.get("node", nodeId);
     if (node === undefined) return undefined;

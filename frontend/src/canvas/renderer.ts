@@ -301,6 +301,7 @@ export class Renderer {
         run: state,
         problems,
         preview,
+        sigmas: run.sigmas.get(id),
         linkedInputs: linked.get(id) ?? EMPTY,
         simplified,
       });

@@ -123,7 +123,7 @@ export function rgbaWithMask(rgba: Uint8Array | Uint8ClampedArray, mask: MaskBuf
 }
 
 /** The source with every pixel opaque: what the painter shows under the mask overlay. */
-export function opaque(rgba: Uint8Array | Uint8ClampedArray): Uint8ClampedArray {
+export function opaque(rgba: Uint8Array | Uint8ClampedArray): Uint8ClampedArray<ArrayBuffer> {
   const out = new Uint8ClampedArray(rgba);
   for (let index = 3; index < out.length; index += 4) out[index] = 255;
   return out;
@@ -133,7 +133,7 @@ export function opaque(rgba: Uint8Array | Uint8ClampedArray): Uint8ClampedArray 
  * The overlay's pixels for `rect` of the mask: `color` (r, g, b) with the mask scaled to
  * `opacity` as alpha, row-major over the rectangle (what `new ImageData` takes).
  */
-export function overlayPixels(mask: MaskBuffer, rect: PixelRect, color: readonly [number, number, number], opacity: number): Uint8ClampedArray {
+export function overlayPixels(mask: MaskBuffer, rect: PixelRect, color: readonly [number, number, number], opacity: number): Uint8ClampedArray<ArrayBuffer> {
   const [left, top, width, height] = rect;
   const out = new Uint8ClampedArray(width * height * 4);
   for (let y = 0; y < height; y += 1) {
