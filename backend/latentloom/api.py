@@ -23,6 +23,16 @@ import torch
 from latentloom.engine.context import Cancelled, NodeContext
 from latentloom.engine.folders import INPUT_LATENTS, INPUTS
 from latentloom.graph.cost import Batch, Cost, CostQuery, Estimate, Refusal, Value
+from latentloom.image_resample import (
+    CROP_METHODS,
+    UPSCALE_METHODS,
+    SizeProblem,
+    repeat_to_batch,
+    resize_images,
+    scale_by_size,
+    scale_size,
+    total_pixels_size,
+)
 from latentloom.images import (
     from_pil,
     next_free_path,
@@ -153,6 +163,7 @@ def encode_prompt(
 
 __all__ = [
     "COMPOSITE_OPERATIONS",
+    "CROP_METHODS",
     "FAMILIES",
     "INPUTS",
     "INPUT_LATENTS",
@@ -169,6 +180,7 @@ __all__ = [
     "SD2",
     "SD15",
     "SDXL",
+    "UPSCALE_METHODS",
     "Batch",
     "Cancelled",
     "Checkpoint",
@@ -188,6 +200,7 @@ __all__ = [
     "Output",
     "PredictionType",
     "Refusal",
+    "SizeProblem",
     "SocketType",
     "TextEncoders",
     "Vae",
@@ -224,12 +237,16 @@ __all__ = [
     "pad_for_outpaint",
     "png_text_chunks",
     "read_latent_file",
+    "repeat_to_batch",
+    "resize_images",
     "resize_mask",
     "sample",
     "save_animation",
     "save_images_cost",
     "save_pngs",
     "saved_entry",
+    "scale_by_size",
+    "scale_size",
     "schedule_length",
     "seeded_noise",
     "slerp",
@@ -238,6 +255,7 @@ __all__ = [
     "threshold_mask",
     "to_pil",
     "to_scaled",
+    "total_pixels_size",
     "vae_decode",
     "vae_decode_cost",
     "vae_encode",
