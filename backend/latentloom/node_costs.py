@@ -117,3 +117,81 @@ def value_cost(query: CostQuery) -> Cost:
     if "value" not in query.literals:
         return Cost()
     return Cost(outputs={"value": Value(query.literals["value"])})
+
+
+# The custom-sampling set. A SIGMAS output's estimate is `Value(steps)`, the number of steps
+# its schedule has, so a sampler downstream can count its work; None when it is not known.
+
+
+def _sampler_cost(query: CostQuery, steps: int | None, outputs: tuple[str, ...]) -> Cost:
+    """A sampler's memory and work on the `latent` input, like KSampler's, for `steps` steps."""
+    latent = query.batch("latent")
+    if latent is None:
+        return Cost()
+    evaluated = 2 * latent.count  # assume guidance: positive and negative in one model call
+    activations = UNET_ELEMENTS_PER_LATENT_PIXEL * query.compute_bytes
+    working = (
+        activations * latent.latent_pixels * evaluated + SAMPLER_LATENT_COPIES * latent.latent_bytes
+    )
+    return Cost(
+        outputs=dict.fromkeys(outputs, latent),
+        working_bytes=working,
+        work=(steps or 0) * latent.megapixels,
+    )
+
+
+def ksampler_advanced_cost(query: CostQuery) -> Cost:
+    steps = query.integer("steps")
+    start, end = query.integer("start_at_step"), query.integer("end_at_step")
+    if steps is None or start is None or end is None:
+        return _sampler_cost(query, None, ("latent",))
+    return _sampler_cost(query, max(min(end, steps) - start, 0), ("latent",))
+
+
+def sampler_custom_cost(query: CostQuery) -> Cost:
+    """Sampler Custom (Advanced): the steps of the SIGMAS it is given, when known."""
+    return _sampler_cost(query, _sigmas_steps(query), ("output", "denoised_output"))
+
+
+def _sigmas_steps(query: CostQuery) -> int | None:
+    sigmas = query.upstream.get("sigmas")
+    if isinstance(sigmas, Value) and isinstance(sigmas.value, int):
+        return sigmas.value
+    return None
+
+
+def scheduler_cost(query: CostQuery) -> Cost:
+    """Schedulers make steps + 1 sigmas (BasicScheduler from a steps / denoise schedule)."""
+    steps, denoise = query.integer("steps"), query.number("denoise")
+    if steps is None:
+        return Cost()
+    if denoise is not None:
+        length = schedule_length(steps, denoise)
+        if length > MAX_SCHEDULE_LENGTH:
+            return Cost(refusals=(_schedule_refusal(steps, denoise, length),))
+        if denoise <= 0:
+            return Cost(outputs={"sigmas": Value(0)})
+    return Cost(outputs={"sigmas": Value(steps)})
+
+
+def split_sigmas_cost(query: CostQuery) -> Cost:
+    total, step = _sigmas_steps(query), query.integer("step")
+    if total is None or step is None:
+        return Cost()
+    high = min(step, total)
+    return Cost(outputs={"high_sigmas": Value(high), "low_sigmas": Value(max(total - step, 0))})
+
+
+def split_sigmas_denoise_cost(query: CostQuery) -> Cost:
+    total, denoise = _sigmas_steps(query), query.number("denoise")
+    if total is None or denoise is None:
+        return Cost()
+    low = round(total * denoise)
+    return Cost(
+        outputs={"high_sigmas": Value(max(total - low, 0)), "low_sigmas": Value(min(low, total))}
+    )
+
+
+def flip_sigmas_cost(query: CostQuery) -> Cost:
+    total = _sigmas_steps(query)
+    return Cost() if total is None else Cost(outputs={"sigmas": Value(total)})
