@@ -57,6 +57,9 @@ class ClipTextEncoder:
     final_norm_on_penultimate: bool
     pad_token_id: int
     patches: tuple[WeightPatch, ...] = ()
+    # CLIP Set Last Layer: the hidden state to read, counted from the end as ComfyUI does (-1
+    # the last layer, -2 the one before...); None keeps the family's default (`layer`).
+    stop_at_layer: int | None = None
 
 
 @dataclass(frozen=True)
@@ -85,11 +88,53 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
+class LatentArea:
+    """A rectangle on the latent grid, in latent pixels (ComfyUI's Set Area: pixels // 8)."""
+
+    height: int
+    width: int
+    y: int
+    x: int
+
+
+@dataclass(frozen=True)
+class FractionArea:
+    """A rectangle as fractions (0..1) of the latent's height and width, resolved when sampling
+    (ComfyUI's Set Area (Percentage)): size max(1, round(f * side)), offset round(f * side)."""
+
+    height: float
+    width: float
+    y: float
+    x: float
+
+
+class ControlSource(Protocol):
+    """A source of ControlNet residuals attached to a conditioning entry (issue 11 fills it)."""
+
+
+@dataclass(frozen=True)
 class ConditioningEntry:
-    """One prompt's encoding and where and when it applies (see `sampling/denoiser.py`)."""
+    """One prompt's encoding and where and when it applies (see `sampling/regions.py`).
+
+    The guided denoiser runs the UNet for an entry on its area's crop of the latent (or the
+    whole latent), weights the prediction per pixel by strength x mask x mask_strength, and
+    averages all applying entries of positive (and of negative) by those weights, as ComfyUI's
+    calc_cond_batch does. Every field but the encoding defaults to "everywhere, always".
+    """
 
     embeds: torch.Tensor  # [1, tokens, context_dim]
     pooled: torch.Tensor | None = None  # [1, 1280] for SDXL, else None
+    area: LatentArea | FractionArea | None = None
+    strength: float = 1.0
+    mask: torch.Tensor | None = None  # [1 or B, H, W] in 0..1, any resolution (resized)
+    mask_strength: float = 1.0
+    # ComfyUI's "mask bounds": the area becomes the mask's bounding box (at least 8 latent px).
+    set_area_to_bounds: bool = False
+    # The part of the schedule (0 = first step, 1 = last) where the entry applies; converted to
+    # sigmas through the model's training schedule, as ComfyUI's percent_to_sigma does.
+    start_percent: float = 0.0
+    end_percent: float = 1.0
+    control: tuple[ControlSource, ...] = ()
 
 
 @dataclass(frozen=True)

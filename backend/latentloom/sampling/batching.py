@@ -1,0 +1,54 @@
+"""Which conditioning regions share one UNet call.
+
+A UNet call takes a batch of equally sized inputs with equally long text embeddings. Regions
+whose boxes have the same size share a call, in the order they come (the denoiser lists the
+negative side first, so a plain guided step is the single call [uncond, cond] that diffusers'
+pipelines make, and our results stay bit-identical to theirs). Prompts of different token
+lengths share a call by repetition to their least common length (repeating a whole prompt
+leaves its attention unchanged), but, as in ComfyUI, only while that is at most 4 times the
+shortest: past that a separate call costs less than the padding. A call never holds more
+latent pixels than a plain guided step over the whole latent, so a regional step needs no
+more activation memory than the budget already assumes for the sampler.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+MAX_TOKEN_REPEAT = 4
+
+
+@dataclass(frozen=True)
+class Job:
+    """One region to evaluate: the size of its input and its prompt's token length."""
+
+    height: int
+    width: int
+    tokens: int
+    control: tuple[int, ...] = ()  # ids of its control sources: calls share only equal ones
+
+
+def plan_calls(jobs: list[Job], pixel_budget: int) -> list[list[int]]:
+    """Group job indices into UNet calls, each group in job order."""
+    by_shape: dict[tuple[int, int, tuple[int, ...]], list[int]] = {}
+    for index, job in enumerate(jobs):
+        by_shape.setdefault((job.height, job.width, job.control), []).append(index)
+    calls: list[list[int]] = []
+    for indices in by_shape.values():
+        current: list[int] = []
+        common = shortest = 0
+        for index in indices:
+            job = jobs[index]
+            if current:
+                new_common = math.lcm(common, job.tokens)
+                new_shortest = min(shortest, job.tokens)
+                pixels = (len(current) + 1) * job.height * job.width
+                if new_common // new_shortest <= MAX_TOKEN_REPEAT and pixels <= pixel_budget:
+                    current.append(index)
+                    common, shortest = new_common, new_shortest
+                    continue
+                calls.append(current)
+            current, common, shortest = [index], job.tokens, job.tokens
+        calls.append(current)
+    return calls
