@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -22,13 +23,18 @@ LANDSCAPE = WORKFLOWS / "inputs" / "landscape.png"
 
 
 @cache
-def node_specs(module: str) -> dict[str, NodeSpec]:
+def node_module(module: str) -> ModuleType:
+    """A file of the built-in pack, imported on its own (its helpers are tested too)."""
     path = REPO / "nodes" / f"{module}.py"
     spec = importlib.util.spec_from_file_location(f"image_node_tests_{module}", path)
     assert spec is not None and spec.loader is not None
     loaded = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loaded)
-    return {node.id: node for node in loaded.NODES}
+    return loaded
+
+
+def node_specs(module: str) -> dict[str, NodeSpec]:
+    return {node.id: node for node in node_module(module).NODES}
 
 
 def context(folder: Path = Path("/nonexistent")) -> NodeContext:
