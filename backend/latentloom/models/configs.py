@@ -22,7 +22,7 @@ from typing import Any
 
 from transformers import CLIPTextConfig
 
-from latentloom.models.detect import Detection
+from latentloom.models.detect import Detection, inpainting_in_channels
 from latentloom.models.errors import UnrecognizedCheckpointError
 from latentloom.models.family import Family
 from latentloom.models.layout import (
@@ -190,6 +190,17 @@ def _addition_embedding(
     }
 
 
+def _check_input_channels(read: _ShapeReader, family: Family, in_channels: int) -> None:
+    """The latent's channels, or an inpainting model's (latent, mask, masked-image latent)."""
+    allowed = (family.latent_channels, inpainting_in_channels(family))
+    if in_channels not in allowed:
+        raise read.fail(
+            f"the UNet takes {in_channels} input channels; supported: {allowed[0]} (the "
+            f"latent alone) or {allowed[1]} (an inpainting model: latent, mask and masked-image "
+            "latent)"
+        )
+
+
 def unet_config(
     shapes: Shapes, detection: Detection, pooled_dim: int | None, path: str | Path
 ) -> dict[str, Any]:
@@ -199,6 +210,7 @@ def unet_config(
     context_dim, linear_proj = _attention_facts(read, levels)
     channels = [level.channels for level in levels]
     conv_in = read(UNET_PREFIX + "input_blocks.0.0.weight")
+    _check_input_channels(read, family, conv_in[1])
     depths = [level.depth for level in levels]
     config: dict[str, Any] = {
         "sample_size": pixel_size(detection) // family.downscale,

@@ -17,6 +17,12 @@ Prediction type, in order:
    has a transformer, so miniature test models with fewer blocks carry the same tell-tale.
    Inpainting UNets (not 4 input channels) are epsilon, as in ComfyUI.
 4. otherwise epsilon.
+
+Variant: a UNet whose first conv takes 2 x latent channels + 1 (9 for SD and SDXL) is an
+inpainting model: after the latent it reads a 1-channel mask and the masked image's latent
+(ComfyUI's "mask" and "masked_image" concat keys; sampling/run.py builds them). Any other
+count but the latent's own is refused when the configs are derived (`configs.py`).
+
 Only step 3 reads tensor data (one small vector); `Detection.prediction_rule` says in words which
 rule decided and, for the weights, the number it saw, so the Load Checkpoint node can show it.
 The caller can still override (`load_checkpoint`'s `prediction_type=`).
@@ -29,7 +35,7 @@ from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import torch
 
@@ -51,6 +57,8 @@ _TELL_TALE = re.compile(
 )
 
 _MAX_TELL_TALE_WIDTH = 1 << 16  # a LayerNorm bias: the block's width (320 in SD 2.x)
+
+Variant = Literal["standard", "inpainting"]
 
 
 class WeightReader(Protocol):
@@ -74,6 +82,7 @@ class Detection:
     family: Family
     prediction_type: PredictionType
     prediction_rule: str  # which rule decided the prediction type, for messages and logs
+    variant: Variant = "standard"
 
 
 def _key_groups(keys: Collection[str]) -> str:
@@ -120,6 +129,18 @@ def tell_tale_key(keys: Collection[str]) -> str | None:
     """The norm bias the SD 2.x heuristic reads: the last output block with a transformer."""
     found = [(int(match[1]), key) for key in keys if (match := _TELL_TALE.fullmatch(key))]
     return max(found)[1] if found else None
+
+
+def inpainting_in_channels(family: Family) -> int:
+    """An inpainting UNet's input: the latent, a 1-channel mask, the masked image's latent."""
+    return 2 * family.latent_channels + 1
+
+
+def detect_variant(family: Family, conv_in_shape: tuple[int, ...] | None) -> Variant:
+    """ "inpainting" when the UNet's first conv (`input_blocks.0.0.weight`, [out, in, k, k])
+    takes an inpainting model's channels, else "standard"."""
+    in_channels = conv_in_shape[1] if conv_in_shape is not None and len(conv_in_shape) > 1 else 0
+    return "inpainting" if in_channels == inpainting_in_channels(family) else "standard"
 
 
 def prediction_from_weights(
@@ -190,4 +211,10 @@ def detect(
         prediction_type, rule = prediction_from_weights(keys, weights)
     else:
         prediction_type, rule = "epsilon", NO_MARKER
-    return Detection(family=family, prediction_type=prediction_type, prediction_rule=rule)
+    conv_in = weights.shape(_CONV_IN_KEY) if weights is not None else None
+    return Detection(
+        family=family,
+        prediction_type=prediction_type,
+        prediction_rule=rule,
+        variant=detect_variant(family, conv_in),
+    )

@@ -55,6 +55,7 @@ _CLIP_POSITIONS = 77
 TINY_TEXT_WIDTH = 32
 SDXL_TINY_TIME_DIM = 8
 V_TELL_TALE_SPREAD = 0.25  # detect.py calls a spread above 0.09 v-prediction
+INPAINT_IN_CHANNELS = 9  # latent 4 + mask 1 + masked-image latent 4
 
 
 def _pixel_size(family: FamilyName, v_prediction: bool) -> int:
@@ -63,14 +64,18 @@ def _pixel_size(family: FamilyName, v_prediction: bool) -> int:
     return 768 if family == "sd2" and v_prediction else 512
 
 
-def tiny_unet_config(family: FamilyName, v_prediction: bool = False) -> dict[str, Any]:
-    """Two levels (three for SDXL, as the real one), attention only below full resolution."""
+def tiny_unet_config(
+    family: FamilyName, v_prediction: bool = False, inpaint: bool = False
+) -> dict[str, Any]:
+    """Two levels (three for SDXL, as the real one), attention only below full resolution.
+
+    An inpainting UNet reads 9 channels: the latent's 4, the mask, the masked image's latent."""
     sdxl = family == "sdxl"
     channels = [32, 64, 64] if sdxl else [32, 64]
     down = ["DownBlock2D", *["CrossAttnDownBlock2D"] * (len(channels) - 1)]
     config: dict[str, Any] = {
         "sample_size": _pixel_size(family, v_prediction) // 8,
-        "in_channels": 4,
+        "in_channels": INPAINT_IN_CHANNELS if inpaint else 4,
         "out_channels": 4,
         "down_block_types": down,
         "up_block_types": [name.replace("Down", "Up") for name in reversed(down)],
@@ -126,9 +131,11 @@ def tiny_clip_config(tower: TextTower) -> CLIPTextConfig:
     )
 
 
-def tiny_configs(family: FamilyName, v_prediction: bool = False) -> ModelConfigs:
+def tiny_configs(
+    family: FamilyName, v_prediction: bool = False, inpaint: bool = False
+) -> ModelConfigs:
     return ModelConfigs(
-        unet=tiny_unet_config(family, v_prediction),
+        unet=tiny_unet_config(family, v_prediction, inpaint),
         vae=tiny_vae_config(family, v_prediction),
         text_encoders=tuple(
             TextEncoderConfig(tower, tiny_clip_config(tower)) for tower in TEXT_TOWERS[family]
@@ -172,9 +179,10 @@ def tiny_modules(
     seed: int = 0,
     v_prediction: bool = False,
     storage_dtype: torch.dtype = torch.float16,
+    inpaint: bool = False,
 ) -> Modules:
     """The fp32 modules a tiny checkpoint holds (each component seeded on its own)."""
-    configs = tiny_configs(family, v_prediction)
+    configs = tiny_configs(family, v_prediction, inpaint)
     text: list[tuple[TextComponent, TextModel]] = []
     for index, item in enumerate(configs.text_encoders):
         build = functools.partial(text_model, item.config, item.tower.with_projection)
@@ -210,15 +218,20 @@ def make_tiny_checkpoint(
     v_prediction: bool = False,
     v_marker: bool = True,
     dtype: torch.dtype = torch.float16,
+    inpaint: bool = False,
 ) -> Path:
     """Write a tiny random checkpoint of `family` in the original single-file layout.
 
     A v-prediction file carries ComfyUI's `v_pred` marker unless `v_marker` is False; SD 2.x
-    ones carry the weight tell-tale either way.
+    ones carry the weight tell-tale either way. `inpaint` makes an inpainting checkpoint (a
+    UNet with 9 input channels); the text encoders and VAE are those of the same seed's plain
+    checkpoint, as real inpainting models share their base model's.
     """
     if family not in FAMILIES:
         raise ValueError(f"family {family!r} is not known; use one of {', '.join(FAMILIES)}")
-    modules = tiny_modules(family, seed=seed, v_prediction=v_prediction, storage_dtype=dtype)
+    modules = tiny_modules(
+        family, seed=seed, v_prediction=v_prediction, storage_dtype=dtype, inpaint=inpaint
+    )
     # ComfyUI's marker for v-prediction models: an empty tensor named `v_pred`.
     extra = {V_PRED_MARKER: torch.zeros(0)} if v_prediction and v_marker else {}
     path = Path(out_path)
@@ -228,7 +241,11 @@ def make_tiny_checkpoint(
         keymap_for(family, modules),
         dtype=dtype,
         extra=extra,
-        metadata={TINY_METADATA_KEY: family, "latentloom.seed": str(seed)},
+        metadata={
+            TINY_METADATA_KEY: family,
+            "latentloom.seed": str(seed),
+            **({"latentloom.inpaint": "true"} if inpaint else {}),
+        },
     )
     return path
 
