@@ -52,6 +52,24 @@ class DynamicChoices:
 
 
 @dataclass(frozen=True)
+class FileReference:
+    """A model file a widget's value names inside its text (`embedding:name` in a prompt).
+
+    Validation checks it like a file chosen from a list: one of `candidates` (the name as
+    written, or with an extension added) must be listed in the `kind` model folders.
+    """
+
+    kind: str
+    name: str
+    candidates: tuple[str, ...]
+    what: str = "file"  # how messages call it: "embedding"
+
+
+# A widget value -> the files it names (an input's `references` hook).
+ReferenceFinder = Callable[[object], tuple[FileReference, ...]]
+
+
+@dataclass(frozen=True)
 class Input:
     name: str
     type: SocketType | WidgetType
@@ -65,6 +83,9 @@ class Input:
     # A list input accepts one value or a list of values (e.g. interpolation ratios).
     accepts_list: bool = False
     tooltip: str = ""
+    # Files the value names inside its text, checked by validation and fingerprinted in cache
+    # keys like files chosen from DynamicChoices (e.g. the embeddings a prompt uses).
+    references: ReferenceFinder | None = field(default=None, compare=False)
 
     @property
     def is_widget(self) -> bool:
@@ -139,9 +160,21 @@ def float_input(
 
 
 def string_input(
-    name: str, default: str = "", *, multiline: bool = False, tooltip: str = ""
+    name: str,
+    default: str = "",
+    *,
+    multiline: bool = False,
+    tooltip: str = "",
+    references: ReferenceFinder | None = None,
 ) -> Input:
-    return Input(name, WidgetType.STRING, default, multiline=multiline, tooltip=tooltip)
+    return Input(
+        name,
+        WidgetType.STRING,
+        default,
+        multiline=multiline,
+        tooltip=tooltip,
+        references=references,
+    )
 
 
 def boolean_input(name: str, default: bool, *, tooltip: str = "") -> Input:

@@ -1,7 +1,9 @@
 """Model folders: where checkpoints, LoRAs and VAEs are found, and nowhere else.
 
 Users point us at the folders they already have. A root may follow the ComfyUI layout
-(`checkpoints/`, `loras/`, `vae/`) or AUTOMATIC1111's (`Stable-diffusion/`, `Lora/`, `VAE/`).
+(`checkpoints/`, `loras/`, `vae/`, `embeddings/`, `unet/` or `diffusion_models/`, `clip/` or
+`text_encoders/`) or AUTOMATIC1111's (`Stable-diffusion/`, `Lora/`, `VAE/`, and `embeddings/`,
+which A1111 keeps beside its `models/` folder: add the web UI's folder as a root too).
 
 A workflow may name only what our own listing of a kind's folders holds. The listing follows
 symlinks, so a model file or a whole library linked in from another disk is usable, and it
@@ -23,6 +25,9 @@ SUBFOLDERS: dict[str, tuple[str, ...]] = {
     "checkpoints": ("checkpoints", "Stable-diffusion"),
     "loras": ("loras", "Lora"),
     "vae": ("vae", "VAE"),
+    "embeddings": ("embeddings",),
+    "unet": ("unet", "diffusion_models"),
+    "clip": ("clip", "text_encoders"),
 }
 WEIGHT_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
@@ -43,10 +48,18 @@ def _is_diffusers_folder(path: Path) -> bool:
     return (path / "model_index.json").is_file()
 
 
+def _is_diffusers_vae_folder(path: Path) -> bool:
+    """A diffusers AutoencoderKL folder: config.json beside its safetensors weights."""
+    return (path / "config.json").is_file() and any(path.glob("diffusion_pytorch_model*"))
+
+
 RULES: dict[str, WalkRule] = {
     "checkpoints": WalkRule(_is_model_file, is_item=_is_diffusers_folder),
     "loras": WalkRule(_is_model_file),
-    "vae": WalkRule(_is_model_file),
+    "vae": WalkRule(_is_model_file, is_item=_is_diffusers_vae_folder),
+    "embeddings": WalkRule(_is_model_file),
+    "unet": WalkRule(_is_model_file),
+    "clip": WalkRule(_is_model_file),
 }
 
 
@@ -88,16 +101,21 @@ class ModelFolders:
         """
         if not _plain_relative(name) or name not in self.list(kind):
             raise ModelNotFoundError(kind, name, self.list(kind))
+        is_item = RULES[kind].is_item
         for folder in self.folders(kind):
             candidate = folder / name
-            if candidate.is_file() or (candidate.is_dir() and _is_diffusers_folder(candidate)):
+            if candidate.is_file() or (candidate.is_dir() and is_item and is_item(candidate)):
                 return candidate
         raise ModelNotFoundError(kind, name, self.list(kind))
 
     def fingerprint(self, kind: str, name: str) -> str:
         """Changes when the file changes, so cached outputs of an edited file are not reused."""
         path = self.resolve(kind, name)
-        stat = (path / "model_index.json").stat() if path.is_dir() else path.stat()
+        if path.is_dir():  # a diffusers pipeline, or a VAE folder, by its index or config
+            index = path / "model_index.json"
+            stat = (index if index.is_file() else path / "config.json").stat()
+        else:
+            stat = path.stat()
         return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 

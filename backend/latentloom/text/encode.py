@@ -19,6 +19,16 @@ SDXL's two encoders see the same chunks; their per-token states are concatenated
 feature axis, and the pooled embedding is the second encoder's projected EOS state from the
 first chunk (as diffusers and A1111 do).
 
+Textual-inversion embeddings (`embedding:name`, see `embeddings.py`) become runs of their own
+whose token ids are negative placeholders for the file's vectors; A1111's chunking moves a whole
+embedding to the next chunk rather than cutting it (ComfyUI's treats it as one word). At
+encode time the placeholders' rows of the token embedding are replaced by the vectors through a
+forward hook, so the rest of CLIP's forward pass is transformers' own.
+
+Clip skip (`ClipTextEncoder.stop_at_layer`, set by CLIP Set Last Layer) reads hidden state
+-k of the tower as ComfyUI counts it (-1 the last layer); SD 1.x and SD 2.x then apply the final
+layer norm as ComfyUI and A1111 do, SDXL's towers never do.
+
 `weighting="comfy"` reproduces ComfyUI's CLIPTextEncode instead: its prompt syntax
 (`parse_prompt_comfy`), its chunking (each weighted run is a "word"; a word shorter than 8
 tokens that does not fit moves whole to the next chunk, which is padded, and a longer one is
@@ -30,7 +40,8 @@ in both modes, so a plain short prompt encodes identically either way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,6 +49,14 @@ import torch
 
 from latentloom.models.handles import ClipTextEncoder, Conditioning, TextEncoders
 from latentloom.models.patching import applied
+from latentloom.text.embeddings import (
+    EmbeddingFolders,
+    EmbeddingName,
+    VectorTable,
+    embedding_loaders,
+    is_vector,
+    split_references,
+)
 from latentloom.text.prompt_syntax import (
     Break,
     Segment,
@@ -78,20 +97,39 @@ class ChunkMismatchError(ValueError):
         self.counts = tuple(counts)
 
 
-def encode_prompt(clip: TextEncoders, text: str, weighting: Weighting = "a1111") -> Conditioning:
-    """Encode `text` (with emphasis syntax) into a Conditioning, A1111's way or ComfyUI's."""
+def encode_prompt(
+    clip: TextEncoders,
+    text: str,
+    weighting: Weighting = "a1111",
+    *,
+    embeddings: EmbeddingFolders | None = None,
+) -> Conditioning:
+    """Encode `text` (with emphasis syntax) into a Conditioning, A1111's way or ComfyUI's.
+
+    `embeddings` is where `embedding:name` files are found (the engine's folders); without
+    it a prompt that names one is refused.
+    """
     if not clip.encoders:
         raise ValueError(f"CLIP from {clip.source} has no text encoders")
     if weighting not in WEIGHTINGS:
         raise ValueError(
             f"unknown prompt weighting {weighting!r}; expected one of: {', '.join(WEIGHTINGS)}"
         )
+    widths = [int(encoder.model.config.hidden_size) for encoder in clip.encoders]
+    loaders = embedding_loaders(embeddings, widths, clip.family.display_name)
+    tables = [VectorTable(load) for load in loaders]
     if weighting == "comfy":
         runs = parse_prompt_comfy(text)
-        per_encoder = [_encode_comfy(encoder, runs) for encoder in clip.encoders]
+        per_encoder = [
+            _encode_comfy(encoder, runs, table)
+            for encoder, table in zip(clip.encoders, tables, strict=True)
+        ]
     else:
         segments = parse_prompt(text)
-        per_encoder = [_encode_all_chunks(encoder, segments) for encoder in clip.encoders]
+        per_encoder = [
+            _encode_all_chunks(encoder, segments, table)
+            for encoder, table in zip(clip.encoders, tables, strict=True)
+        ]
     counts = [len(chunks) for chunks in per_encoder]
     if len(set(counts)) != 1:
         raise ChunkMismatchError(counts)
@@ -112,18 +150,25 @@ def encode_prompt(clip: TextEncoders, text: str, weighting: Weighting = "a1111")
     return Conditioning.of(embeds, pooled)
 
 
-def _encode_all_chunks(encoder: ClipTextEncoder, segments: Sequence[Segment]) -> list[EncodedChunk]:
-    chunks = chunk_tokens(tokenize_segments(encoder, segments), comma_id=_comma_id(encoder))
+def _encode_all_chunks(
+    encoder: ClipTextEncoder, segments: Sequence[Segment], table: VectorTable
+) -> list[EncodedChunk]:
+    runs = tokenize_segments(encoder, segments, table)
+    chunks = chunk_tokens(runs, comma_id=_comma_id(encoder))
     with applied(encoder.model, encoder.patches), torch.no_grad():
-        return [_encode_chunk(encoder, chunk) for chunk in chunks]
+        return [_encode_chunk(encoder, chunk, table=table) for chunk in chunks]
 
 
-def _encode_comfy(encoder: ClipTextEncoder, runs: Sequence[WeightedText]) -> list[EncodedChunk]:
+def _encode_comfy(
+    encoder: ClipTextEncoder, runs: Sequence[WeightedText], table: VectorTable
+) -> list[EncodedChunk]:
     """ComfyUI's chunking and z_empty + w (z - z_empty) emphasis for one encoder."""
-    tokenized = [run for run in tokenize_segments(encoder, runs) if not isinstance(run, Break)]
+    tokenized = [
+        run for run in tokenize_segments(encoder, runs, table) if not isinstance(run, Break)
+    ]
     chunks = chunk_tokens_comfy(tokenized)
     with applied(encoder.model, encoder.patches), torch.no_grad():
-        encoded = [_encode_chunk(encoder, chunk, emphasis=False) for chunk in chunks]
+        encoded = [_encode_chunk(encoder, chunk, emphasis=False, table=table) for chunk in chunks]
         if all(weight == 1.0 for chunk in chunks for weight in chunk.weights):
             return encoded
         empty = _encode_chunk(encoder, TokenChunk((), ()), emphasis=False).hidden
@@ -143,17 +188,34 @@ def _comfy_emphasis(
 
 
 def tokenize_segments(
-    encoder: ClipTextEncoder, segments: Sequence[Segment]
+    encoder: ClipTextEncoder, segments: Sequence[Segment], table: VectorTable | None = None
 ) -> list[tuple[list[int], float] | Break]:
-    """Token ids (no start/end) for each weighted run; breaks pass through."""
-    texts = [segment.text for segment in segments if isinstance(segment, WeightedText)]
+    """Token ids (no start/end) for each weighted run; breaks pass through.
+
+    A run that names embeddings is cut around them: each `embedding:name` becomes a run of its
+    own, of the run's weight, whose ids are `table`'s placeholders for the file's vectors.
+    """
+    pieces: list[tuple[str | EmbeddingName, float] | Break] = []
+    for segment in segments:
+        if isinstance(segment, Break):
+            pieces.append(segment)
+            continue
+        split = split_references(segment.text)
+        kept = split if len(split) == 1 else [piece for piece in split if piece != ""]
+        pieces.extend((piece, segment.weight) for piece in kept)
+    texts = [p[0] for p in pieces if not isinstance(p, Break) and isinstance(p[0], str)]
     # verbose=False: runs longer than 77 tokens are expected here; chunking handles them.
     encoded = encoder.tokenizer(texts, add_special_tokens=False, verbose=False) if texts else None
     ids = iter(encoded["input_ids"] if encoded is not None else [])
-    return [
-        segment if isinstance(segment, Break) else (list(next(ids)), segment.weight)
-        for segment in segments
-    ]
+    runs: list[tuple[list[int], float] | Break] = []
+    for piece in pieces:
+        if isinstance(piece, Break):
+            runs.append(piece)
+        elif isinstance(piece[0], EmbeddingName):
+            runs.append(((table or VectorTable()).ids(piece[0].name), piece[1]))
+        else:
+            runs.append((list(next(ids)), piece[1]))
+    return runs
 
 
 def chunk_tokens(
@@ -180,6 +242,10 @@ def chunk_tokens(
                 close(len(tokens))
             continue
         run_tokens, weight = run
+        # A1111 moves an embedding that would cross the chunk boundary whole to the next chunk.
+        embedding = bool(run_tokens) and all(is_vector(token) for token in run_tokens)
+        if embedding and tokens and len(tokens) + len(run_tokens) > chunk_length:
+            close(len(tokens))
         for token in run_tokens:
             full = len(tokens) == chunk_length
             if token == comma_id:
@@ -234,7 +300,11 @@ def _frame_weights(chunk: TokenChunk) -> list[float]:
 
 
 def _encode_chunk(
-    encoder: ClipTextEncoder, chunk: TokenChunk, *, emphasis: bool = True
+    encoder: ClipTextEncoder,
+    chunk: TokenChunk,
+    *,
+    emphasis: bool = True,
+    table: VectorTable | None = None,
 ) -> EncodedChunk:
     tokenizer, model = encoder.tokenizer, encoder.model
     padding = CHUNK_TOKENS - len(chunk.tokens)
@@ -244,8 +314,14 @@ def _encode_chunk(
         tokenizer.eos_token_id,
         *[encoder.pad_token_id] * padding,
     ]
+    table = table or VectorTable()
+    vectors = {position: table.vector(token) for position, token in enumerate(ids) if token < 0}
+    # Any real id will do under a vector (its row is replaced), except the end token, whose
+    # first position CLIP's pooled output is read from: 0 ("!").
+    ids = [0 if token < 0 else token for token in ids]
     input_ids = torch.tensor([ids], dtype=torch.long, device=model.device)
-    output = model(input_ids=input_ids, output_hidden_states=True)
+    with _vectors_in_place(model, vectors):
+        output = model(input_ids=input_ids, output_hidden_states=True)
     hidden = _select_layer(encoder, output).to(torch.float32)
     pooled = getattr(output, "text_embeds", None)
     return EncodedChunk(
@@ -254,7 +330,36 @@ def _encode_chunk(
     )
 
 
+@contextmanager
+def _vectors_in_place(model: torch.nn.Module, vectors: dict[int, torch.Tensor]) -> Iterator[None]:
+    """Replace the token embedding's output rows at `vectors`' positions during the block.
+
+    The hook is registered on the shared module; callers hold its lock (`applied`)."""
+    if not vectors:
+        yield
+        return
+    positions = list(vectors)
+    rows = torch.stack([vectors[position] for position in positions])
+
+    def replace(module: torch.nn.Module, args: object, output: torch.Tensor) -> torch.Tensor:
+        output = output.clone()
+        output[:, positions] = rows.to(device=output.device, dtype=output.dtype)
+        return output
+
+    embedding: torch.nn.Module = model.get_input_embeddings()  # type: ignore[operator]
+    handle = embedding.register_forward_hook(replace)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def _select_layer(encoder: ClipTextEncoder, output: object) -> torch.Tensor:
+    if encoder.stop_at_layer is not None:
+        hidden = output.hidden_states[encoder.stop_at_layer]  # type: ignore[attr-defined]
+        if normalises_intermediate(encoder):
+            return _final_layer_norm(encoder.model)(hidden)  # type: ignore[no-any-return]
+        return hidden  # type: ignore[no-any-return]
     if encoder.layer == "last":
         # CLIPTextModel's last_hidden_state already went through the final layer norm.
         return output.last_hidden_state  # type: ignore[attr-defined,no-any-return]
@@ -262,6 +367,13 @@ def _select_layer(encoder: ClipTextEncoder, output: object) -> torch.Tensor:
     if encoder.final_norm_on_penultimate:
         return _final_layer_norm(encoder.model)(penultimate)  # type: ignore[no-any-return]
     return penultimate  # type: ignore[no-any-return]
+
+
+def normalises_intermediate(encoder: ClipTextEncoder) -> bool:
+    """Whether a layer before the last gets the final layer norm (ComfyUI's
+    `layer_norm_hidden_state`): SD 1.x's towers (read at the last, normalised layer by
+    default) and SD 2.x's (`final_norm_on_penultimate`) do; SDXL's do not."""
+    return encoder.layer == "last" or encoder.final_norm_on_penultimate
 
 
 def _final_layer_norm(model: torch.nn.Module) -> torch.nn.Module:
