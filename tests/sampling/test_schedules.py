@@ -21,6 +21,7 @@ from latentloom.sampling.schedules import (
     SCHEDULES,
     compute_sigmas,
     partial_sigmas,
+    schedule_function,
     sigmas_beta,
     sigmas_ddim_uniform,
     sigmas_karras,
@@ -57,13 +58,16 @@ def test_registry_names() -> None:
         "simple",
         "ddim_uniform",
         "beta",
+        "linear_quadratic",
+        "kl_optimal",
+        "align_your_steps",
     ]
 
 
 @pytest.mark.parametrize("name", list(SCHEDULES))
 @pytest.mark.parametrize("steps", [1, 2, 7, 30, 150])
 def test_shape_and_order(schedule: DiscreteSchedule, name: str, steps: int) -> None:
-    sigmas = SCHEDULES[name](schedule, steps)
+    sigmas = schedule_function(name, "sd15")(schedule, steps)
     assert sigmas.dtype == torch.float32
     if name == "beta" and steps >= 139:
         # Rounding makes quantiles collide from 139 steps on; repeats are dropped.
@@ -209,7 +213,8 @@ def test_unknown_scheduler_lists_valid_names(schedule: DiscreteSchedule) -> None
         compute_sigmas("Karras", schedule, 10)
     assert str(caught.value) == (
         "unknown scheduler 'Karras'; expected one of: normal, karras, exponential, sgm_uniform, "
-        "simple, ddim_uniform, beta. Pick one of those names (they are case-sensitive)."
+        "simple, ddim_uniform, beta, linear_quadratic, kl_optimal, align_your_steps. Pick one "
+        "of those names (they are case-sensitive)."
     )
     assert isinstance(caught.value, ValueError)
 
@@ -219,7 +224,7 @@ def test_no_schedule_repeats_a_sigma_past_the_training_steps(scheduler: str) -> 
     """A zero-length step divides by zero in several samplers (NaN latents)."""
     schedule = DiscreteSchedule.from_alphas_cumprod(alphas_cumprod())
     for steps in (999, 1000, 1001, 2500):
-        sigmas = SCHEDULES[scheduler](schedule, steps)
+        sigmas = schedule_function(scheduler, "sdxl")(schedule, steps)
         assert bool((sigmas[:-1] > sigmas[1:]).all()), f"{scheduler} at {steps} steps repeats"
 
 

@@ -8,15 +8,19 @@ to the last bit. The names and behaviours follow ComfyUI's schedulers.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
+from latentloom.sampling.align_your_steps import sigmas_align_your_steps
 from latentloom.sampling.beta_distribution import beta_ppf
 from latentloom.sampling.discrete import DiscreteSchedule
 from latentloom.sampling.errors import UnknownNameError
+from latentloom.sampling.schedules_extra import sigmas_kl_optimal, sigmas_linear_quadratic
 
 ScheduleFn = Callable[[DiscreteSchedule, int], Tensor]
 
@@ -120,7 +124,26 @@ SCHEDULES: dict[str, ScheduleFn] = {
     "simple": sigmas_simple,
     "ddim_uniform": sigmas_ddim_uniform,
     "beta": sigmas_beta,
+    "linear_quadratic": sigmas_linear_quadratic,
+    "kl_optimal": sigmas_kl_optimal,
+    "align_your_steps": sigmas_align_your_steps,
 }
+
+
+class FamilyScheduleFn(Protocol):
+    """A schedule tuned per model family; `family` is a family name such as "sdxl"."""
+
+    def __call__(
+        self, schedule: DiscreteSchedule, n: int, /, *, family: str | None = None
+    ) -> Tensor: ...
+
+
+# Schedules tuned per model family: compute_sigmas hands them `family=`.
+FAMILY_SCHEDULES: dict[str, FamilyScheduleFn] = {"align_your_steps": sigmas_align_your_steps}
+
+# Schedules whose ComfyUI node applies denoise d by running round(steps * d) steps, the tail of
+# the steps-step schedule (AlignYourStepsScheduler), instead of KSampler's rule below.
+SHORTENED_BY_DENOISE: frozenset[str] = frozenset({"align_your_steps"})
 
 
 FULL_DENOISE = 0.9999  # ComfyUI treats any denoise above this as a full schedule
@@ -133,6 +156,7 @@ def partial_sigmas(
     denoise: float,
     *,
     discard_penultimate: bool = False,
+    shorten: bool = False,
 ) -> Tensor:
     """The last steps + 1 sigmas of a steps/denoise-step schedule (img2img; ComfyUI's rule).
 
@@ -147,6 +171,13 @@ def partial_sigmas(
     if denoise == 0.0:
         return torch.zeros(0, dtype=torch.float32)
     full = denoise > FULL_DENOISE
+    if shorten and not full:
+        # Python's round, as ComfyUI's node: halves go to the even neighbour.
+        kept = round(steps * denoise)
+        whole = partial_sigmas(
+            schedule_fn, schedule, steps, 1.0, discard_penultimate=discard_penultimate
+        )
+        return whole[-(kept + 1) :] if kept > 0 else whole.new_zeros(0)
     total = steps if full else int(steps / denoise)
     if discard_penultimate:
         longer = schedule_fn(schedule, total + 1)
@@ -157,6 +188,19 @@ def partial_sigmas(
     return sigmas if full else sigmas[-(steps + 1) :]
 
 
+def schedule_function(scheduler: str, family: str | None = None) -> ScheduleFn:
+    """SCHEDULES[scheduler], with `family` bound for the FAMILY_SCHEDULES.
+
+    Unknown names raise UnknownNameError; a family schedule without a family it has data for
+    raises a ValueError naming the scheduler when called.
+    """
+    if scheduler not in SCHEDULES:
+        raise UnknownNameError("scheduler", scheduler, tuple(SCHEDULES))
+    if scheduler in FAMILY_SCHEDULES:
+        return functools.partial(FAMILY_SCHEDULES[scheduler], family=family)
+    return SCHEDULES[scheduler]
+
+
 def compute_sigmas(
     scheduler: str,
     schedule: DiscreteSchedule,
@@ -164,14 +208,18 @@ def compute_sigmas(
     denoise: float = 1.0,
     *,
     discard_penultimate: bool = False,
+    family: str | None = None,
 ) -> Tensor:
-    """The sigmas for a scheduler named in SCHEDULES; unknown names raise UnknownNameError."""
-    if scheduler not in SCHEDULES:
-        raise UnknownNameError("scheduler", scheduler, tuple(SCHEDULES))
+    """The sigmas for a scheduler named in SCHEDULES; unknown names raise UnknownNameError.
+
+    `family` is the model family's name ("sd15", "sd2", "sdxl"); schedules in FAMILY_SCHEDULES
+    need it and raise a ValueError naming the scheduler without it.
+    """
     return partial_sigmas(
-        SCHEDULES[scheduler],
+        schedule_function(scheduler, family),
         schedule,
         steps,
         denoise,
         discard_penultimate=discard_penultimate,
+        shorten=scheduler in SHORTENED_BY_DENOISE,
     )
