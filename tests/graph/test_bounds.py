@@ -13,6 +13,7 @@ from latentloom.graph.document_bounds import (
     MAX_NODES,
     MAX_STRING_LENGTH,
     DocumentBoundsError,
+    dump_json,
     load_json,
 )
 from latentloom.graph.workflow import WorkflowFormatError, load_workflow_file, parse_workflow
@@ -131,3 +132,17 @@ def test_workflow_files_are_read_under_the_bounds(tmp_path: Any) -> None:
     with pytest.raises(WorkflowFormatError) as refused:
         load_workflow_file(path)
     assert str(refused.value) == (f"{path}: NaN is not a number JSON allows (no NaN or Infinity)")
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"a": [1, 2.5, -0.0, 1e300, True, None], "b": {"c": 'x\n"y" ü 猫 \U0001f600'}},
+        {"nodes": {str(i): {"type": "t", "inputs": {"v": i / 7}} for i in range(50)}},
+        [],
+        "plain",
+    ],
+)
+def test_dump_json_writes_what_json_dumps_writes(document: Any) -> None:
+    # Ledger hashes and stored texts must not depend on which encoder made them.
+    assert dump_json(document) == json.dumps(document)

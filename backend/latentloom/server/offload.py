@@ -2,10 +2,10 @@
 
 Separate pools, so that cheap calls never queue behind expensive ones: ledger calls (short
 SQLite transactions, serialised by the ledger's own lock anyway) run on a small dedicated
-pool; parsing, validating and dumping request documents on a two-thread "heavy" pool, which
-also caps how many threads hold the GIL for long stretches at once (eight clients posting
-10 MB workflows would otherwise keep a dozen threads contending with the event loop); the
-rest (folder listings, file reads) on asyncio's default pool via `asyncio.to_thread`.
+pool; parsing, validating and dumping request documents on a one-thread "heavy" pool, so at
+most one long C-level GIL hold (reading a 10 MB body) is ever ahead of the event loop (eight
+clients posting 10 MB workflows would otherwise keep a dozen threads contending with it;
+the GIL serialises that work anyway, so one thread costs no throughput); the rest (folder listings, file reads) on asyncio's default pool via `asyncio.to_thread`.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ async def in_ledger_thread(function: Callable[P, T], *args: P.args, **kwargs: P.
     return await loop.run_in_executor(_ledger_pool, functools.partial(function, *args, **kwargs))
 
 
-# Parsing, validating and dumping big documents hold the GIL for long stretches; two at a
-# time keep the cores busy without starving the event loop of the GIL.
-HEAVY_THREADS: Final = 2
+# Parsing, validating and dumping big documents hold the GIL for long stretches; one at a
+# time keeps the event loop's wait for the GIL to one such stretch.
+HEAVY_THREADS: Final = 1
 _heavy_pool = ThreadPoolExecutor(max_workers=HEAVY_THREADS, thread_name_prefix="latentloom-heavy")
 
 

@@ -14,7 +14,6 @@ made by the ledger inside the insert transaction, for new jobs and retries alike
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -22,7 +21,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from latentloom.graph.document_bounds import DocumentBoundsError, load_json
+from latentloom.graph.document_bounds import DocumentBoundsError, dump_json, load_json
 from latentloom.graph.validate import Problem
 from latentloom.graph.workflow import Workflow, WorkflowFormatError, parse_workflow
 from latentloom.jobs.ledger import QueueFull
@@ -121,7 +120,7 @@ async def queue_jobs(
 
 def _dumped(workflow: Workflow) -> tuple[dict[str, Any], str]:
     document = workflow.to_json()
-    return document, json.dumps(document)
+    return document, dump_json(document)
 
 
 def _submit(
