@@ -97,8 +97,14 @@ def _masks_joined(first: Latent, second: Latent) -> torch.Tensor | None:
     return torch.cat(parts)
 
 
-def _batch_bound(count: int, name: str, what: str) -> str:
-    return f"input '{name}': {what} makes a batch of {count}; the most is {MAX_BATCH}"
+def _refused(name: str, message: str) -> ValueError:
+    """A run-time refusal; validation names the input itself (the same message, refused earlier
+    when the batch size is known)."""
+    return ValueError(f"input '{name}': {message}")
+
+
+def _batch_bound(count: int, what: str) -> str:
+    return f"{what} makes a batch of {count}; the most is {MAX_BATCH}"
 
 
 def latent_batch(ctx: NodeContext, samples1: Latent, samples2: Latent) -> dict[str, object]:
@@ -106,7 +112,7 @@ def latent_batch(ctx: NodeContext, samples1: Latent, samples2: Latent) -> dict[s
     _same_channels(first, second, "samples2")
     count = first.shape[0] + second.shape[0]
     if count > MAX_BATCH:
-        raise ValueError(_batch_bound(count, "samples2", "joining the two batches"))
+        raise _refused("samples2", _batch_bound(count, "joining the two batches"))
     joined = torch.cat((first, fit(second, *first.shape[-2:])))
     family = samples1.family or samples2.family
     return {"latent": Latent(joined, family, _masks_joined(samples1, samples2))}
@@ -117,7 +123,7 @@ def latent_from_batch(
 ) -> dict[str, object]:
     count = samples.samples.shape[0]
     if batch_index >= count:
-        raise ValueError(_index_past_batch(batch_index, count))
+        raise _refused("batch_index", _index_past_batch(batch_index, count))
     end = min(count, batch_index + length)  # like a slice: at most `length` images
     mask = samples.noise_mask
     if mask is not None and mask.shape[0] > 1:
@@ -127,16 +133,13 @@ def latent_from_batch(
 
 
 def _index_past_batch(batch_index: int, count: int) -> str:
-    return (
-        f"input 'batch_index': {batch_index} is past the batch of {count} "
-        f"(indices 0 to {count - 1})"
-    )
+    return f"{batch_index} is past the batch of {count} (indices 0 to {count - 1})"
 
 
 def repeat_latent_batch(ctx: NodeContext, samples: Latent, amount: int) -> dict[str, object]:
     count = samples.samples.shape[0]
     if count * amount > MAX_BATCH:
-        raise ValueError(_batch_bound(count * amount, "amount", f"{count} x {amount}"))
+        raise _refused("amount", _batch_bound(count * amount, f"{count} x {amount}"))
     repeated = samples.samples.repeat(amount, 1, 1, 1)
     mask = samples.noise_mask
     if mask is not None and mask.shape[0] > 1:
@@ -171,7 +174,7 @@ def latent_batch_cost(query: CostQuery) -> Cost:
         return Cost()
     count = first.count + second.count
     if count > MAX_BATCH:
-        return Cost(refusals=(Refusal("samples2", _batch_bound(count, "samples2", "joining")),))
+        return Cost(refusals=(Refusal("samples2", _batch_bound(count, "joining the two batches")),))
     return Cost(outputs={"latent": Batch(first.width, first.height, count, first.origin)})
 
 
@@ -192,7 +195,7 @@ def repeat_latent_batch_cost(query: CostQuery) -> Cost:
         return Cost()
     count = samples.count * amount
     if count > MAX_BATCH:
-        message = _batch_bound(count, "amount", f"{samples.count} x {amount}")
+        message = _batch_bound(count, f"{samples.count} x {amount}")
         return Cost(refusals=(Refusal("amount", message),))
     return Cost(outputs={"latent": Batch(samples.width, samples.height, count, query.node_id)})
 

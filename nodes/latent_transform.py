@@ -39,6 +39,7 @@ from latentloom.api import (
 FLIP_METHODS = ("x-axis: vertically", "y-axis: horizontally")
 ROTATIONS = ("none", "90 degrees", "180 degrees", "270 degrees")
 UPSCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "bislerp")
+LATENT_DOWNSCALE = 8  # what cost estimates assume: every supported family's
 PARALLEL = 1 - 1e-5  # cosine above which two latent vectors count as one direction
 
 
@@ -56,9 +57,15 @@ def _mask_grid(mask: torch.Tensor, height: int, width: int) -> tuple[torch.Tenso
     return resized.reshape(-1, height, width), 1, 1
 
 
-def _past(name: str, position: int, side: str, pixels: int, downscale: int) -> str:
+def _refused(name: str, message: str) -> ValueError:
+    """A run-time refusal; validation names the input itself (the same message, refused earlier
+    when the size is known)."""
+    return ValueError(f"input '{name}': {message}")
+
+
+def _past(position: int, side: str, pixels: int, downscale: int) -> str:
     return (
-        f"input '{name}': {position} is at or past the latent's {side} of {pixels} px, so "
+        f"{position} is at or past the latent's {side} of {pixels} px, so "
         f"the crop would be empty; the most is {pixels - downscale}"
     )
 
@@ -70,9 +77,9 @@ def latent_crop(
     rows, columns = samples.samples.shape[-2:]
     left, top = x // downscale, y // downscale
     if left >= columns:
-        raise ValueError(_past("x", x, "width", columns * downscale, downscale))
+        raise _refused("x", _past(x, "width", columns * downscale, downscale))
     if top >= rows:
-        raise ValueError(_past("y", y, "height", rows * downscale, downscale))
+        raise _refused("y", _past(y, "height", rows * downscale, downscale))
     # A region reaching past the latent is cut at its edge, as a slice would be.
     right, bottom = min(columns, left + width // downscale), min(rows, top + height // downscale)
     cropped = samples.samples[..., top:bottom, left:right].clone()
@@ -116,7 +123,7 @@ def latent_upscale_by(
     height, width = scaled_cells(rows, scale_by), scaled_cells(columns, scale_by)
     problem = _size_problem(width * downscale, height * downscale, scale_by)
     if problem is not None:
-        raise ValueError(problem)
+        raise _refused("scale_by", problem)
     if upscale_method == "bislerp":
         scaled = bislerp(samples.samples, height, width)
     else:
@@ -127,12 +134,9 @@ def latent_upscale_by(
 
 def _size_problem(width: int, height: int, scale_by: float) -> str | None:
     if min(width, height) < 1:
-        return f"input 'scale_by': {scale_by!r} shrinks the latent to nothing ({width}x{height} px)"
+        return f"{scale_by!r} shrinks the latent to nothing ({width}x{height} px)"
     if max(width, height) > MAX_SIDE:
-        return (
-            f"input 'scale_by': {scale_by!r} makes a {width}x{height} image; the most is "
-            f"{MAX_SIDE} px a side"
-        )
+        return f"{scale_by!r} makes a {width}x{height} image; the most is {MAX_SIDE} px a side"
     return None
 
 
@@ -181,22 +185,19 @@ def bislerp(samples: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 def latent_crop_cost(query: CostQuery) -> Cost:
     samples = query.batch("samples")
-    width, height = query.integer("width"), query.integer("height")
-    x, y = query.integer("x"), query.integer("y")
-    if samples is None or None in (width, height, x, y):
+    values = [query.integer(name) for name in ("width", "height", "x", "y")]
+    if samples is None or None in values:
         return Cost()
-    assert width is not None and height is not None and x is not None and y is not None
+    width, height, x, y = (value or 0 for value in values)
     refusals = []
     if x >= samples.width:
-        refusals.append(Refusal("x", _past("x", x, "width", samples.width, 8)))
+        refusals.append(Refusal("x", _past(x, "width", samples.width, LATENT_DOWNSCALE)))
     if y >= samples.height:
-        refusals.append(Refusal("y", _past("y", y, "height", samples.height, 8)))
+        refusals.append(Refusal("y", _past(y, "height", samples.height, LATENT_DOWNSCALE)))
     if refusals:
         return Cost(refusals=tuple(refusals))
-    out = Batch(
-        min(width, samples.width - x), min(height, samples.height - y), samples.count, query.node_id
-    )
-    return Cost(outputs={"latent": out})
+    width, height = min(width, samples.width - x), min(height, samples.height - y)
+    return Cost(outputs={"latent": Batch(width, height, samples.count, query.node_id)})
 
 
 def latent_rotate_cost(query: CostQuery) -> Cost:
@@ -212,8 +213,8 @@ def latent_upscale_by_cost(query: CostQuery) -> Cost:
     samples, scale_by = query.batch("samples"), query.number("scale_by")
     if samples is None or scale_by is None:
         return Cost()
-    width = scaled_cells(samples.width // 8, scale_by) * 8
-    height = scaled_cells(samples.height // 8, scale_by) * 8
+    width = scaled_cells(samples.width // LATENT_DOWNSCALE, scale_by) * LATENT_DOWNSCALE
+    height = scaled_cells(samples.height // LATENT_DOWNSCALE, scale_by) * LATENT_DOWNSCALE
     problem = _size_problem(width, height, scale_by)
     if problem is not None:
         return Cost(refusals=(Refusal("scale_by", problem),))

@@ -122,7 +122,10 @@ def test_batch_past_the_limit_is_refused_at_validation(bare_engine: Engine) -> N
     )
     [problem] = bare_engine.validate(workflow)
     assert (problem.node, problem.input, problem.code) == ("both", "samples2", "over_limit")
-    assert problem.message.endswith("input 'samples2': joining makes a batch of 70; the most is 64")
+    assert problem.message == (
+        "node \"both\" (Latent Batch) input 'samples2': joining the two batches makes a batch "
+        "of 70; the most is 64"
+    )
 
 
 # Latent From Batch
@@ -171,6 +174,10 @@ def test_from_batch_index_past_the_batch_is_refused(
     )
     [problem] = bare_engine.validate(workflow)
     assert (problem.node, problem.input, problem.code) == ("pick", "batch_index", "over_limit")
+    assert problem.message == (
+        "node \"pick\" (Latent From Batch) input 'batch_index': 2 is past the batch of 2 "
+        "(indices 0 to 1)"
+    )
 
 
 # Repeat Latent Batch
@@ -209,6 +216,10 @@ def test_repeat_past_the_limit_is_refused_when_run_and_at_validation(
     )
     [problem] = bare_engine.validate(workflow)
     assert (problem.node, problem.input, problem.code) == ("more", "amount", "over_limit")
+    assert problem.message == (
+        "node \"more\" (Repeat Latent Batch) input 'amount': 2 x 33 makes a batch of 66; the "
+        "most is 64"
+    )
     workflow.nodes["more"].inputs["amount"] = 32
     assert bare_engine.validate(workflow) == []
 
