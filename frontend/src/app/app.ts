@@ -57,7 +57,7 @@ export class App implements InteractionHost {
   constructor(root: HTMLElement, readonly catalog: Catalog) {
     const canvasHost = el("div", { className: "canvas-host" });
     this.renderer = new Renderer(canvasHost);
-    this.widgetEditor = new WidgetEditor(canvasHost);
+    this.widgetEditor = new WidgetEditor(canvasHost, (input) => (input.choices_from === "inputs" ? this.imageActions.uploaded : []));
     this.search = new SearchBox(canvasHost);
     this.nodeMenu = new ContextMenu(canvasHost);
     this.keys = new KeyBindings(readKeys());

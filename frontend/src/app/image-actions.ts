@@ -16,6 +16,8 @@ import { message } from "./workspace";
 export class ImageActions {
   /** The open painter, if any (tests drive it through the page, and read its mask here). */
   painter: MaskPainter | undefined;
+  /** Files uploaded from this page, newest first: the catalog's input list predates them. */
+  readonly uploaded: string[] = [];
   private readonly picker = el("input", { className: "file-picker", data: { file: "upload-image" } });
   private pickFor: { tab: DocumentTab; node: string; input: string } | undefined;
 
@@ -49,6 +51,7 @@ export class ImageActions {
   async uploadFile(tab: DocumentTab, node: string, input: string, file: File): Promise<void> {
     try {
       const { name } = await api.upload(file, file.name);
+      this.remember(name);
       pointAt(tab, node, input, name, "Upload image");
     } catch (error) {
       this.toast(message(error));
@@ -76,6 +79,7 @@ export class ImageActions {
         upload: async (png, filename) => (await api.upload(png, filename)).name,
         onSaved: (saved) => {
           this.painter = undefined;
+          this.remember(saved);
           pointAt(tab, node, input, saved, "Edit mask");
         },
         onError: (text) => this.toast(`the mask was not saved: ${text}`),
@@ -83,6 +87,12 @@ export class ImageActions {
     } catch (error) {
       this.toast(message(error));
     }
+  }
+
+  private remember(name: string): void {
+    const index = this.uploaded.indexOf(name);
+    if (index >= 0) this.uploaded.splice(index, 1);
+    this.uploaded.unshift(name);
   }
 }
 

@@ -17,7 +17,14 @@ export class WidgetEditor {
   private element: HTMLElement | undefined;
   private finish: (() => void) | undefined;
 
-  constructor(private readonly host: HTMLElement) {}
+  /**
+   * `extraChoices` adds names the catalog could not know when it was loaded (files uploaded
+   * since, for an input-folder dropdown); they are listed first, newest first.
+   */
+  constructor(
+    private readonly host: HTMLElement,
+    private readonly extraChoices: (input: InputSpec) => readonly string[] = () => [],
+  ) {}
 
   get open(): boolean {
     return this.element !== undefined;
@@ -120,7 +127,8 @@ export class WidgetEditor {
     let active = 0;
     const render = (): void => {
       const words = filter.value.toLowerCase().split(/\s+/).filter(Boolean);
-      const choices = (input.choices ?? []).filter((choice) => words.every((word) => choice.toLowerCase().includes(word)));
+      const all = [...new Set([...this.extraChoices(input), ...(input.choices ?? [])])];
+      const choices = all.filter((choice) => words.every((word) => choice.toLowerCase().includes(word)));
       active = Math.min(active, Math.max(0, choices.length - 1));
       list.replaceChildren(
         ...choices.map((choice, index) => {
@@ -137,7 +145,7 @@ export class WidgetEditor {
       if (choices.length === 0) {
         const empty = document.createElement("li");
         empty.className = "empty";
-        empty.textContent = input.choices?.length === 0 ? `no ${input.choices_from ?? "choices"} available` : "no match";
+        empty.textContent = all.length === 0 ? `no ${input.choices_from ?? "choices"} available` : "no match";
         list.append(empty);
       }
     };
