@@ -49,9 +49,11 @@ async def serve(websocket: WebSocket) -> None:
     await websocket.accept()
     subscription, _ = services.hub.subscribe(None, None)
     try:
-        await websocket.send_json(translator.status(with_sid=True))
-        running, _ = ledger.list({"running"}, limit=100, offset=0)
-        for message in translator.resume(running):
+        # The translator reads the ledger (counts, a job's document once per job): in a thread,
+        # never on the event loop; one call at a time, as its state is this task's alone.
+        await websocket.send_json(await asyncio.to_thread(translator.status, with_sid=True))
+        running, _ = await asyncio.to_thread(ledger.list, {"running"}, limit=100, offset=0)
+        for message in await asyncio.to_thread(translator.resume, running):
             await websocket.send_json(message)
         sender = asyncio.create_task(_send(websocket, subscription, translator))
         receiver = asyncio.create_task(_ignore_incoming(websocket))
@@ -79,7 +81,7 @@ async def _send(
             frame = json.loads(subscription.events.get_nowait())
             if frame.get("type") != "event":
                 continue
-            for message in translator.translate(frame["event"]):
+            for message in await asyncio.to_thread(translator.translate, frame["event"]):
                 await websocket.send_text(json.dumps(message))
         while subscription.previews and subscription.events.empty():
             preview = subscription.previews.popleft()
