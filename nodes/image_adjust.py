@@ -76,8 +76,10 @@ def image_blend(
     blend_mode: str,
 ) -> dict[str, object]:
     if image2.shape[1:3] != image1.shape[1:3]:
-        # ComfyUI fits the layer to the base: bicubic, cropped to the base's aspect ratio.
-        image2 = resize_images(image2, image1.shape[2], image1.shape[1], "bicubic", "center")
+        # ComfyUI fits the layer to the base: bicubic, cropped to the base's aspect ratio, its
+        # overshoot kept until the blend is clamped.
+        size = (image1.shape[2], image1.shape[1])
+        image2 = resize_images(image2, *size, "bicubic", "center", clamp=False)
     image2 = repeat_to_batch(image2, image1.shape[0])
     blended = blend_images(image1, image2, blend_mode)
     return {"image": (image1 * (1 - blend_factor) + blended * blend_factor).clamp(0.0, 1.0)}

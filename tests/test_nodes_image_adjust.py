@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageEnhance
 
 from latentloom.api import from_pil
@@ -228,3 +229,12 @@ def test_adjusting_never_writes_its_input() -> None:
     blend(image, pixels(0.9, 0.9), "overlay", 0.7)
     run_node(MODULE, "image.sharpen", image=torch.zeros(1, 3, 3, 3))
     assert torch.equal(image, before)
+
+
+def test_blend_keeps_the_fitted_layers_bicubic_overshoot_until_its_own_clamp() -> None:
+    # As ComfyUI: image2 is resized without clamping, so below-zero lobes darken the blend.
+    edge = torch.tensor([0.0, 0.0, 1.0, 1.0]).reshape(1, 1, 4, 1).expand(1, 2, 4, 3)
+    raw = F.interpolate(edge.movedim(-1, 1), size=(8, 16), mode="bicubic").movedim(1, -1)
+    assert float(raw.min()) < -0.01
+    out = blend(torch.full((1, 8, 16, 3), 0.5), edge, "normal", 0.5)
+    torch.testing.assert_close(out, (0.25 + 0.5 * raw).clamp(0, 1), rtol=0, atol=1e-6)

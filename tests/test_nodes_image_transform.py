@@ -4,6 +4,7 @@ clamping, Pillow's Lanczos as the oracle, and the size bounds refused with the i
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -71,16 +72,30 @@ def test_bicubic_is_clamped_to_0_1_where_its_lobes_overshoot() -> None:
     torch.testing.assert_close(out, raw.clamp(0, 1).movedim(1, -1))
 
 
-def test_lanczos_matches_pillow_on_8_bit_pictures_within_a_level() -> None:
-    with Image.open(LANDSCAPE) as picture:
-        expected = from_pil(picture.convert("RGB").resize((100, 60), Image.Resampling.LANCZOS))
-        image = from_pil(picture)
-    out = scale(image, upscale_method="lanczos", width=100, height=60)
-    assert out.shape == (1, 60, 100, 3)
+def noise_picture(width: int, height: int) -> Image.Image:
+    rng = np.random.default_rng(0)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("picture", "width", "height"),
+    [("landscape", 100, 60), ("noise", 80, 45), ("noise", 20, 30), ("noise", 23, 41)],
+)
+def test_lanczos_matches_pillows_8_bit_resize_within_a_level_and_a_bit(
+    picture: str, width: int, height: int
+) -> None:
+    if picture == "landscape":
+        with Image.open(LANDSCAPE) as opened:
+            source = opened.convert("RGB")
+    else:
+        source = noise_picture(53, 37)  # noise overshoots most: the clamp between passes shows
+    expected = from_pil(source.resize((width, height), Image.Resampling.LANCZOS))
+    out = scale(from_pil(source), upscale_method="lanczos", width=width, height=height)
+    assert out.shape == (1, height, width, 3)
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
-    # Pillow rounds its 8-bit result; ours stays float: at most half a level apart, plus the
-    # fixed-point error of Pillow's 8-bit coefficients.
-    assert float((out - expected).abs().max()) <= 1.0 / 255
+    # Pillow rounds after each pass and uses fixed-point weights; ours stays float (measured:
+    # 1.16 levels apart at most). Without the clamp between passes noise is 0.13 apart.
+    assert float((out - expected).abs().max()) <= 1.5 / 255
 
 
 def test_a_side_of_0_follows_the_other_at_the_aspect_ratio() -> None:

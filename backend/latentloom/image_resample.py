@@ -4,10 +4,12 @@ An IMAGE is float32 [B, H, W, 3] in 0..1 on the CPU. Resizing follows ComfyUI's
 `common_upscale` so a graph ported from it gives the same pixels: 'nearest-exact',
 'bilinear', 'area' and 'bicubic' are `torch.nn.functional.interpolate` with its defaults
 (no antialiasing, align_corners False), an optional centre crop to the target aspect first;
-'lanczos' goes through Pillow image by image. Two deliberate differences, both so that an
-IMAGE stays in 0..1 and nothing is lost on the way: Pillow resamples each channel as 32-bit
-float (ComfyUI goes through 8-bit, so its lanczos also rounds every pixel to 1/255), and the
-methods that overshoot (bicubic, lanczos) are clamped to 0..1.
+'lanczos' goes through Pillow image by image, a width pass then a height pass, each clamped to
+0..1 as Pillow's 8-bit path clips them (on noisy content that clip changes values by up to
+0.13). The difference: Pillow resamples each channel as 32-bit float here, where ComfyUI goes
+through 8 bits, so its lanczos also rounds every pixel to 1/255 and is never an identity.
+Bicubic overshoots at sharp edges; it is clamped to 0..1 unless the caller blends further
+and clamps itself (Image Blend, as ComfyUI).
 
 The size rules (ImageScale's "0 keeps the aspect ratio", Image Scale By's rounding, Image Scale
 To Total Pixels' mebipixels) are plain functions over integers, so the cost estimate before a
@@ -49,9 +51,16 @@ class SizeProblem:
 
 
 def resize_images(
-    images: torch.Tensor, width: int, height: int, method: str, crop: str = "disabled"
+    images: torch.Tensor,
+    width: int,
+    height: int,
+    method: str,
+    crop: str = "disabled",
+    *,
+    clamp: bool = True,
 ) -> torch.Tensor:
-    """[B, H, W, C] images resized to width x height (a new tensor; the input is untouched)."""
+    """[B, H, W, C] images resized to width x height (a new tensor; the input is untouched).
+    `clamp=False` leaves bicubic's overshoot for a caller that clamps later."""
     if method not in UPSCALE_METHODS:
         raise ValueError(f"unknown upscale method {method!r}; expected one of {UPSCALE_METHODS}")
     if crop not in CROP_METHODS:
@@ -63,8 +72,8 @@ def resize_images(
         out = _lanczos(channels_first, width, height)
     else:
         out = F.interpolate(channels_first, size=(height, width), mode=method)
-    if method in ("bicubic", "lanczos"):
-        out = out.clamp(0.0, 1.0)  # their negative lobes overshoot at sharp edges
+    if method == "bicubic" and clamp:
+        out = out.clamp(0.0, 1.0)  # its negative lobes overshoot at sharp edges
     return out.movedim(1, -1).contiguous()
 
 
@@ -81,12 +90,17 @@ def _center_crop(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
 
 
 def _lanczos(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Pillow's Lanczos (a = 3) on each channel of each image, in 32-bit float."""
+    """Pillow's Lanczos (a = 3) on each channel of each image, in 32-bit float: the width pass,
+    then the height pass (Pillow's order), each clamped to 0..1."""
     source = images.detach().float().cpu().numpy()
     out = np.empty((*source.shape[:2], height, width), dtype=np.float32)
     for index in np.ndindex(*source.shape[:2]):
         channel = Image.fromarray(np.ascontiguousarray(source[index]))  # mode "F"
-        out[index] = np.asarray(channel.resize((width, height), Image.Resampling.LANCZOS))
+        for size in ((width, channel.height), (width, height)):
+            if channel.size != size:  # Pillow skips a pass that keeps its side
+                resized = channel.resize(size, Image.Resampling.LANCZOS)
+                channel = Image.fromarray(np.clip(np.asarray(resized), 0.0, 1.0))
+        out[index] = np.asarray(channel)
     return torch.from_numpy(out).to(images.dtype)
 
 
