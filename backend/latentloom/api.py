@@ -116,6 +116,7 @@ from latentloom.nodes_limits import (
     MAX_SIDE,
     MAX_TEXT_LENGTH,
 )
+from latentloom.preview import latent_to_rgb
 from latentloom.sampling.custom import DisabledNoise, Guider, Noise, RandomNoise, SamplerChoice
 from latentloom.sampling.node_steps import sigmas_report, step_callback
 from latentloom.sampling.run import SamplingResult, run_sampling, sample, sample_advanced
@@ -254,6 +255,7 @@ __all__ = [
     "karras_sigmas",
     "ksampler_advanced_cost",
     "ksampler_cost",
+    "latent_to_rgb",
     "lerp",
     "load_checkpoint",
     "load_image_cost",

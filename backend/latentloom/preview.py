@@ -9,19 +9,25 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from latentloom.models.family import FAMILIES, SD15
+from latentloom.models.family import FAMILIES, SD15, Family
+
+
+def latent_to_rgb(latent: torch.Tensor, family: Family | None) -> torch.Tensor:
+    """A latent batch [B, C, h, w] as an IMAGE batch [B, h, w, 3] in 0..1, at latent size."""
+    spec = family or SD15
+    factors = torch.tensor(spec.preview_factors, dtype=torch.float32)
+    bias = torch.tensor(spec.preview_bias, dtype=torch.float32)
+    samples = latent.detach().float().cpu()[:, : factors.shape[0]]
+    rgb = torch.einsum("bchw,cr->bhwr", samples, factors) + bias
+    return ((rgb + 1) / 2).clamp(0, 1)
 
 
 def latent_to_preview(
     latent: torch.Tensor, family: str | None, *, max_size: int = 256
 ) -> Image.Image:
     """The first image of a latent batch as an RGB picture, at most `max_size` on its long side."""
-    spec = FAMILIES.get(family or "", SD15)
-    factors = torch.tensor(spec.preview_factors, dtype=torch.float32)
-    bias = torch.tensor(spec.preview_bias, dtype=torch.float32)
-    sample = latent[0].detach().float().cpu()[: factors.shape[0]]
-    rgb = torch.einsum("chw,cr->hwr", sample, factors) + bias
-    pixels = ((rgb + 1) / 2).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+    rgb = latent_to_rgb(latent[:1], FAMILIES.get(family or "", SD15))[0]
+    pixels = rgb.mul(255).round().to(torch.uint8).numpy()
     image = Image.fromarray(pixels, mode="RGB")
     scale = max_size / max(image.size)
     if scale < 1:
