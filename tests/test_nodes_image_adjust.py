@@ -135,18 +135,27 @@ def test_blur_is_the_kernel_over_the_mirrored_image() -> None:
     )
 
 
-def test_sharpen_kernel_sums_to_1_and_matches_the_written_out_convolution() -> None:
-    kernel = node_module(MODULE).sharpen_kernel(1, 1.0, 1.0)
+def comfy_sharpen_kernel(radius: int, sigma: float, alpha: float) -> torch.Tensor:
+    """ComfyUI's construction: the Gaussian times -10 alpha, its centre raised to sum to 1."""
+    kernel = node_module(MODULE).gaussian_kernel(radius, sigma) * -(alpha * 10)
+    kernel[radius, radius] = kernel[radius, radius] - kernel.sum() + 1.0
+    return kernel
+
+
+def test_sharpen_is_comfyuis_kernel_written_out_over_the_mirrored_image() -> None:
+    kernel = comfy_sharpen_kernel(1, 1.0, 1.0)
     gaussian = node_module(MODULE).gaussian_kernel(1, 1.0)
     assert float(kernel.sum()) == pytest.approx(1.0, abs=1e-6)
     assert float(kernel[1, 1]) == pytest.approx(11 - 10 * float(gaussian[1, 1]), abs=1e-5)
-    assert float(kernel[0, 1]) == pytest.approx(-10 * float(gaussian[0, 1]), abs=1e-7)
     torch.manual_seed(1)
     image = torch.rand(1, 4, 5, 3)
     out = run_node(MODULE, "image.sharpen", image=image, sharpen_radius=1, sigma=1.0, alpha=1.0)
     expected = reference_filter(image, kernel).clamp(0, 1)
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
     assert float(out.min()) == 0.0 and float(out.max()) == 1.0  # strong: clamped both ways
+    gentle = run_node(MODULE, "image.sharpen", image=image, sharpen_radius=2, sigma=0.6, alpha=0.05)
+    expected = reference_filter(image, comfy_sharpen_kernel(2, 0.6, 0.05)).clamp(0, 1)
+    torch.testing.assert_close(gentle, expected, rtol=0, atol=1e-5)
 
 
 def test_sharpen_with_alpha_0_is_the_input_exactly() -> None:
