@@ -10,8 +10,6 @@ nothing would show is refused rather than moved. Both keep the destination's noi
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -26,19 +24,9 @@ from latentloom.api import (
     SocketType,
     boolean_input,
     int_input,
+    repeat_to_batch,
     socket,
 )
-
-
-def repeat_to_batch(tensor: torch.Tensor, size: int) -> torch.Tensor:
-    """The batch cycled or cut to `size` images (ComfyUI's rule; `latent_tools.py` has the
-    same helper: pack files cannot import each other)."""
-    count = tensor.shape[0]
-    if count == size:
-        return tensor
-    if count > size:
-        return tensor[:size]
-    return tensor.repeat(math.ceil(size / count), *([1] * (tensor.ndim - 1)))[:size]
 
 
 def _same_channels(first: torch.Tensor, second: torch.Tensor, name: str) -> None:

@@ -15,7 +15,6 @@ the masks are joined image by image, a latent without one contributing "change e
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -35,20 +34,11 @@ from latentloom.api import (
     SocketType,
     float_input,
     int_input,
+    repeat_to_batch,
     socket,
 )
 
 Operation = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def repeat_to_batch(tensor: torch.Tensor, size: int) -> torch.Tensor:
-    """The batch cycled or cut to `size` images (ComfyUI's rule for mismatched batches)."""
-    count = tensor.shape[0]
-    if count == size:
-        return tensor
-    if count > size:
-        return tensor[:size]
-    return tensor.repeat(math.ceil(size / count), *([1] * (tensor.ndim - 1)))[:size]
 
 
 def fit(tensor: torch.Tensor, height: int, width: int) -> torch.Tensor:
