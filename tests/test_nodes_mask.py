@@ -3,9 +3,7 @@ for grow/shrink (ComfyUI's own method); Load Image's alpha becomes 1 - alpha."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -14,37 +12,15 @@ import scipy.ndimage
 import torch
 from PIL import Image
 
-from latentloom.api import NodeContext, NodeSpec
-from latentloom.engine.context import CancelToken, RunSettings
-from latentloom.engine.folders import Folders
-from latentloom.models.folders import ModelFolders
-from tests.support import REPO
-
-
-def pack_module(name: str) -> ModuleType:
-    """One file of the built-in pack, imported on its own (no other pack file is needed)."""
-    spec = importlib.util.spec_from_file_location(
-        f"test_pack_{name}", REPO / "nodes" / f"{name}.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from latentloom.api import NodeSpec
+from tests.support import node_context, pack_module
 
 SPECS: dict[str, NodeSpec] = {spec.id: spec for spec in pack_module("mask").NODES}
 
 
-def context(input_dir: Path | None = None) -> NodeContext:
-    folder = input_dir or Path("/nonexistent")
-    folders = Folders(ModelFolders.of([folder]), folder)
-    settings = RunSettings(torch.device("cpu"), torch.float32, folders, folder / "output")
-    return NodeContext("node", settings, CancelToken())
-
-
 def run(node_id: str, **inputs: Any) -> Any:
     spec = SPECS[node_id]
-    outputs = spec.function(context(), **inputs)
+    outputs = spec.function(node_context(), **inputs)
     assert list(outputs) == [output.name for output in spec.outputs]
     return outputs[spec.outputs[0].name]
 
@@ -266,14 +242,14 @@ def test_load_image_mask_is_one_minus_alpha(tmp_path: Path) -> None:
     rgba[..., 3] = [[255, 0, 51], [255, 255, 255]]
     Image.fromarray(rgba, mode="RGBA").save(tmp_path / "holed.png")
     Image.fromarray(rgba[..., :3], mode="RGB").save(tmp_path / "opaque.png")
-    holed = load_image(context(tmp_path), "holed.png")
+    holed = load_image(node_context(tmp_path), "holed.png")
     assert list(holed) == ["image", "mask"]
     assert holed["image"].shape == (1, 2, 3, 3)
     assert holed["mask"].shape == (1, 2, 3) and holed["mask"].dtype == torch.float32
     alpha = torch.tensor([[[255.0, 0.0, 51.0], [255.0, 255.0, 255.0]]]) / 255.0
     assert torch.equal(holed["mask"], 1.0 - alpha)
     assert holed["mask"][0, 0, :2].tolist() == [0.0, 1.0]
-    opaque = load_image(context(tmp_path), "opaque.png")
+    opaque = load_image(node_context(tmp_path), "opaque.png")
     assert torch.equal(opaque["mask"], torch.zeros(1, 2, 3))
     assert torch.equal(opaque["image"], holed["image"])
 
@@ -285,5 +261,5 @@ def test_load_image_reads_a_palette_image_transparent_index_as_alpha(tmp_path: P
     palette.putpixel((1, 0), 1)
     palette.info["transparency"] = 1
     palette.save(tmp_path / "palette.png", transparency=1)
-    loaded = load_image(context(tmp_path), "palette.png")
+    loaded = load_image(node_context(tmp_path), "palette.png")
     assert loaded["mask"].tolist() == [[[0.0, 1.0]]]
