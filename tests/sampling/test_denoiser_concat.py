@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
 from diffusers import UNet2DConditionModel
 
 from latentloom.models.family import SD15
-from latentloom.models.handles import DiffusionModel
+from latentloom.models.handles import Conditioning, DiffusionModel, LatentArea
 from latentloom.models.schedule import alphas_cumprod
 from latentloom.sampling.denoiser import GuidedDenoiser
 from tests.sampling.tiny_models import CONTEXT_DIM, conditioning
@@ -67,3 +68,18 @@ def test_a_single_concat_serves_the_whole_batch_without_guidance() -> None:
     denoiser(torch.randn(3, 4, 8, 8), torch.tensor(1.0))
     assert seen[0].shape == (3, 9, 8, 8)
     assert torch.equal(seen[0][:, 4:], concat.expand(3, -1, -1, -1))
+
+
+@torch.no_grad()
+def test_an_area_entry_sees_the_concat_channels_cropped_to_its_area() -> None:
+    model = inpainting_model()
+    unet: Any = model.unet
+    seen: list[torch.Tensor] = []
+    unet.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    area = replace(conditioning(3).first, area=LatentArea(height=4, width=8, y=4, x=0))
+    positive = Conditioning((conditioning(1).first, area))
+    concat = torch.rand(1, 5, 8, 8, generator=torch.Generator().manual_seed(2))
+    denoiser = GuidedDenoiser(model, positive, conditioning(2), 5.0, concat=concat)
+    denoiser(torch.randn(1, 4, 8, 8), torch.tensor(2.0))
+    assert [tuple(call.shape) for call in seen] == [(2, 9, 8, 8), (2, 9, 4, 8)]
+    assert torch.equal(seen[1][:, 4:], concat[:, :, 4:8].expand(2, -1, -1, -1))

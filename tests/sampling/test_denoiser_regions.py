@@ -178,3 +178,36 @@ def test_timestep_ranges_switch_prompts_at_the_right_step() -> None:
 
     seen = [[prompt(e[None]) for e in embeds[1:]] for _, embeds in calls]
     assert seen == [["early"]] * 3 + [["late"]] * 3
+
+
+def test_sdxl_entries_carry_their_own_pooled_output_and_the_whole_images_size() -> None:
+    model = tiny_model(sdxl=True)
+    base, negative = conditioning(1, pooled=True).first, conditioning(2, pooled=True).first
+    area = replace(conditioning(3, pooled=True).first, area=LatentArea(8, 8, 0, 8))
+    seen: list[dict[str, Tensor]] = []
+
+    def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        seen.append({k: v.clone() for k, v in kwargs["added_cond_kwargs"].items()})
+
+    unet: Any = model.unet
+    unet.register_forward_pre_hook(hook, with_kwargs=True)
+    denoiser = GuidedDenoiser(model, Conditioning((base, area)), Conditioning((negative,)), CFG)
+    with torch.no_grad():
+        denoiser(X, SIGMA)
+    assert len(seen) == 2
+    assert base.pooled is not None and negative.pooled is not None and area.pooled is not None
+    assert torch.equal(seen[0]["text_embeds"], torch.cat([negative.pooled, base.pooled]))
+    # The area's partner on the negative side borrows the negative prompt's pooled output.
+    assert torch.equal(seen[1]["text_embeds"], torch.cat([negative.pooled, area.pooled]))
+    whole = torch.tensor([[128.0, 128.0, 0.0, 0.0, 128.0, 128.0]]).expand(2, -1)
+    assert all(torch.equal(call["time_ids"], whole) for call in seen)
+
+
+def test_control_sources_are_refused_until_the_denoiser_applies_them() -> None:
+    controlled = replace(BASE, control=(object(),))
+    with pytest.raises(ValueError) as caught:
+        GuidedDenoiser(tiny_model(), Conditioning((controlled,)), Conditioning((NEGATIVE,)), CFG)
+    assert str(caught.value) == (
+        "the positive conditioning carries ControlNet sources, which this denoiser does not "
+        "apply yet; remove the Apply ControlNet node"
+    )
