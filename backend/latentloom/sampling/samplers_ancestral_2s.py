@@ -32,7 +32,7 @@ def sample_dpmpp_2s_ancestral(
 ) -> Tensor:
     """DPM-Solver++(2S) ancestral, Lu et al. 2022 (k-diffusion's sample_dpmpp_2s_ancestral)."""
     extra_args = extra_args or {}
-    noise = require_noise(noise, "dpmpp_2s_ancestral")
+    step_noise = require_noise(noise, "dpmpp_2s_ancestral") if eta > 0 else None
     steps = len(sigmas) - 1
     for i in range(steps):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
@@ -50,6 +50,6 @@ def sample_dpmpp_2s_ancestral(
             x_mid = (sigma_mid / sigma) * x - torch.expm1(-h / 2) * denoised
             denoised_mid = denoise(x_mid, sigma_mid, **extra_args)
             x = (sigma_down / sigma) * x - torch.expm1(-h) * denoised_mid
-        if sigma_next > 0:
-            x = x + noise(sigma, sigma_next) * sigma_up
+        if sigma_next > 0 and step_noise is not None:
+            x = x + step_noise(sigma, sigma_next) * sigma_up
     return x
