@@ -2,8 +2,9 @@
 
 type + spec version + canonical literal inputs (defaults filled in, so leaving a widget out
 equals setting its default) + the keys of upstream nodes + a fingerprint of every model file
-named. Editor state (`title`, `ui`) is not part of it. Nondeterministic nodes get a fresh
-random key, so they never hit.
+named, including files a value names in its text (an input's `references`, e.g. the
+embeddings in a prompt). Editor state (`title`, `ui`) is not part of it. Nondeterministic
+nodes get a fresh random key, so they never hit.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from latentloom.graph.workflow import Link, WorkflowNode
-from latentloom.node import DynamicChoices, NodeSpec, WidgetType
+from latentloom.models.folders import ModelNotFoundError
+from latentloom.node import DynamicChoices, FileReference, NodeSpec, WidgetType
 
 Fingerprint = Callable[[str, str], str]  # (folder kind, file name) -> fingerprint
 
@@ -31,6 +33,15 @@ def literal_inputs(spec: NodeSpec, node: WorkflowNode) -> dict[str, Any]:
             value = [float(v) for v in value] if isinstance(value, list) else float(value)
         values[spec_input.name] = value
     return values
+
+
+def _reference_fingerprint(reference: FileReference, fingerprint: Fingerprint) -> str:
+    for candidate in reference.candidates:
+        try:
+            return fingerprint(reference.kind, candidate)
+        except ModelNotFoundError:
+            continue
+    return "missing"  # validation refuses the run before a key is needed
 
 
 def node_key(
@@ -52,6 +63,11 @@ def node_key(
         for spec_input in spec.inputs
         if isinstance(spec_input.choices, DynamicChoices) and spec_input.name in literals
     }
+    for spec_input in spec.inputs:
+        if spec_input.references is not None and spec_input.name in literals:
+            for reference in spec_input.references(literals[spec_input.name]):
+                where = f"{spec_input.name}:{reference.kind}:{reference.name}"
+                files[where] = _reference_fingerprint(reference, fingerprint)
     content = {
         "type": spec.id,
         "version": spec.version,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel
 
@@ -28,7 +28,7 @@ from latentloom.graph.cost import ModelFiles
 from latentloom.graph.modes import ModesApplied, apply_modes
 from latentloom.graph.plan import find_cycle
 from latentloom.graph.workflow import Link, LiteralValue, Workflow
-from latentloom.node import DynamicChoices, Input, NodeSpec, WidgetType
+from latentloom.node import DynamicChoices, FileReference, Input, NodeSpec, WidgetType
 from latentloom.nodes_limits import MAX_TEXT_LENGTH
 from latentloom.registry import Registry
 
@@ -349,6 +349,8 @@ def _scalar_problem(
             "over_limit",
             f"{len(str(value)):,} characters; the most is {MAX_TEXT_LENGTH:,}",
         )
+    if spec_input.references is not None:
+        return _reference_problem(spec_input.references(value), list_choices)
     if kind == WidgetType.ENUM:
         return _choice_problem(spec_input, str(value), list_choices)
     return None
@@ -366,6 +368,25 @@ def _step_problem(spec_input: Input, value: int) -> tuple[str, str] | None:
     below = value - offset
     counted = f"a multiple of {step}" if base % step == 0 else f"{base} plus a multiple of {step}"
     return ("off_step", f"{value} is not {counted}; use {below} or {below + step}")
+
+
+def _reference_problem(
+    references: Sequence[FileReference], list_choices: ChoiceLister
+) -> tuple[str, str] | None:
+    """Files a value names in its text (an input's `references` hook) that are not there."""
+    missing = [
+        reference
+        for reference in references
+        if not set(reference.candidates) & set(list_choices(reference.kind))
+    ]
+    if not missing:
+        return None
+    first = missing[0]
+    names = ", ".join(repr(reference.name) for reference in missing)
+    what = f"{first.what} {names} was" if len(missing) == 1 else f"{first.what}s {names} were"
+    available = list_choices(first.kind)
+    listed = ", ".join(available) if available else "none (the folders are empty)"
+    return ("model_not_found", f"{what} not found in the {first.kind} folders; available: {listed}")
 
 
 def _choice_problem(
