@@ -1,0 +1,87 @@
+"""Save MODEL, CLIP and VAE as one single-file checkpoint in the original layout (Checkpoint Save).
+
+The writer is the one tiny checkpoints are made with (`export.write_original_checkpoint`): names
+come from the inverse key map, tensors are streamed one at a time into a file that appears
+atomically (`safe_write`). Weight patches (LoRAs) are baked in by writing while each module has
+its patches applied (`patching.applied`), so the file holds exactly the weights the patched
+handles compute with, and the shared modules are restored afterwards.
+
+Tensors are written in the UNet's dtype (the engine's: fp32 on the CPU, fp16 on GPUs), so
+reloading on the same machine gives the weights bit for bit. A v-prediction model gets
+ComfyUI's `v_pred` marker and `modelspec.prediction_type` metadata, which detection reads.
+What a file cannot carry is refused rather than saved wrong: parts of different families, and
+an SD 2.x text encoder from a diffusers folder (diffusers drops OpenCLIP's last layer, and a
+single file is read one layer before its end).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from torch import nn
+
+from latentloom.models.build import text_root
+from latentloom.models.errors import CheckpointError
+from latentloom.models.export import write_original_checkpoint
+from latentloom.models.handles import DiffusionModel, TextEncoders, Vae
+from latentloom.models.keymap import KeyMap
+from latentloom.models.layout import TEXT_TOWERS, Component
+from latentloom.models.patching import applied
+from latentloom.models.tiny import V_PRED_MARKER
+
+PREDICTION_METADATA = {"epsilon": "epsilon", "v_prediction": "v"}
+
+
+def _refusal(path: Path, model: DiffusionModel, clip: TextEncoders) -> str | None:
+    if clip.family != model.family:
+        return (
+            f"the model is {model.family.display_name} but the CLIP is {clip.family.display_name}"
+            "; a checkpoint holds the parts of one family"
+        )
+    if clip.family.name == "sd2" and any(e.layer == "last" for e in clip.encoders):
+        return (
+            "the SD 2.x text encoder came from a diffusers folder, which drops OpenCLIP's last "
+            "layer; in a single file it would be read one layer earlier"
+        )
+    return None
+
+
+def save_checkpoint(
+    path: Path,
+    model: DiffusionModel,
+    clip: TextEncoders,
+    vae: Vae,
+    *,
+    metadata: Mapping[str, str] | None = None,
+) -> None:
+    """Write the three parts, patches applied, to `path` (see the module docstring)."""
+    problem = _refusal(path, model, clip)
+    if problem:
+        raise CheckpointError(path, f"cannot be saved: {problem}")
+    unet = cast(nn.Module, model.unet)
+    towers = TEXT_TOWERS[model.family.name]
+    modules: dict[Component, nn.Module] = {"unet": unet, "vae": cast(nn.Module, vae.module)}
+    modules.update(
+        {tower.component: e.model for tower, e in zip(towers, clip.encoders, strict=True)}
+    )
+    text_roots = {tower.component: text_root(modules[tower.component]) for tower in towers}
+    configs: dict[str, Any] = {"unet": dict(model.unet.config), "vae": dict(vae.module.config)}  # type: ignore[attr-defined]
+    keymap = KeyMap(model.family, configs["unet"], configs["vae"], text_roots)
+    dtype = next(unet.parameters()).dtype
+    extra = {V_PRED_MARKER: torch.zeros(0)} if model.prediction_type == "v_prediction" else {}
+    written = {
+        "modelspec.prediction_type": PREDICTION_METADATA[model.prediction_type],
+        **(metadata or {}),
+    }
+    with ExitStack() as stack:
+        stack.enter_context(applied(unet, model.patches))
+        for encoder in clip.encoders:
+            stack.enter_context(applied(encoder.model, encoder.patches))
+        with torch.no_grad():
+            write_original_checkpoint(
+                path, modules, keymap, dtype=dtype, extra=extra, metadata=written
+            )
