@@ -2,8 +2,9 @@
 
 The oracle for other step counts is NVIDIA's recipe written with numpy (np.interp of the
 reversed log-sigmas over evenly spaced positions, as on the AYS how-to page and in ComfyUI's
-node); the tables themselves are compared with the published numbers. The family decides the
-table, and a missing or unknown family is refused with a message naming the scheduler.
+node); the tables are checked against the SD training schedule they were solved on. The
+family decides the table, and a missing or unknown family is refused with a message naming
+the scheduler.
 """
 
 from __future__ import annotations
