@@ -166,3 +166,16 @@ def test_flipped_sigmas_integrate_towards_noise(name: str) -> None:
     x = data.mu + start_noise() * float(sigmas[0])
     exact = ode_solution_between(data, x, float(sigmas[0]), float(sigmas[-1]))
     assert compare(SAMPLERS[name](data.denoise, x, sigmas), exact) < 2e-2
+
+
+def test_dpm_adaptive_stops_on_a_non_finite_model_output() -> None:
+    # k-diffusion's controller never accepts a NaN error and would retry forever.
+    data, sigmas = GaussianData.make(), sigmas_karras(schedule(), 4)
+
+    def broken(x: Tensor, sigma: Tensor, /, **extra_args: Any) -> Tensor:
+        return torch.full_like(x, math.nan) if float(sigma) < 5 else data.denoise(x, sigma)
+
+    with pytest.raises(
+        ValueError, match=r"dpm_adaptive: the step's error estimate is nan at sigma"
+    ):
+        SAMPLERS["dpm_adaptive"](broken, start_noise() * sigmas[0], sigmas)

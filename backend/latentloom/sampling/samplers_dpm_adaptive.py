@@ -82,8 +82,15 @@ def sample_dpm_adaptive(
         x_low = dpm_solver_2_step(evaluate, x, s, t, r1=1 / 3)
         x_high = dpm_solver_3_step(evaluate, x, s, t)
         scale = torch.maximum(atol, rtol * torch.maximum(x_low.abs(), x_prev.abs()))
-        error = torch.linalg.norm((x_low - x_high) / scale) / x.numel() ** 0.5
-        factor = step_factor(float(error))
+        error = float(torch.linalg.norm((x_low - x_high) / scale) / x.numel() ** 0.5)
+        if not math.isfinite(error):
+            # k-diffusion would reject the step forever (a NaN factor is never accepted).
+            raise ValueError(
+                f"dpm_adaptive: the step's error estimate is {error} at sigma "
+                f"{math.exp(-float(s)):.4g}: the model returned NaN or inf. Try another sampler "
+                f"or a float32 model to see where it starts"
+            )
+        factor = step_factor(error)
         if factor >= ACCEPT_SAFETY:
             x_prev, x, s = x_low, x_high, t
         h *= factor
