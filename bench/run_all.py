@@ -12,6 +12,7 @@ BENCHMARKS = [
     "bench.end_to_end",
     "bench.cache",
     "bench.sampler_step",
+    "bench.regional_conditioning",
     "bench.load",
     "bench.server_startup",
     "bench.server_queue",
