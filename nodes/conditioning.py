@@ -30,6 +30,7 @@ from latentloom.api import (
     enum_input,
     float_input,
     int_input,
+    prompt_embeddings,
     socket,
     string_input,
 )
@@ -41,7 +42,8 @@ WEIGHTINGS = ("a1111", "comfy")
 def encode_prompt_node(
     ctx: NodeContext, clip: TextEncoders, text: str, weighting: str
 ) -> dict[str, object]:
-    return {"conditioning": encode_prompt(clip, text, cast(Weighting, weighting))}
+    chosen = cast(Weighting, weighting)
+    return {"conditioning": encode_prompt(clip, text, chosen, embeddings=ctx.folders)}
 
 
 def combine(
@@ -197,14 +199,16 @@ NODES = [
         aliases=("CLIPTextEncode", "CLIP Text Encode (Prompt)"),
         category="conditioning",
         description="Encodes a prompt with the checkpoint's text encoder(s), prompts longer than "
-        "77 tokens included. Weighting 'a1111': (word:1.2) and (word) emphasis, [word] "
-        "de-emphasis, BREAK, weights scaled then the mean restored. Weighting 'comfy' (what "
+        "77 tokens included; embedding:name puts a textual-inversion embedding from the "
+        "embeddings folder in its place. Weighting 'a1111': (word:1.2) and (word) emphasis, "
+        "[word] de-emphasis, BREAK, weights scaled then the mean restored. Weighting 'comfy' (what "
         "ComfyUI's CLIPTextEncode does, set on imported graphs): (word:1.2) sets the weight, "
         "[ ] and BREAK are plain text, and a weighted token moves away from the empty prompt's "
         "encoding by its weight.",
         inputs=(
             socket("clip", SocketType.CLIP),
-            string_input("text", "", multiline=True),
+            # `embedding:name` files are checked before anything runs.
+            string_input("text", "", multiline=True, references=prompt_embeddings),
             enum_input(
                 "weighting",
                 WEIGHTINGS,

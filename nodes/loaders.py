@@ -1,10 +1,18 @@
-"""Loaders: checkpoints and LoRAs from the configured model folders."""
+"""Loaders: checkpoints, LoRAs, VAEs, split UNet / CLIP files, clip skip and Checkpoint Save.
+
+Files come from the configured model folders (`ctx.folders`, which confines names to them);
+saved checkpoints go to the output folder, as ComfyUI's do. Each loader reports, like Load
+Checkpoint, what it detected and why where the file alone cannot say (a VAE's latent scale).
+"""
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from typing import Final, Literal, cast
 
 from latentloom.api import (
+    Cost,
+    CostQuery,
     DiffusionModel,
     DynamicChoices,
     NodeContext,
@@ -13,13 +21,24 @@ from latentloom.api import (
     PredictionType,
     SocketType,
     TextEncoders,
+    Vae,
     apply_lora,
+    apply_lora_model_only,
     checkpoint_cost,
     enum_input,
     float_input,
+    int_input,
     load_checkpoint,
+    load_text_encoders,
+    load_unet,
+    load_vae,
     lora_cost,
+    next_free_path,
+    save_checkpoint,
+    saved_entry,
+    set_last_layer,
     socket,
+    string_input,
 )
 
 # The `prediction` widget: "auto" trusts detection (models/detect.py), the others override it.
@@ -30,14 +49,18 @@ PREDICTIONS: Final[dict[str, PredictionType | None]] = {
 }
 
 
-def load_checkpoint_node(ctx: NodeContext, checkpoint: str, prediction: str) -> dict[str, object]:
+def _prediction(prediction: str) -> PredictionType | None:
     if prediction not in PREDICTIONS:
         raise ValueError(f"prediction {prediction!r} is not one of: {', '.join(PREDICTIONS)}")
+    return PREDICTIONS[prediction]
+
+
+def load_checkpoint_node(ctx: NodeContext, checkpoint: str, prediction: str) -> dict[str, object]:
     loaded = load_checkpoint(
         ctx.folders.resolve("checkpoints", checkpoint),
         device=ctx.device,
         dtype=ctx.dtype,
-        prediction_type=PREDICTIONS[prediction],
+        prediction_type=_prediction(prediction),
     )
     model = loaded.model
     # What the user should see: which family and prediction type, and why (a list, as in
@@ -113,5 +136,266 @@ NODES = [
         outputs=(Output("model", SocketType.MODEL), Output("clip", SocketType.CLIP)),
         function=load_lora,
         cost=lora_cost,
+    ),
+]
+
+
+# --- Load VAE, split UNet / CLIP files, LoRA (model only) --------------------------------
+
+VAE_FAMILIES = ("auto", "sd1", "sdxl")
+WEIGHT_DTYPES = ("default", "fp32", "fp16", "bf16")
+CLIP_TYPES = ("stable_diffusion",)
+DUAL_CLIP_TYPES = ("sdxl",)
+FP32_VAE_BYTES_PER_STORED = 2  # VAEs are held in fp32; files are usually fp16
+
+
+def _file_cost(kind: str, *names: str, factor: int = 0) -> Callable[[CostQuery], Cost]:
+    """A loader's cost: the named files' weights, held as the engine holds them (`factor`:
+    bytes held per stored byte, when that does not follow the engine's dtype)."""
+
+    def cost(query: CostQuery) -> Cost:
+        sizes = [query.files.size(kind, str(query.literals.get(name, ""))) or 0 for name in names]
+        held = sum(size * factor if factor else query.weights(size) for size in sizes)
+        return Cost(weights_bytes=held)
+
+    return cost
+
+
+def load_vae_node(ctx: NodeContext, vae: str, family: str) -> dict[str, object]:
+    if family not in VAE_FAMILIES:
+        raise ValueError(f"family {family!r} is not one of: {', '.join(VAE_FAMILIES)}")
+    chosen = cast(Literal["auto", "sd1", "sdxl"], family)
+    loaded, rule = load_vae(ctx.folders.resolve("vae", vae), device=ctx.device, family=chosen)
+    detection = {"family": loaded.family.display_name, "reason": rule}
+    return {"vae": loaded, "report": {"detection": [detection]}}
+
+
+def load_unet_node(
+    ctx: NodeContext, unet: str, weight_dtype: str, prediction: str
+) -> dict[str, object]:
+    dtypes = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+    if weight_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"weight_dtype {weight_dtype!r} is not one of: {', '.join(WEIGHT_DTYPES)}")
+    import torch  # only for the dtype objects
+
+    dtype = ctx.dtype if weight_dtype == "default" else getattr(torch, dtypes[weight_dtype])
+    model = load_unet(
+        ctx.folders.resolve("unet", unet),
+        device=ctx.device,
+        dtype=dtype,
+        prediction_type=_prediction(prediction),
+    )
+    detection = {
+        "family": model.family.display_name,
+        "prediction": model.prediction_type,
+        "reason": model.prediction_rule,
+    }
+    return {"model": model, "report": {"detection": [detection]}}
+
+
+def load_clip_node(ctx: NodeContext, text_encoder: str, type: str) -> dict[str, object]:
+    if type not in CLIP_TYPES:
+        raise ValueError(f"type {type!r} is not one of: {', '.join(CLIP_TYPES)}")
+    path = ctx.folders.resolve("clip", text_encoder)
+    clip = load_text_encoders([path], "stable_diffusion", device=ctx.device, dtype=ctx.dtype)
+    return {"clip": clip}
+
+
+def load_dual_clip_node(
+    ctx: NodeContext, text_encoder_1: str, text_encoder_2: str, type: str
+) -> dict[str, object]:
+    if type not in DUAL_CLIP_TYPES:
+        raise ValueError(f"type {type!r} is not one of: {', '.join(DUAL_CLIP_TYPES)}")
+    paths = [ctx.folders.resolve("clip", name) for name in (text_encoder_1, text_encoder_2)]
+    return {"clip": load_text_encoders(paths, "sdxl", device=ctx.device, dtype=ctx.dtype)}
+
+
+def load_lora_model_only(
+    ctx: NodeContext, model: DiffusionModel, lora: str, strength_model: float
+) -> dict[str, object]:
+    path = ctx.folders.resolve("loras", lora)
+    return {"model": apply_lora_model_only(model, path, strength_model)}
+
+
+def clip_set_last_layer(
+    ctx: NodeContext, clip: TextEncoders, stop_at_clip_layer: int
+) -> dict[str, object]:
+    return {"clip": set_last_layer(clip, stop_at_clip_layer)}
+
+
+# --- Checkpoint Save ---------------------------------------------------------------------
+
+CHECKPOINT_SUFFIX = ".safetensors"
+
+
+def _split_prefix(filename_prefix: str) -> tuple[str, str]:
+    """`checkpoints/name` -> ("checkpoints", "name"); the folder stays inside the output."""
+    folder, _, name = filename_prefix.replace("\\", "/").rpartition("/")
+    parts = [part for part in folder.split("/") if part]
+    if filename_prefix.startswith("/") or any(part in (".", "..") for part in parts):
+        raise ValueError(
+            f"filename_prefix {filename_prefix!r} must stay inside the output folder: use a "
+            "relative folder without '..', e.g. checkpoints/my-model"
+        )
+    return "/".join(parts), name or "latentloom"
+
+
+def save_checkpoint_node(
+    ctx: NodeContext,
+    model: DiffusionModel,
+    clip: TextEncoders,
+    vae: Vae,
+    filename_prefix: str,
+) -> dict[str, object]:
+    import json
+
+    folder, prefix = _split_prefix(filename_prefix)
+    root = ctx.settings.output_dir
+    path = next_free_path(root / folder, prefix, CHECKPOINT_SUFFIX)
+    try:
+        metadata = {"workflow": json.dumps(ctx.workflow_json, separators=(",", ":"))}
+        save_checkpoint(path, model, clip, vae, metadata=metadata)
+    except BaseException:
+        path.unlink(missing_ok=True)  # the empty reservation: nothing was saved
+        raise
+    return {"report": {"checkpoints": [saved_entry(path, root)]}}
+
+
+def _save_checkpoint_cost(query: CostQuery) -> Cost:
+    return Cost()  # streams one tensor at a time out of the loaded weights
+
+
+NODES += [
+    NodeSpec(
+        id="loaders.vae",
+        display_name="Load VAE",
+        aliases=("VAELoader", "Load VAE", "VAE Loader"),
+        category="loaders",
+        description="Loads a VAE from the vae folder: a single .safetensors file in the "
+        "original (first_stage_model / encoder.down.*) or diffusers (encoder.down_blocks.*) "
+        "layout, or a diffusers VAE folder (config.json + weights). SD 1.x and SDXL VAEs have "
+        "the same structure and differ only in their latent scale: 'family' auto takes it "
+        "from a diffusers config and otherwise assumes SD 1.x (and says so); choose sdxl for "
+        "an SDXL VAE file.",
+        inputs=(
+            enum_input("vae", DynamicChoices("vae")),
+            enum_input(
+                "family",
+                VAE_FAMILIES,
+                tooltip="Which latent scale the VAE uses: auto (a diffusers config, else SD "
+                "1.x), sd1 (SD 1.x / 2.x, 0.18215) or sdxl (0.13025)",
+            ),
+        ),
+        outputs=(Output("vae", SocketType.VAE),),
+        function=load_vae_node,
+        cost=_file_cost("vae", "vae", factor=FP32_VAE_BYTES_PER_STORED),
+    ),
+    NodeSpec(
+        id="loaders.clip_set_last_layer",
+        display_name="CLIP Set Last Layer",
+        aliases=("CLIPSetLastLayer", "CLIP Set Last Layer", "clip skip"),
+        category="conditioning",
+        description="Clip skip: prompts are read from an earlier layer of the text encoder(s), "
+        "counted from the end (-1 the last, -2 the one before: 'clip skip 2'). As in ComfyUI "
+        "the layer is set directly, so -1 reads the last layer even for SD 2.x and SDXL, "
+        "which use the penultimate one by default. A layer past the encoder's depth (SD 1.x: "
+        "12 layers) is an error.",
+        inputs=(
+            socket("clip", SocketType.CLIP),
+            int_input("stop_at_clip_layer", -1, min=-24, max=-1),
+        ),
+        outputs=(Output("clip", SocketType.CLIP),),
+        function=clip_set_last_layer,
+    ),
+    NodeSpec(
+        id="loaders.lora_model_only",
+        display_name="LoRA Loader (model only)",
+        aliases=("LoraLoaderModelOnly", "Load LoRA (model only)"),
+        category="loaders",
+        description="Applies a LoRA's UNet layers only; its text-encoder layers, if any, are "
+        "skipped. Every UNet key must match the model.",
+        inputs=(
+            socket("model", SocketType.MODEL),
+            enum_input("lora", DynamicChoices("loras")),
+            float_input("strength_model", 1.0, min=-100.0, max=100.0),
+        ),
+        outputs=(Output("model", SocketType.MODEL),),
+        function=load_lora_model_only,
+        cost=lora_cost,
+    ),
+    NodeSpec(
+        id="loaders.unet",
+        display_name="Load Diffusion Model",
+        aliases=("UNETLoader", "Load Diffusion Model", "UNet Loader"),
+        category="loaders",
+        description="Loads a UNet saved on its own (unet or diffusion_models folder), in the "
+        "original layout (input_blocks.*, as ComfyUI saves it) or diffusers' (down_blocks.*). "
+        "The family comes from the UNet's structure; the noise schedule is SD's default; "
+        "'prediction' auto detects v-prediction from a v_pred key, metadata or SD 2.x's "
+        "weights, else epsilon.",
+        inputs=(
+            enum_input("unet", DynamicChoices("unet")),
+            enum_input(
+                "weight_dtype",
+                WEIGHT_DTYPES,
+                tooltip="default: the engine's (fp16 on GPUs, fp32 on the CPU)",
+            ),
+            enum_input("prediction", tuple(PREDICTIONS)),
+        ),
+        outputs=(Output("model", SocketType.MODEL),),
+        function=load_unet_node,
+        cost=_file_cost("unet", "unet"),
+    ),
+    NodeSpec(
+        id="loaders.clip",
+        display_name="Load CLIP",
+        aliases=("CLIPLoader", "Load CLIP"),
+        category="loaders",
+        description="Loads a text encoder saved on its own (clip or text_encoders folder): "
+        "SD 1.x's CLIP-L or SD 2.x's OpenCLIP ViT-H, in the original layout or transformers'.",
+        inputs=(
+            enum_input("text_encoder", DynamicChoices("clip")),
+            enum_input("type", CLIP_TYPES),
+        ),
+        outputs=(Output("clip", SocketType.CLIP),),
+        function=load_clip_node,
+        cost=_file_cost("clip", "text_encoder"),
+    ),
+    NodeSpec(
+        id="loaders.dual_clip",
+        display_name="Dual CLIP Loader",
+        aliases=("DualCLIPLoader", "Dual CLIP Loader"),
+        category="loaders",
+        description="Loads SDXL's two text encoders from separate files: CLIP-L and OpenCLIP "
+        "bigG (CLIP-G), in the original layout or transformers'. Real files are told apart by "
+        "width, so their order does not matter.",
+        inputs=(
+            enum_input("text_encoder_1", DynamicChoices("clip")),
+            enum_input("text_encoder_2", DynamicChoices("clip")),
+            enum_input("type", DUAL_CLIP_TYPES),
+        ),
+        outputs=(Output("clip", SocketType.CLIP),),
+        function=load_dual_clip_node,
+        cost=_file_cost("clip", "text_encoder_1", "text_encoder_2"),
+    ),
+    NodeSpec(
+        id="loaders.checkpoint_save",
+        display_name="Save Checkpoint",
+        aliases=("CheckpointSave", "Save Checkpoint"),
+        category="advanced/model_merging",
+        description="Saves the model, CLIP and VAE as one single-file .safetensors checkpoint "
+        "(original layout, LoRAs and other weight patches baked in, v-prediction marked) "
+        "under the output folder; filename_prefix may name a subfolder. It loads back with "
+        "Load Checkpoint. Clip skip is not part of the weights and is not saved.",
+        inputs=(
+            socket("model", SocketType.MODEL),
+            socket("clip", SocketType.CLIP),
+            socket("vae", SocketType.VAE),
+            string_input("filename_prefix", "checkpoints/latentloom"),
+        ),
+        outputs=(),
+        function=save_checkpoint_node,
+        output_node=True,
+        cost=_save_checkpoint_cost,
     ),
 ]

@@ -26,6 +26,10 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_tiny_checkpoint("sdxl", root / "checkpoints" / "tiny-sdxl.safetensors", seed=0)
     loaded = load_checkpoint(sd15, device=None, dtype=None)
     make_tiny_lora(loaded.model.unet, loaded.clip, root / "loras" / "tiny-lora-sd15.safetensors")
+    from latentloom.models.tiny_parts import make_example_parts, make_split_parts
+
+    make_example_parts(root)  # Load VAE and embedding examples
+    make_split_parts(root)  # unet/ and clip/ files for the split-checkpoint loaders
     return root
 
 

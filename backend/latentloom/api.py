@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 
 from latentloom.engine.context import Cancelled, NodeContext
-from latentloom.engine.folders import INPUT_LATENTS, INPUTS
+from latentloom.engine.folders import INPUT_LATENTS, INPUTS, Folders
 from latentloom.graph.cost import Batch, Cost, CostQuery, Estimate, Refusal, Value
 from latentloom.image_resample import (
     CROP_METHODS,
@@ -82,6 +82,7 @@ from latentloom.models.handles import (
 )
 from latentloom.node import (
     DynamicChoices,
+    FileReference,
     Input,
     NodeSpec,
     Output,
@@ -132,6 +133,9 @@ from latentloom.sampling.sigma_ops import (
     split_sigmas,
     split_sigmas_by_denoise,
 )
+from latentloom.text.clip_skip import set_last_layer
+from latentloom.text.embeddings import EMBEDDINGS
+from latentloom.text.embeddings import references as prompt_embeddings
 from latentloom.vae import decode as vae_decode
 from latentloom.vae import encode as vae_encode
 
@@ -170,19 +174,87 @@ def apply_lora(
     return apply(model, clip, path, strength_model, strength_clip)
 
 
+def apply_lora_model_only(model: DiffusionModel, path: Path, strength: float) -> DiffusionModel:
+    """A new MODEL handle with a LoRA file's UNet deltas as patches (text layers skipped)."""
+    from latentloom.models.lora import apply_lora_model_only as apply
+
+    return apply(model, path, strength)
+
+
 def encode_prompt(
-    clip: TextEncoders, text: str, weighting: Literal["a1111", "comfy"] = "a1111"
+    clip: TextEncoders,
+    text: str,
+    weighting: Literal["a1111", "comfy"] = "a1111",
+    *,
+    embeddings: Folders | None = None,
 ) -> Conditioning:
-    """A prompt (emphasis, BREAK, any length) as one conditioning entry."""
+    """A prompt (emphasis, BREAK, any length) as one conditioning entry.
+
+    `embeddings`: where `embedding:name` files are found (`ctx.folders`); a prompt that names
+    one without it is refused. Declare `references=prompt_embeddings` on the text input so
+    validation checks the names first.
+    """
     from latentloom.text.encode import encode_prompt as encode
 
     chosen: Weighting = weighting
-    return encode(clip, text, chosen)
+    return encode(clip, text, chosen, embeddings=embeddings)
+
+
+def load_vae(
+    path: Path, *, device: torch.device, family: Literal["auto", "sd1", "sdxl"] = "auto"
+) -> tuple[Vae, str]:
+    """A VAE file or diffusers VAE folder, and why it uses its family's latent scale."""
+    from latentloom.models.device import VAE_DTYPE
+    from latentloom.models.vae_file import load_vae as load
+
+    loaded = load(path, device=device, dtype=VAE_DTYPE, family=family)
+    return loaded.vae, loaded.family_rule
+
+
+def load_unet(
+    path: Path,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    prediction_type: PredictionType | None = None,
+) -> DiffusionModel:
+    """A UNet saved on its own (original or diffusers names) as a MODEL handle."""
+    from latentloom.models.component_load import load_unet as load
+
+    return load(path, device=device, dtype=dtype, prediction_type=prediction_type)
+
+
+def load_text_encoders(
+    paths: list[Path],
+    kind: Literal["stable_diffusion", "sdxl"],
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> TextEncoders:
+    """Text encoder files as a CLIP handle (one file, or SDXL's CLIP-L and CLIP-G)."""
+    from latentloom.models.component_load import load_text_encoders as load
+
+    return load(paths, kind, device=device, dtype=dtype)
+
+
+def save_checkpoint(
+    path: Path,
+    model: DiffusionModel,
+    clip: TextEncoders,
+    vae: Vae,
+    *,
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """The three parts, weight patches baked in, as one original-layout `.safetensors` file."""
+    from latentloom.models.checkpoint_save import save_checkpoint as save
+
+    save(path, model, clip, vae, metadata=metadata)
 
 
 __all__ = [
     "COMPOSITE_OPERATIONS",
     "CROP_METHODS",
+    "EMBEDDINGS",
     "FAMILIES",
     "INPUTS",
     "INPUT_LATENTS",
@@ -213,6 +285,8 @@ __all__ = [
     "DynamicChoices",
     "Estimate",
     "Family",
+    "FileReference",
+    "Folders",
     "FractionArea",
     "Guider",
     "Input",
@@ -236,6 +310,7 @@ __all__ = [
     "WidgetType",
     "alpha_to_mask",
     "apply_lora",
+    "apply_lora_model_only",
     "basic_scheduler_sigmas",
     "boolean_input",
     "checkpoint_cost",
@@ -263,6 +338,9 @@ __all__ = [
     "lerp",
     "load_checkpoint",
     "load_image_cost",
+    "load_text_encoders",
+    "load_unet",
+    "load_vae",
     "lora_cost",
     "mask_batch",
     "mask_to_image",
@@ -270,6 +348,7 @@ __all__ = [
     "next_free_path",
     "pad_for_outpaint",
     "png_text_chunks",
+    "prompt_embeddings",
     "read_latent_file",
     "repeat_to_batch",
     "resize_images",
@@ -279,6 +358,7 @@ __all__ = [
     "sample_advanced",
     "sampler_custom_cost",
     "save_animation",
+    "save_checkpoint",
     "save_images_cost",
     "save_pngs",
     "saved_entry",
@@ -287,6 +367,7 @@ __all__ = [
     "schedule_length",
     "scheduler_cost",
     "seeded_noise",
+    "set_last_layer",
     "sigmas_report",
     "slerp",
     "socket",

@@ -138,6 +138,18 @@ def apply_lora(
     return model, clip
 
 
+def apply_lora_model_only(
+    model: DiffusionModel, path: str | Path, strength: float
+) -> DiffusionModel:
+    """A new MODEL handle with the LoRA's UNet patches; its text-encoder layers are skipped
+    (LoraLoaderModelOnly), every UNet key is still checked."""
+    layers = load_lora(path, model, None)
+    if strength == 0:
+        return model
+    patches = tuple(layer.patch(strength) for layer in layers if layer.component == "unet")
+    return dataclasses.replace(model, patches=model.patches + patches)
+
+
 def _patch_encoder(
     encoder: ClipTextEncoder, component: Component, layers: Sequence[LoraLayer], strength: float
 ) -> ClipTextEncoder:
@@ -150,15 +162,21 @@ def _text_components(clip: TextEncoders) -> tuple[Component, ...]:
     return components[: len(clip.encoders)]
 
 
-def load_lora(path: str | Path, model: DiffusionModel, clip: TextEncoders) -> list[LoraLayer]:
-    """Read and validate every key of a LoRA file against `model` and `clip`."""
+def load_lora(
+    path: str | Path, model: DiffusionModel, clip: TextEncoders | None
+) -> list[LoraLayer]:
+    """Read and validate every key of a LoRA file against `model` and `clip` (None: the
+    text-encoder keys are skipped, as for a model-only LoRA loader)."""
     modules: dict[Component, torch.nn.Module] = {}
     # diffusers' ModelMixin is a torch Module, but mypy cannot see through its lazy imports.
     modules["unet"] = cast(torch.nn.Module, model.unet)
-    for encoder, component in zip(clip.encoders, _text_components(clip), strict=False):
-        modules[component] = encoder.model
+    if clip is not None:
+        for encoder, component in zip(clip.encoders, _text_components(clip), strict=False):
+            modules[component] = encoder.model
     with SafetensorsFile(path) as file:
         groups, unsupported, unmatched = _group_keys(file.keys())
+        if clip is None:
+            groups = {key: group for key, group in groups.items() if group.component == "unet"}
         config = _adapter_config(file.metadata)
         layers, problems = _resolve(file, groups, modules, config, unmatched)
     if unsupported:

@@ -141,3 +141,35 @@ def make_tiny_embedding(
         tensors = {"emb_params" if layout == "emb_params" else "string_to_param.*": rows[0]}
     save_tensors(path, tensors)
     return path
+
+
+EXAMPLE_VAE = "tiny-vae.safetensors"
+EXAMPLE_EMBEDDINGS = ("tiny-embedding.safetensors", "tiny-embedding-sdxl.safetensors")
+
+
+def make_example_parts(root: Path) -> list[Path]:
+    """What the example workflows name besides checkpoints and LoRAs, under a model root: a
+    standalone VAE (seeded apart from the checkpoint's, so using it shows) and embeddings."""
+    made = [make_tiny_vae(_folder(root, "vae") / EXAMPLE_VAE, seed=1)]
+    families: tuple[FamilyName, ...] = ("sd15", "sdxl")
+    for name, family in zip(EXAMPLE_EMBEDDINGS, families, strict=True):
+        made.append(make_tiny_embedding(_folder(root, "embeddings") / name, family=family))
+    return made
+
+
+def make_split_parts(root: Path) -> list[Path]:
+    """The tiny checkpoints' UNets and text encoders as separate files (`unet/`, `clip/`)."""
+    unet, clip = _folder(root, "unet"), _folder(root, "clip")
+    return [
+        make_tiny_unet(unet / "tiny-unet-sd15.safetensors"),
+        make_tiny_unet(unet / "tiny-unet-sdxl.safetensors", family="sdxl"),
+        make_tiny_clip(clip / "tiny-clip-sd15.safetensors"),
+        make_tiny_clip(clip / "tiny-clip-l-sdxl.safetensors", family="sdxl"),
+        make_tiny_clip(clip / "tiny-clip-g-sdxl.safetensors", family="sdxl", tower=1),
+    ]
+
+
+def _folder(root: Path, name: str) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
