@@ -58,11 +58,8 @@ def match_token_lengths(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     the two halves of a guided batch must agree. Repeating a whole prompt keeps its attention
     distribution unchanged (ComfyUI does the same).
     """
-    length_a, length_b = a.shape[1], b.shape[1]
-    if length_a == length_b:
-        return a, b
-    common = math.lcm(length_a, length_b)
-    return a.repeat(1, common // length_a, 1), b.repeat(1, common // length_b, 1)
+    common = math.lcm(a.shape[1], b.shape[1])
+    return _repeat_tokens(a, common), _repeat_tokens(b, common)
 
 
 class GuidedDenoiser:
@@ -92,7 +89,6 @@ class GuidedDenoiser:
         # Inpainting UNets take extra input channels (mask, masked-image latent) after x.
         self.concat = concat
         self._resolved: dict[tuple[int, ...], tuple[list[Region], list[Region]]] = {}
-        self.calls_per_step: list[int] = []  # UNet calls of each evaluation, for benchmarks
 
     @property
     def guided(self) -> bool:
@@ -144,7 +140,6 @@ class GuidedDenoiser:
             for region in regions
         ]
         calls = plan_calls(jobs, pixel_budget=2 * x.shape[-2] * x.shape[-1])
-        self.calls_per_step.append(len(calls))
         predictions: list[Tensor | None] = [None] * len(regions)
         for call in calls:
             outputs = self._unet_call(x, sigma, [regions[i] for i in call])
