@@ -30,6 +30,8 @@ def test_with_no_models_the_server_offers_the_tiny_demo_checkpoint(tmp_path: Pat
         nodes = {n["id"]: n for n in httpx.get(f"{base_url}/api/nodes").json()["nodes"]}
         loader = nodes["loaders.checkpoint"]["inputs"][0]
         assert loader["choices"] == ["tiny-sd15.safetensors"]
+        # What the clip_skip_vae and embedding examples name comes with it.
+        assert nodes["loaders.vae"]["inputs"][0]["choices"] == ["tiny-vae.safetensors"]
         workflow = load_example("txt2img.json").with_input("sampler", "steps", 2).to_json()
         done = httpx.post(
             f"{base_url}/api/jobs",

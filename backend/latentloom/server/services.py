@@ -155,6 +155,12 @@ class Services:
         if not demo.exists():
             demo.parent.mkdir(parents=True, exist_ok=True)
             make_tiny_checkpoint("sd15", demo)
+        from latentloom.models.tiny_parts import EXAMPLE_VAE, make_example_parts
+
+        # The VAE and embeddings the example workflows name (also for a demo folder an
+        # earlier version made with the checkpoint alone).
+        if not (self.settings.demo_models_dir / "vae" / EXAMPLE_VAE).exists():
+            make_example_parts(self.settings.demo_models_dir)
         log.warning(
             "no checkpoints found in %s; offering the tiny demo checkpoint %s (random weights: "
             "it makes noise, not pictures) — pass --models to use your own",
