@@ -254,7 +254,7 @@ async def get_embeddings(request: Request) -> list[str]:
 
 
 async def get_model_folders(request: Request) -> list[str]:
-    return [*SUBFOLDERS, EMBEDDINGS]
+    return list(dict.fromkeys([*SUBFOLDERS, EMBEDDINGS]))  # embeddings is a model kind too
 
 
 async def get_models(request: Request) -> list[str]:
@@ -264,7 +264,7 @@ async def get_models(request: Request) -> list[str]:
     if folder == EMBEDDINGS:
         return await asyncio.to_thread(list_embeddings, _model_roots(state))
     if folder not in SUBFOLDERS:
-        known = ", ".join([*SUBFOLDERS, EMBEDDINGS])
+        known = ", ".join(dict.fromkeys([*SUBFOLDERS, EMBEDDINGS]))
         raise HTTPException(404, f"no model folder {folder!r}; the folders are: {known}")
     return await asyncio.to_thread(engine.list_choices, folder)
 
