@@ -186,10 +186,9 @@ def split_sigmas_denoise_cost(query: CostQuery) -> Cost:
     total, denoise = _sigmas_steps(query), query.number("denoise")
     if total is None or denoise is None:
         return Cost()
-    low = round(total * denoise)
-    return Cost(
-        outputs={"high_sigmas": Value(max(total - low, 0)), "low_sigmas": Value(min(low, total))}
-    )
+    low = min(round(total * denoise), total)
+    high = total - low if low > 0 else 0  # no low steps: sigmas[:-0] leaves high empty
+    return Cost(outputs={"high_sigmas": Value(high), "low_sigmas": Value(low)})
 
 
 def flip_sigmas_cost(query: CostQuery) -> Cost:

@@ -18,10 +18,11 @@ TIME_EMBED_DIM = 8
 LATENT_SHAPE = (1, 4, 8, 8)
 
 
-def tiny_unet(*, sdxl: bool = False, seed: int = 0) -> Any:
+def tiny_unet(*, sdxl: bool = False, seed: int = 0, in_channels: int = 4) -> Any:
+    """in_channels 9: an inpainting UNet (latent, mask, masked-image latent)."""
     config: dict[str, Any] = {
         "sample_size": 8,
-        "in_channels": 4,
+        "in_channels": in_channels,
         "out_channels": 4,
         "block_out_channels": (32, 64),
         "layers_per_block": 1,
@@ -47,10 +48,11 @@ def tiny_model(
     sdxl: bool = False,
     prediction_type: PredictionType = "epsilon",
     alphas_cumprod: Tensor | None = None,
+    in_channels: int = 4,
 ) -> DiffusionModel:
     """A tiny model; pass a diffusers scheduler's float32 alphas to share its exact schedule."""
     return DiffusionModel(
-        unet=tiny_unet(sdxl=sdxl),
+        unet=tiny_unet(sdxl=sdxl, in_channels=in_channels),
         family=SDXL if sdxl else SD15,
         prediction_type=prediction_type,
         alphas_cumprod=sd_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod,
