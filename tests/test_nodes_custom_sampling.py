@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from latentloom.engine.events import Preview
+from latentloom.engine.events import NodeProgress, Preview
 from latentloom.engine.executor import RunResult
 from latentloom.graph.budget import estimate
 from latentloom.graph.workflow import parse_workflow
@@ -139,17 +139,43 @@ def graph() -> dict[str, Any]:
                 "latent": link("high", "output"),
             },
         },
+        # Basic Guider: the prompt alone, which is KSampler at cfg 1.
+        "basic": {
+            "type": "sampling.basic_guider",
+            "inputs": {
+                "model": link("checkpoint", "model"),
+                "conditioning": link("positive", "conditioning"),
+            },
+        },
+        "basic_run": {
+            "type": "sampling.sampler_custom_advanced",
+            "inputs": {
+                "noise": link("noise", "noise"),
+                "guider": link("basic", "guider"),
+                "sampler": link("select_euler", "sampler"),
+                "sigmas": link("schedule", "sigmas"),
+                "latent": link("latent", "latent"),
+            },
+        },
         "save": {"type": "latent.save", "inputs": {"latent": link("low", "output")}},
     }
+    cfg_one = branches("euler")["ksampler_euler"]
+    nodes["ksampler_cfg_one"] = cfg_one | {"inputs": cfg_one["inputs"] | {"cfg": 1.0}}
     for sampler in SAME_AS_KSAMPLER + DROPS_PENULTIMATE:
         nodes |= branches(sampler)
     return {"schema": "latentloom/workflow", "version": 2, "nodes": nodes}
 
 
 class Ran:
-    def __init__(self, result: RunResult, previews: dict[str, Preview]) -> None:
+    def __init__(
+        self,
+        result: RunResult,
+        previews: dict[str, Preview],
+        progress: dict[str, list[tuple[int, int]]],
+    ) -> None:
         self.result = result
         self.last_preview = previews
+        self.progress = progress
 
     def latent(self, node: str, output: str = "output") -> torch.Tensor:
         samples: torch.Tensor = self.result.outputs[node][output].samples
@@ -163,12 +189,19 @@ def ran(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ran:
     workflow = parse_workflow(graph())
     assert engine.validate(workflow) == []
     previews: dict[str, Preview] = {}
+    progress: dict[str, list[tuple[int, int]]] = {}
+
+    def on_event(event: object) -> None:
+        if isinstance(event, NodeProgress):
+            progress.setdefault(event.node, []).append((event.step, event.total))
+
     result = engine.run(
         workflow,
         targets=[node for node in workflow.nodes if node not in ("save", "no_noise")],
+        on_event=on_event,
         on_preview=lambda preview: previews.__setitem__(preview.node, preview),
     )
-    return Ran(result, previews)
+    return Ran(result, previews, progress)
 
 
 @pytest.mark.parametrize("sampler", SAME_AS_KSAMPLER)
@@ -202,12 +235,24 @@ def test_split_sigmas_in_two_samplers_equal_one_run(ran: Ran) -> None:
     assert torch.equal(ran.latent("low"), ran.latent("ksampler_euler", "latent"))
 
 
+def test_basic_guider_is_the_prompt_alone_as_ksampler_at_cfg_one(ran: Ran) -> None:
+    expected = ran.latent("ksampler_cfg_one", "latent")
+    assert torch.equal(ran.latent("basic_run"), expected)
+    assert not torch.allclose(expected, ran.latent("ksampler_euler", "latent"), atol=1e-3)
+
+
 def test_denoised_output_is_the_last_steps_prediction(ran: Ran) -> None:
     # The high half stops at sigma_4 > 0: its output is still noisy, its prediction is not.
     high, denoised = ran.latent("high"), ran.latent("high", "denoised_output")
     assert not torch.allclose(high, denoised, atol=1e-2)
     assert torch.equal(denoised, ran.last_preview["high"].latent)
     assert ran.last_preview["high"].step == 4
+
+
+def test_each_sampler_reports_progress_over_its_own_sigmas(ran: Ran) -> None:
+    assert ran.progress["high"] == [(step, 4) for step in range(1, 5)]
+    assert ran.progress["low"] == [(1, 2), (2, 2)]
+    assert ran.progress["custom_euler"] == [(step, STEPS) for step in range(1, STEPS + 1)]
 
 
 def test_the_scheduler_reports_its_sigmas_for_the_plot(ran: Ran) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from torch import Tensor
 
+from latentloom.api import encode_prompt
 from latentloom.models.handles import DiffusionModel
+from latentloom.models.load import load_checkpoint
+from latentloom.models.tiny import make_tiny_checkpoint
 from latentloom.sampling.masked import BLANK_INPAINT_LATENT
 from latentloom.sampling.run import sample
 from tests.sampling.tiny_models import LATENT_SHAPE, conditioning, tiny_model
@@ -83,3 +87,34 @@ def test_other_extra_channel_counts_are_refused_naming_the_counts() -> None:
         "tiny-test-unet: the UNet takes 6 input channels for a 4-channel latent; only "
         "inpainting models' 9 (latent, mask, masked image) are supported"
     )
+
+
+def test_a_tiny_inpainting_checkpoint_samples_under_a_mask(tmp_path: Path) -> None:
+    # The real path: a 9-channel single-file checkpoint, loaded, prompted and sampled.
+    path = make_tiny_checkpoint("sd15", tmp_path / "tiny-inpaint.safetensors", inpaint=True)
+    checkpoint = load_checkpoint(path, device=None, dtype=None)
+    prompt = encode_prompt(checkpoint.clip, "a red door")
+    source = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    mask = torch.zeros(1, 64, 64)
+    mask[:, 32:] = 1.0  # the bottom half of the picture
+    seen: list[int] = []
+    unet: Any = checkpoint.model.unet
+    handle = unet.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[1]))
+    try:
+        result = sample(
+            checkpoint.model,
+            prompt,
+            prompt,
+            source,
+            seed=2,
+            steps=2,
+            cfg=3.0,
+            sampler="euler",
+            scheduler="normal",
+            noise_mask=mask,
+        )
+    finally:
+        handle.remove()
+    assert seen == [9, 9]
+    assert torch.equal(result[..., :4, :], source[..., :4, :])
+    assert not torch.allclose(result[..., 4:, :], source[..., 4:, :], atol=1e-3)
