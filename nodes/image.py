@@ -39,7 +39,10 @@ PREVIEW_SUBFOLDER = "previews"
 
 
 def vae_decode_node(ctx: NodeContext, vae: Vae, latent: Latent) -> dict[str, object]:
-    return {"image": vae_decode(vae, latent.samples, check_cancelled=ctx.check_cancelled)}
+    image = vae_decode(
+        vae, latent.samples, family=latent.family, check_cancelled=ctx.check_cancelled
+    )
+    return {"image": image}
 
 
 def vae_encode_node(ctx: NodeContext, vae: Vae, image: torch.Tensor) -> dict[str, object]:

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 import torch
 
+from latentloom.models.family import Family
 from latentloom.models.handles import Vae
 
 
@@ -22,14 +23,24 @@ def _module_placement(vae: Vae) -> tuple[torch.device, torch.dtype]:
 
 @torch.inference_mode()
 def decode(
-    vae: Vae, latent: torch.Tensor, *, check_cancelled: Callable[[], None] = lambda: None
+    vae: Vae,
+    latent: torch.Tensor,
+    *,
+    family: Family | None = None,
+    check_cancelled: Callable[[], None] = lambda: None,
 ) -> torch.Tensor:
-    """[B, C, h, w] scaled latents -> [B, H, W, 3] float32 images in 0..1 on the CPU, one at a time."""
+    """[B, C, h, w] scaled latents -> [B, H, W, 3] float32 images in 0..1 on the CPU, one at a time.
+
+    The scale is the latent's `family`'s when known (the model that made it fixed its latent
+    space); else the VAE's. A standalone VAE file cannot always say which family it is for
+    (SD 1.x and SDXL VAEs have the same shapes), so the latent's word wins.
+    """
     device, dtype = _module_placement(vae)
+    scaling_factor = (family or vae.family).vae_scaling_factor
     frames = []
     for item in latent:  # one at a time: a long morph must not need memory for every frame at once
         check_cancelled()
-        scaled = item.unsqueeze(0).to(device, dtype) / vae.family.vae_scaling_factor
+        scaled = item.unsqueeze(0).to(device, dtype) / scaling_factor
         pixels = _module(vae).decode(scaled).sample
         frames.append(((pixels.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu())
     return torch.cat(frames)
