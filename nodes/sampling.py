@@ -108,7 +108,8 @@ NODES = [
         "Follows ComfyUI's conventions, so the same checkpoint, seed and settings give "
         "ComfyUI's picture: the starting noise is drawn on the CPU from the seed (the same on "
         "every device); ancestral samplers and lcm draw their per-step noise on the sampling "
-        "device, as ComfyUI does, so their pictures differ between CPU and GPU.",
+        "device, as ComfyUI does, so their pictures differ between CPU and GPU. A latent with a "
+        "noise mask changes only where the mask is 1; the rest stays the input exactly.",
         inputs=(
             socket("model", SocketType.MODEL),
             socket("positive", SocketType.CONDITIONING),
