@@ -13,6 +13,7 @@ BENCHMARKS = [
     "bench.cache",
     "bench.sampler_step",
     "bench.regional_conditioning",
+    "bench.inpaint_vs_img2img",
     "bench.load",
     "bench.server_startup",
     "bench.server_queue",
