@@ -264,7 +264,8 @@ def test_object_info_describes_the_supported_classes_in_comfyuis_shape(server: s
 def test_system_stats_embeddings_and_model_folders(server: str, models_dir: Path) -> None:
     stats = httpx.get(f"{server}/system_stats").json()
     assert stats["devices"][0]["type"] == "cpu" and stats["system"]["ram_total"] > 0
-    assert httpx.get(f"{server}/embeddings").json() == []
+    # ComfyUI lists embeddings by name without the extension (the demo folder holds two).
+    assert httpx.get(f"{server}/embeddings").json() == ["tiny-embedding", "tiny-embedding-sdxl"]
     assert "checkpoints" in httpx.get(f"{server}/models").json()
     assert "tiny-sd15.safetensors" in httpx.get(f"{server}/models/checkpoints").json()
     assert httpx.get(f"{server}/models/loras").json() == ["tiny-lora-sd15.safetensors"]

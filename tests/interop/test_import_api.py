@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,10 @@ import pytest
 
 from latentloom.engine.executor import Engine
 from latentloom.graph.workflow import parse_workflow
+from latentloom.interop.comfy import convert
 from latentloom.interop.comfy.api_format import import_api_prompt
 from latentloom.interop.comfy.importer import import_document
+from latentloom.interop.comfy.mapping import BY_CLASS
 from latentloom.interop.comfy.report import ComfyFormatError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "comfy"
@@ -66,41 +69,55 @@ def test_api_prompt_validates_and_runs_on_the_tiny_checkpoint(engine: Engine) ->
 def test_unsupported_class_is_kept_with_its_links_and_refused_by_name(engine: Engine) -> None:
     document = prompt()
     document["10"] = {
-        "class_type": "CLIPSetLastLayer",
+        "class_type": "CustomCLIPSkip",  # a custom node's class: nothing in our table
         "inputs": {"stop_at_clip_layer": -2, "clip": ["4", 1]},
     }
     document["6"]["inputs"]["clip"] = ["10", 0]
     result = import_api_prompt(document)
     placeholder = result.workflow["nodes"]["10"]
-    assert placeholder["type"] == "comfy:CLIPSetLastLayer"
+    assert placeholder["type"] == "comfy:CustomCLIPSkip"
     assert placeholder["inputs"] == {
         "stop_at_clip_layer": -2,
         "clip": {"node": "4", "output": "clip"},
     }
     assert placeholder["ui"]["comfy"] == {
-        "class_type": "CLIPSetLastLayer",
+        "class_type": "CustomCLIPSkip",
         "inputs": [{"name": "stop_at_clip_layer", "type": "INT"}, {"name": "clip", "type": "CLIP"}],
         "outputs": [{"name": "0", "type": "CLIP"}],
     }
     assert result.workflow["nodes"]["6"]["inputs"]["clip"] == {"node": "10", "output": "0"}
     assert [(u.node, u.comfy_class, u.reason) for u in result.report.unsupported] == [
-        ("10", "CLIPSetLastLayer", "no Latentloom node for this class yet")
+        ("10", "CustomCLIPSkip", "no Latentloom node for this class yet")
     ]
     problems = engine.validate(parse_workflow(result.workflow))
     assert [(p.node, p.code) for p in problems] == [("10", "unsupported_class")]
-    assert "CLIPSetLastLayer" in problems[0].message
+    assert "CustomCLIPSkip" in problems[0].message
 
 
-def test_an_output_we_do_not_produce_makes_the_source_a_placeholder() -> None:
-    document = {
-        "1": {"class_type": "LoadImage", "inputs": {"image": "landscape.png"}},
-        "2": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}},
-        "3": {
-            "class_type": "MaskComposite",
-            "inputs": {"destination": ["2", 0], "source": ["1", 1]},
-        },
-    }
-    result = import_api_prompt(document)
+MASKED = {
+    "1": {"class_type": "LoadImage", "inputs": {"image": "landscape.png"}},
+    "2": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}},
+    "3": {
+        "class_type": "MaskComposite",
+        "inputs": {"destination": ["2", 0], "source": ["1", 1]},
+    },
+}
+
+
+def test_load_image_mask_output_links_by_name() -> None:
+    result = import_api_prompt(MASKED)
+    assert result.workflow["nodes"]["1"]["type"] == "image.load"
+    assert result.workflow["nodes"]["3"]["inputs"]["source"] == {"node": "1", "output": "mask"}
+    assert result.report.unsupported == []
+
+
+def test_an_output_we_do_not_produce_makes_the_source_a_placeholder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No class in the table lacks an output today; a table whose Load Image had no mask does.
+    without_mask = replace(BY_CLASS["LoadImage"], outputs=("image", None))
+    monkeypatch.setattr(convert, "BY_CLASS", {**BY_CLASS, "LoadImage": without_mask})
+    result = import_api_prompt(MASKED)
     assert result.workflow["nodes"]["1"]["type"] == "comfy:LoadImage"
     assert result.workflow["nodes"]["3"]["inputs"]["source"] == {"node": "1", "output": "1"}
     reasons = {u.node: u.reason for u in result.report.unsupported}

@@ -270,7 +270,7 @@ def test_unsupported_class_keeps_named_widget_values_and_links(engine: Engine) -
     document["nodes"].append(
         {
             "id": 30,
-            "type": "CLIPSetLastLayer",
+            "type": "CustomCLIPSkip",  # a custom node's class: nothing in our table
             "pos": [200, 300],
             "size": [200, 60],
             "mode": 0,
@@ -292,7 +292,7 @@ def test_unsupported_class_keeps_named_widget_values_and_links(engine: Engine) -
     node_of(document, 10)["inputs"][0]["link"] = 31
     result = import_document(document)
     placeholder = result.workflow["nodes"]["30"]
-    assert placeholder["type"] == "comfy:CLIPSetLastLayer"
+    assert placeholder["type"] == "comfy:CustomCLIPSkip"
     assert placeholder["inputs"] == {
         "stop_at_clip_layer": -2,
         "clip": {"node": "4", "output": "clip"},

@@ -5,8 +5,8 @@ ComfyUI ids, classes, inputs by ComfyUI name (a literal or a `RawLink` to an out
 plus what the editor needs (title, mode, `ui`). `build_nodes` then decides, in this order:
 
 1. which nodes the class table maps (`mapping.BY_CLASS`) and which become placeholders,
-   for an unknown class, an input we have no counterpart for, or a non-neutral value in a
-   `neutral` input;
+   for an unknown class, an input we have no counterpart for, a non-neutral value in a
+   `neutral` input, or a value outside a `booleans` pair or `shared_values`;
 2. which mapped nodes are linked from an output we don't produce (the table says None):
    those become placeholders too, so their links stay whole;
 3. every link's output name (ours for mapped sources, the ComfyUI index as a string for
@@ -145,6 +145,23 @@ def _unsupported_reason(raw: RawNode, registry: Registry) -> str | None:
                 return f"input {name!r} is {value!r}; Latentloom only supports {allowed}"
         elif spec.input(entry.ours(name)) is None:
             return f"input {name!r} has no Latentloom counterpart"
+        elif (reason := _value_reason(entry, name, value)) is not None:
+            return reason
+    return None
+
+
+def _value_reason(entry: ClassMapping, name: str, value: RawLink | LiteralValue) -> str | None:
+    """Why a value of an input both sides have cannot cross (`booleans`, `shared_values`)."""
+    allowed = entry.booleans.get(name) or entry.shared_values.get(name)
+    if allowed is None:
+        return None
+    shown = ", ".join(repr(v) for v in allowed)
+    if isinstance(value, RawLink):
+        if name in entry.booleans:  # a link carries ComfyUI's word; nothing makes it a bool
+            return f"input {name!r} is linked; Latentloom only takes it typed in ({shown})"
+        return None  # a linked shared input: validation checks what arrives
+    if value not in allowed:
+        return f"input {name!r} is {value!r}; Latentloom only supports {shown}"
     return None
 
 
@@ -280,7 +297,7 @@ class _Builder:
                 if via is not None:
                     ui.setdefault("reroutes", {})[ours] = via
             else:
-                inputs[ours] = value
+                inputs[ours] = found[0].to_ours(name, value) if found else value
         if found:
             inputs.update(found[0].fixed)
         if placeholder:

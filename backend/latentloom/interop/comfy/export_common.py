@@ -7,8 +7,9 @@ Every node of a workflow is sorted once into one of two kinds:
   file had it; or one of the editor-only nodes ComfyUI has too: a note (`Note`) or a value
   node (`PrimitiveNode`, whose value the API format writes into the inputs it feeds);
 - unexportable, with the reason: a node type ComfyUI has no class for (Add Noise, Save
-  Animation...), a value the class cannot hold (a list of interpolation ratios), or a `fixed`
-  input set to something ComfyUI never does (slerp in LatentBlend). These go into
+  Animation...), a value the class cannot hold (a list of interpolation ratios, a value
+  outside `shared_values`, a linked `booleans` input), or a `fixed` input set to something
+  ComfyUI never does (slerp in LatentBlend). These go into
   `ExportReport.unexportable` and are left out: ComfyUI cannot run them.
 
 A `fixed` input listed in the entry's `approximates` (Encode Prompt's `weighting`) still
@@ -92,6 +93,8 @@ class Target:
                 if isinstance(entry, dict) and entry.get("name") == comfy_name:
                     return str(entry.get("type", "*"))
             return "*"
+        if comfy_name in self.entry.booleans:
+            return "COMBO"
         found = self.spec.input(self.entry.ours(comfy_name))
         return comfy_type(found) if found else "*"
 
@@ -132,10 +135,14 @@ class Target:
         if comfy_name in self.entry.neutral:
             return self.entry.neutral[comfy_name][0]
         ours = self.entry.ours(comfy_name)
-        if ours in self.node.inputs:
-            return single(self.node.inputs[ours])
-        found = self.spec.input(ours)
-        return found.default if found is not None else None
+        value: Link | LiteralValue | None = self.node.inputs.get(ours)
+        if value is None:
+            found = self.spec.input(ours)
+            value = found.default if found is not None else None
+        value = single(value) if value is not None else None
+        if value is None or isinstance(value, Link):
+            return value
+        return self.entry.to_comfy(comfy_name, value)
 
     def required(self, comfy_name: str) -> bool:
         """Whether the ComfyUI node cannot run without this input (unknown: assume so)."""
@@ -229,6 +236,19 @@ def _value_problem(node: WorkflowNode, entry: ClassMapping, spec: NodeSpec) -> s
             return (
                 f"{name} is a list of {len(value)} values; ComfyUI's {entry.comfy_class} "
                 "takes one value"
+            )
+    for comfy_name, allowed in [*entry.shared_values.items(), *entry.booleans.items()]:
+        ours = _our_value(node, spec, entry.ours(comfy_name))
+        if isinstance(ours, Link) and comfy_name in entry.booleans:
+            return (
+                f"{entry.ours(comfy_name)} is linked; ComfyUI's {entry.comfy_class} takes "
+                f"{' or '.join(repr(v) for v in allowed)} typed in"
+            )
+        if comfy_name in entry.shared_values and ours is not None and single(ours) not in allowed:
+            shown = "linked" if isinstance(ours, Link) else repr(single(ours))
+            return (
+                f"{entry.ours(comfy_name)} is {shown}; ComfyUI's {entry.comfy_class} only "
+                f"does {', '.join(repr(v) for v in allowed)}"
             )
     for name, fixed in entry.fixed.items():
         ours = _our_value(node, spec, name)

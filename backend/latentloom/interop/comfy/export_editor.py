@@ -214,7 +214,8 @@ def _inputs_and_widgets(target: Target) -> tuple[list[dict[str, Any]], list[Any]
             kind = target.input_type(name)
             inputs.append({"name": name, "type": kind, "link": None, "widget": {"name": name}})
             found = target.spec.input(target.entry.ours(name))
-            value = found.default if found is not None else None
+            default = found.default if found is not None else None
+            value = target.entry.to_comfy(name, default) if default is not None else None
         widgets.append(value)
         if name in target.entry.seeds:
             widgets.append(seed_control(target.node, target.entry.ours(name)))

@@ -8,7 +8,12 @@ value, `uploads` the widgets followed by an upload-button value, `fixed` sets ou
 that ComfyUI has no widget for (its behaviour, stated), `neutral` lists ComfyUI inputs we have
 no counterpart for together with the only values that mean "no change" there, and `outputs`
 names our outputs by ComfyUI output index where the order or the set differs (None: an
-output we don't produce yet).
+output we don't produce yet). `booleans` turns a ComfyUI COMBO of two words into our BOOLEAN
+(KSamplerAdvanced's "enable"/"disable"), `shared_values` limits an input both sides have to
+the values that mean the same on both (UNETLoader's weight_dtype "default"; a file with
+another value imports as a placeholder, and ours with another value does not export), and
+`trailing` names the last widgets that files from some ComfyUI versions lack (added or
+removed over time): such files store only the values before them.
 
 Import, export, `/object_info` and the editor's search all read this table; nothing else
 knows ComfyUI's class names. ComfyUI's formats and behaviour are facts we match; its code is
@@ -47,6 +52,11 @@ class ClassMapping:
     # `fixed` inputs that export anyway when ours differ (ComfyUI computes them its own way,
     # with a warning); any other difference in a fixed input makes the node unexportable.
     approximates: tuple[str, ...] = ()
+    # ComfyUI COMBO -> our BOOLEAN: (ComfyUI's word for True, its word for False).
+    booleans: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # Inputs both sides have where only these values mean the same thing on both.
+    shared_values: Mapping[str, tuple[LiteralValue, ...]] = field(default_factory=dict)
+    trailing: tuple[str, ...] = ()  # last widgets, absent from some versions' files
 
     def ours(self, comfy_input: str) -> str:
         """Our name for a ComfyUI input."""
@@ -55,6 +65,18 @@ class ClassMapping:
     def theirs(self, our_input: str) -> str:
         """ComfyUI's name for one of our inputs."""
         return next((c for c, o in self.rename.items() if o == our_input), our_input)
+
+    def to_ours(self, comfy_input: str, value: LiteralValue) -> LiteralValue:
+        """A ComfyUI widget value as our input holds it (`booleans`: the word as a bool)."""
+        words = self.booleans.get(comfy_input)
+        return value == words[0] if words is not None and value in words else value
+
+    def to_comfy(self, comfy_input: str, value: LiteralValue) -> LiteralValue:
+        """One of our values as ComfyUI's widget holds it (`booleans`: the bool as a word)."""
+        words = self.booleans.get(comfy_input)
+        if words is not None and isinstance(value, bool):
+            return words[0] if value else words[1]
+        return value
 
     def widget_order(self, spec: NodeSpec) -> tuple[str, ...]:
         """ComfyUI's widget input names, in the order editor files store their values."""
@@ -85,7 +107,7 @@ CLASSES: Final[tuple[ClassMapping, ...]] = (
     _entry("KSampler", "sampling.ksampler", rename={"sampler_name": "sampler", "latent_image": "latent"}, seeds=("seed",)),
     _entry("VAEDecode", "image.vae_decode", rename={"samples": "latent"}, sockets=("samples", "vae")),
     _entry("VAEEncode", "image.vae_encode", rename={"pixels": "image"}, sockets=("pixels", "vae")),
-    _entry("LoadImage", "image.load", uploads=("image",), outputs=("image", None), output_types=("IMAGE", "MASK")),
+    _entry("LoadImage", "image.load", uploads=("image",)),
     _entry("SaveImage", "image.save"),
     _entry("PreviewImage", "image.preview"),
     _entry("SaveLatent", "latent.save", rename={"samples": "latent"}),
@@ -101,7 +123,92 @@ CLASSES: Final[tuple[ClassMapping, ...]] = (
     # ComfyUI blends samples1 * f + samples2 * (1 - f); our interpolation goes from a to b.
     _entry("LatentBlend", "latent.interpolate", rename={"samples1": "b", "samples2": "a", "blend_factor": "ratio"},
            widgets=("blend_factor", "blend_mode"), fixed={"mode": "lerp"}, neutral={"blend_mode": ("normal",)},
-           sockets=("samples1", "samples2")),
+           sockets=("samples1", "samples2"), trailing=("blend_mode",)),  # ComfyUI 0.8 dropped blend_mode
+    # Loaders. ComfyUI finds a VAE's latent scale from the model it decodes for; ours may be told.
+    _entry("VAELoader", "loaders.vae", rename={"vae_name": "vae"}, fixed={"family": "auto"}, approximates=("family",)),
+    _entry("CLIPSetLastLayer", "loaders.clip_set_last_layer"),
+    _entry("LoraLoaderModelOnly", "loaders.lora_model_only", rename={"lora_name": "lora"}),
+    _entry("CheckpointSave", "loaders.checkpoint_save"),
+    # ComfyUI's weight_dtype offers fp8 storage; ours float widths. Only "default" is both.
+    _entry("UNETLoader", "loaders.unet", rename={"unet_name": "unet"}, fixed={"prediction": "auto"},
+           shared_values={"weight_dtype": ("default",)}),
+    # `device` came in later versions: older files store the widgets before it.
+    _entry("CLIPLoader", "loaders.clip", rename={"clip_name": "text_encoder"}, widgets=("clip_name", "type", "device"),
+           shared_values={"type": ("stable_diffusion",)}, neutral={"device": ("default",)}, trailing=("device",)),
+    _entry("DualCLIPLoader", "loaders.dual_clip", rename={"clip_name1": "text_encoder_1", "clip_name2": "text_encoder_2"},
+           widgets=("clip_name1", "clip_name2", "type", "device"), shared_values={"type": ("sdxl",)},
+           neutral={"device": ("default",)}, trailing=("device",)),
+    # Masks and inpainting.
+    _entry("SolidMask", "mask.solid"),
+    _entry("InvertMask", "mask.invert"),
+    _entry("GrowMask", "mask.grow"),
+    _entry("FeatherMask", "mask.feather"),
+    _entry("ThresholdMask", "mask.threshold"),
+    _entry("MaskComposite", "mask.composite"),
+    _entry("CropMask", "mask.crop"),
+    _entry("ImageToMask", "mask.from_image"),
+    _entry("MaskToImage", "mask.to_image"),
+    _entry("ImageColorToMask", "mask.from_color"),
+    _entry("VAEEncodeForInpaint", "latent.vae_encode_for_inpaint", rename={"pixels": "image"},
+           sockets=("pixels", "vae", "mask")),
+    _entry("SetLatentNoiseMask", "latent.set_noise_mask", rename={"samples": "latent"}),
+    _entry("ImagePadForOutpaint", "image.pad_for_outpaint"),
+    # Conditioning.
+    _entry("ConditioningCombine", "conditioning.combine"),
+    _entry("ConditioningConcat", "conditioning.concat"),
+    _entry("ConditioningAverage", "conditioning.average"),
+    _entry("ConditioningSetArea", "conditioning.set_area"),
+    _entry("ConditioningSetAreaPercentage", "conditioning.set_area_percentage"),
+    _entry("ConditioningSetAreaStrength", "conditioning.set_area_strength"),
+    _entry("ConditioningSetMask", "conditioning.set_mask"),
+    _entry("ConditioningSetTimestepRange", "conditioning.set_timestep_range"),
+    _entry("ConditioningZeroOut", "conditioning.zero_out"),
+    # Sampling. KSamplerAdvanced's two switches are "enable"/"disable" COMBOs; ours are BOOLEANs.
+    _entry("KSamplerAdvanced", "sampling.ksampler_advanced",
+           rename={"noise_seed": "seed", "sampler_name": "sampler", "latent_image": "latent"}, seeds=("noise_seed",),
+           booleans={"add_noise": ("enable", "disable"), "return_with_leftover_noise": ("enable", "disable")}),
+    _entry("BasicScheduler", "sampling.basic_scheduler"),
+    _entry("KarrasScheduler", "sampling.karras_scheduler"),
+    _entry("ExponentialScheduler", "sampling.exponential_scheduler"),
+    _entry("SplitSigmas", "sampling.split_sigmas"),
+    _entry("SplitSigmasDenoise", "sampling.split_sigmas_denoise"),
+    _entry("FlipSigmas", "sampling.flip_sigmas"),
+    _entry("KSamplerSelect", "sampling.sampler_select", rename={"sampler_name": "sampler"}),
+    _entry("CFGGuider", "sampling.cfg_guider"),
+    _entry("BasicGuider", "sampling.basic_guider"),
+    _entry("RandomNoise", "sampling.random_noise", rename={"noise_seed": "seed"}, seeds=("noise_seed",)),
+    _entry("DisableNoise", "sampling.disable_noise"),
+    _entry("SamplerCustom", "sampling.sampler_custom", rename={"noise_seed": "seed", "latent_image": "latent"},
+           seeds=("noise_seed",)),
+    _entry("SamplerCustomAdvanced", "sampling.sampler_custom_advanced", rename={"latent_image": "latent"}),
+    # Image tools.
+    _entry("ImageScale", "image.scale"),
+    _entry("ImageScaleBy", "image.scale_by"),
+    _entry("ImageScaleToTotalPixels", "image.scale_to_total_pixels", trailing=("resolution_steps",)),
+    _entry("ImageCrop", "image.crop"),
+    _entry("ImageFlip", "image.flip"),
+    _entry("ImageRotate", "image.rotate"),
+    _entry("ImageInvert", "image.invert"),
+    _entry("ImageBlend", "image.blend"),
+    _entry("ImageBlur", "image.blur"),
+    _entry("ImageSharpen", "image.sharpen"),
+    _entry("ImageCompositeMasked", "image.composite_masked"),
+    _entry("ImageBatch", "image.batch"),
+    _entry("ImageFromBatch", "image.from_batch"),
+    _entry("RepeatImageBatch", "image.repeat_batch"),
+    # Latent tools.
+    _entry("LatentComposite", "latent.composite"),
+    _entry("LatentCompositeMasked", "latent.composite_masked"),
+    _entry("LatentBatch", "latent.batch"),
+    _entry("LatentFromBatch", "latent.from_batch"),
+    _entry("RepeatLatentBatch", "latent.repeat_batch"),
+    _entry("LatentCrop", "latent.crop"),
+    _entry("LatentFlip", "latent.flip"),
+    _entry("LatentRotate", "latent.rotate"),
+    _entry("LatentUpscaleBy", "latent.upscale_by"),
+    _entry("LatentAdd", "latent.add"),
+    _entry("LatentSubtract", "latent.subtract"),
+    _entry("LatentMultiply", "latent.multiply"),
 )
 # fmt: on
 

@@ -5,8 +5,9 @@ to the table appears here with no other change. Each input is `[type, options]`:
 type name, or for widgets `INT`/`FLOAT`/`STRING`/`BOOLEAN` with default/min/max/step, or a
 list of choices for an ENUM (model files listed from our folders). ComfyUI-only inputs that
 the table marks `neutral` are offered with only their neutral values, so a client building a
-prompt from this can only ask for what we do. Inputs the table fixes (ComfyUI has no widget
-for them) are left out. Output names are ComfyUI's convention: the type name.
+prompt from this can only ask for what we do; likewise an input limited to `shared_values`
+lists only those, and a `booleans` input is the COMBO of its two words (the default first).
+Inputs the table fixes (ComfyUI has no widget for them) are left out. Output names are ComfyUI's convention: the type name.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def _inputs(mapping: ClassMapping, spec: NodeSpec, list_choices: ChoiceLister) -
             entry[1]["control_after_generate"] = True
         if name in mapping.uploads:
             entry[1]["image_upload"] = True
+        entry = _as_comfy_offers_it(mapping, name, spec_input, entry)
         sections["optional" if spec_input.optional else "required"][name] = entry
     for name, values in mapping.neutral.items():
         sections["required"][name] = [list(values), {"default": values[0]}]
@@ -77,6 +79,21 @@ def _inputs(mapping: ClassMapping, spec: NodeSpec, list_choices: ChoiceLister) -
     ordered.update({n: v for n, v in required.items() if n not in ordered})
     sections["required"] = ordered
     return {key: value for key, value in sections.items() if value or key == "required"}
+
+
+def _as_comfy_offers_it(
+    mapping: ClassMapping, name: str, spec_input: Input, entry: list[Any]
+) -> list[Any]:
+    """A `booleans` input as its COMBO of words; a `shared_values` input with only those."""
+    if name in mapping.booleans:
+        default = mapping.to_comfy(name, spec_input.default)
+        words = sorted(mapping.booleans[name], key=lambda word: word != default)
+        return [words, {**entry[1], "default": default}]
+    if name in mapping.shared_values:
+        shared = mapping.shared_values[name]
+        listed = [v for v in shared if not isinstance(entry[0], list) or v in entry[0]]
+        return [listed, {**entry[1], "default": shared[0]}]
+    return entry
 
 
 def _is_widget(entry: list[Any]) -> bool:

@@ -6,7 +6,10 @@ is not an input: a seed's `control_after_generate` ("fixed", "increment", "decre
 "randomize", or `true`/`false` in old files) and an upload button's value after Load Image's
 file name. Files written before seeds had a control carry none, so the count decides: the
 full count reads the extras, the count without them reads none, any other count is an error
-naming what was expected. Newer nodes may store a dict by name instead; we read that by name.
+naming what was expected. Widgets a class gained or lost at its end over ComfyUI's versions
+(`ClassMapping.trailing`) may be missing too: a shorter count reads the widgets before them,
+and ours take their defaults. Newer nodes may store a dict by name instead; we read that by
+name.
 """
 
 from __future__ import annotations
@@ -54,10 +57,12 @@ def control_mode(value: Any, where: str) -> str:
     )
 
 
-def _slots(entry: ClassMapping, spec: NodeSpec, with_extras: bool) -> list[str]:
-    """What each position of widgets_values holds: input names, CONTROL or UPLOAD."""
+def _slots(entry: ClassMapping, spec: NodeSpec, with_extras: bool, dropped: int = 0) -> list[str]:
+    """What each position of widgets_values holds: input names, CONTROL or UPLOAD, for a
+    file without the last `dropped` of the class's trailing widgets."""
+    order = entry.widget_order(spec)
     slots: list[str] = []
-    for name in entry.widget_order(spec):
+    for name in order[: len(order) - dropped]:
         slots.append(name)
         if with_extras and name in entry.seeds:
             slots.append(CONTROL)
@@ -74,12 +79,14 @@ def read_widgets(entry: ClassMapping, spec: NodeSpec, values: Any, where: str) -
         return _read_by_name(entry, values, where)
     if not isinstance(values, list):
         raise ComfyFormatError(where, f"expected a list or an object, got {describe(values)}")
-    full, bare = _slots(entry, spec, True), _slots(entry, spec, False)
-    if len(values) == len(full):
-        slots = full
-    elif len(values) == len(bare):
-        slots = bare
-    else:
+    full = _slots(entry, spec, True)
+    layouts = [
+        _slots(entry, spec, extras, dropped)
+        for dropped in range(len(entry.trailing) + 1)
+        for extras in (True, False)
+    ]
+    slots = next((layout for layout in layouts if len(layout) == len(values)), None)
+    if slots is None:
         listed = ", ".join(full) or "nothing"
         raise WidgetCountError(
             where, f"has {len(values)} value(s); {entry.comfy_class} stores {len(full)}: {listed}"
