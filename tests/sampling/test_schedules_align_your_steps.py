@@ -23,6 +23,8 @@ from latentloom.sampling.align_your_steps import (
 )
 from latentloom.sampling.discrete import DiscreteSchedule
 from latentloom.sampling.schedules import compute_sigmas, schedule_function
+from latentloom.sampling.sigma_ops import basic_scheduler_sigmas, ksampler_sigmas
+from tests.sampling.tiny_models import tiny_model
 
 
 def nvidia_loglinear(table: list[float], points: int) -> np.ndarray:
@@ -119,3 +121,11 @@ def test_node_rule_matches_comfyuis_node() -> None:
     assert align_your_steps_sigmas("SDXL", 10, 0.04).tolist() == [0.0]  # rounds to 0 steps
     with pytest.raises(ValueError, match="align_your_steps has the tables SD1, SDXL, not 'SVD'"):
         align_your_steps_sigmas("SVD", 10)
+
+
+@pytest.mark.parametrize("sdxl, table", [(False, "SD1"), (True, "SDXL")])
+def test_ksampler_and_basic_scheduler_use_the_models_table(sdxl: bool, table: str) -> None:
+    model = tiny_model(sdxl=sdxl)
+    expected = align_your_steps_sigmas(table, 10)
+    torch.testing.assert_close(ksampler_sigmas(model, "euler", "align_your_steps", 10), expected)
+    torch.testing.assert_close(basic_scheduler_sigmas(model, "align_your_steps", 10, 1.0), expected)

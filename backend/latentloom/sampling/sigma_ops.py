@@ -16,9 +16,8 @@ from torch import Tensor
 
 from latentloom.models.handles import DiffusionModel
 from latentloom.sampling.discrete import DiscreteSchedule
-from latentloom.sampling.errors import UnknownNameError
 from latentloom.sampling.samplers import DISCARD_PENULTIMATE_SAMPLERS, get_sampler
-from latentloom.sampling.schedules import SCHEDULES, compute_sigmas
+from latentloom.sampling.schedules import compute_sigmas, schedule_function
 
 FLIPPED_ZERO = 0.0001  # ComfyUI's FlipSigmas: a schedule may not start at sigma 0
 
@@ -38,6 +37,7 @@ def ksampler_sigmas(
         steps,
         denoise,
         discard_penultimate=sampler in DISCARD_PENULTIMATE_SAMPLERS,
+        family=model.family.name,  # align_your_steps reads its family's table
     )
 
 
@@ -66,14 +66,13 @@ def basic_scheduler_sigmas(
     Unlike KSampler it never drops a penultimate sigma, counts denoise < 1 (not <= 0.9999) as
     partial, and always keeps steps + 1 sigmas (ddim_uniform's extra steps are cut).
     """
-    if scheduler not in SCHEDULES:
-        raise UnknownNameError("scheduler", scheduler, tuple(SCHEDULES))
+    schedule = schedule_function(scheduler, model.family.name)  # unknown names fail here
     if not 0.0 <= denoise <= 1.0:
         raise ValueError(f"denoise must be between 0 and 1, got {denoise}")
     if denoise <= 0.0:
         return torch.zeros(0, dtype=torch.float32)
     total = steps if denoise >= 1.0 else int(steps / denoise)
-    return SCHEDULES[scheduler](model_schedule(model), total)[-(steps + 1) :].clone()
+    return schedule(model_schedule(model), total)[-(steps + 1) :].clone()
 
 
 def split_sigmas(sigmas: Tensor, step: int) -> tuple[Tensor, Tensor]:
