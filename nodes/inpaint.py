@@ -127,7 +127,7 @@ NODES = [
     NodeSpec(
         id="latent.vae_encode_for_inpaint",
         display_name="VAE Encode (for Inpaint)",
-        aliases=("VAEEncodeForInpaint",),
+        aliases=("VAEEncodeForInpaint", "VAE Encode (for Inpainting)"),
         category="latent/inpaint",
         description="Encodes the image with the masked area set to grey, and attaches the mask, "
         "grown by `grow_mask_by` pixels to hide the seam, as the latent's noise mask. The image "
@@ -157,7 +157,7 @@ NODES = [
     NodeSpec(
         id="image.pad_for_outpaint",
         display_name="Pad Image for Outpaint",
-        aliases=("ImagePadForOutpaint",),
+        aliases=("ImagePadForOutpaint", "Pad Image for Outpainting"),
         category="image",
         description="Grows the canvas by the given sides with grey and returns the mask of the "
         "new area (1), feathered into the old image over `feathering` pixels.",

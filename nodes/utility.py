@@ -167,7 +167,12 @@ NODES = [
     _value_node("int", "Integer", WidgetType.INT, "PrimitiveInt", "Int"),
     _value_node("float", "Float", WidgetType.FLOAT, "PrimitiveFloat", "Float"),
     _value_node(
-        "string", "String", WidgetType.STRING, "PrimitiveString", "PrimitiveStringMultiline"
+        "string",
+        "String",
+        WidgetType.STRING,
+        "PrimitiveString",
+        "PrimitiveStringMultiline",
+        "String (Multiline)",
     ),
     _value_node("boolean", "Boolean", WidgetType.BOOLEAN, "PrimitiveBoolean", "Boolean"),
     NodeSpec(

@@ -121,6 +121,60 @@ COMFY: dict[str, tuple[str, str]] = {
 }
 # fmt: on
 
+# ComfyUI's default titles (its display names) where they differ from the class name: an API
+# prompt's `_meta.title` always holds one, and import must not take it for the user's title.
+TITLES: dict[str, str] = {
+    "CheckpointLoaderSimple": "Load Checkpoint",
+    "LoraLoader": "Load LoRA",
+    "CLIPTextEncode": "CLIP Text Encode (Prompt)",
+    "EmptyLatentImage": "Empty Latent Image",
+    "VAEDecode": "VAE Decode",
+    "VAEEncode": "VAE Encode",
+    "LoadImage": "Load Image",
+    "SaveImage": "Save Image",
+    "PreviewImage": "Preview Image",
+    "PrimitiveInt": "Int",
+    "PrimitiveFloat": "Float",
+    "PrimitiveString": "String",
+    "PrimitiveStringMultiline": "String (Multiline)",
+    "PrimitiveBoolean": "Boolean",
+    "LatentUpscale": "Upscale Latent",
+    "LatentBlend": "Latent Blend",
+    "VAELoader": "Load VAE",
+    "CLIPSetLastLayer": "CLIP Set Last Layer",
+    "CheckpointSave": "Save Checkpoint",
+    "UNETLoader": "Load Diffusion Model",
+    "CLIPLoader": "Load CLIP",
+    "GrowMask": "Grow Mask",
+    "ImageToMask": "Convert Image to Mask",
+    "MaskToImage": "Convert Mask to Image",
+    "VAEEncodeForInpaint": "VAE Encode (for Inpainting)",
+    "SetLatentNoiseMask": "Set Latent Noise Mask",
+    "ImagePadForOutpaint": "Pad Image for Outpainting",
+    "ConditioningCombine": "Conditioning (Combine)",
+    "ConditioningConcat": "Conditioning (Concat)",
+    "ConditioningSetArea": "Conditioning (Set Area)",
+    "ConditioningSetAreaPercentage": "Conditioning (Set Area with Percentage)",
+    "ConditioningSetMask": "Conditioning (Set Mask)",
+    "KSamplerAdvanced": "KSampler (Advanced)",
+    "ImageScale": "Upscale Image",
+    "ImageScaleBy": "Upscale Image By",
+    "ImageScaleToTotalPixels": "Scale Image to Total Pixels",
+    "ImageCrop": "Image Crop",
+    "ImageInvert": "Invert Image",
+    "ImageBlend": "Image Blend",
+    "ImageBlur": "Image Blur",
+    "ImageSharpen": "Image Sharpen",
+    "ImageBatch": "Batch Images",
+    "LatentComposite": "Latent Composite",
+    "LatentFromBatch": "Latent From Batch",
+    "RepeatLatentBatch": "Repeat Latent Batch",
+    "LatentCrop": "Crop Latent",
+    "LatentFlip": "Flip Latent",
+    "LatentRotate": "Rotate Latent",
+    "LatentUpscaleBy": "Upscale Latent By",
+}
+
 
 class ComfyInput:
     def __init__(self, word: str) -> None:
@@ -175,6 +229,15 @@ def test_widget_order_is_comfyuis(comfy_class: str) -> None:
     ]
     # Trailing widgets are the last ones: shorter files store exactly the ones before them.
     assert order[len(order) - len(entry.trailing) :] == entry.trailing
+
+
+@pytest.mark.parametrize("comfy_class", sorted(COMFY))
+def test_comfyuis_default_title_is_not_taken_for_a_users(comfy_class: str) -> None:
+    case = CASES[comfy_class]
+    title = TITLES.get(comfy_class, comfy_class)
+    node = {"class_type": comfy_class, "inputs": case.api, "_meta": {"title": title}}
+    imported = import_api_prompt({**upstream_api(), "1": node}).workflow["nodes"]["1"]
+    assert "title" not in imported
 
 
 EXPORTED = sorted(c for c in CASES if BY_CLASS[c].node not in VALUE_NODES)
