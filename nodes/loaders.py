@@ -55,6 +55,9 @@ def _prediction(prediction: str) -> PredictionType | None:
     return PREDICTIONS[prediction]
 
 
+INPAINT_INPUT_CHANNELS = 9  # latent, mask, masked-image latent
+
+
 def load_checkpoint_node(ctx: NodeContext, checkpoint: str, prediction: str) -> dict[str, object]:
     loaded = load_checkpoint(
         ctx.folders.resolve("checkpoints", checkpoint),
@@ -69,6 +72,7 @@ def load_checkpoint_node(ctx: NodeContext, checkpoint: str, prediction: str) -> 
         "family": model.family.display_name,
         "prediction": model.prediction_type,
         "reason": model.prediction_rule,
+        "inpainting": model.input_channels == INPAINT_INPUT_CHANNELS,
     }
     return {
         "model": model,

@@ -73,7 +73,20 @@ def detection(engine: Engine, checkpoint: str, prediction: str | None) -> dict[s
 
 def test_an_unmarked_768_v_file_reports_v_prediction_and_why(sd2_engine: Engine) -> None:
     found = detection(sd2_engine, "sd2-768-v.safetensors", None)  # the default: auto
-    assert found == {"family": "SD 2.x", "prediction": "v_prediction", "reason": V_RULE}
+    assert found == {
+        "family": "SD 2.x",
+        "prediction": "v_prediction",
+        "reason": V_RULE,
+        "inpainting": False,
+    }
+
+
+def test_an_inpainting_checkpoint_says_so(tmp_path: Path) -> None:
+    checkpoints = tmp_path / "models" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    make_tiny_checkpoint("sd15", checkpoints / "inpaint.safetensors", seed=0, inpaint=True)
+    engine = make_engine(tmp_path / "models", tmp_path / "output", tmp_path)
+    assert detection(engine, "inpaint.safetensors", None)["inpainting"] is True
 
 
 def test_an_epsilon_file_reports_epsilon_and_why(sd2_engine: Engine) -> None:

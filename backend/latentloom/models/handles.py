@@ -9,7 +9,7 @@ duration of a forward pass (see `models/patching.py`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import torch
 
@@ -44,6 +44,13 @@ class DiffusionModel:
     source: str  # the file or folder it came from, for messages
     patches: tuple[WeightPatch, ...] = ()
     prediction_rule: str = ""  # why it is epsilon or v (models/detect.py), for the node report
+
+    @property
+    def input_channels(self) -> int:
+        """Channels the UNet takes: the latent's 4, or 9 for inpainting models (latent, mask,
+        masked-image latent)."""
+        config: Any = getattr(self.unet, "config", None)
+        return int(getattr(config, "in_channels", 4))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -214,9 +214,7 @@ def _concat_input(model: DiffusionModel, source: Tensor, mask: Tensor | None) ->
 
 def concat_channels(model: DiffusionModel, latent_channels: int) -> int:
     """How many input channels the UNet takes beyond the latent's (5 for inpainting models)."""
-    config: Any = getattr(model.unet, "config", None)
-    in_channels = getattr(config, "in_channels", latent_channels)
-    return max(int(in_channels) - latent_channels, 0)
+    return max(model.input_channels - latent_channels, 0)
 
 
 def _weight_patches(model: DiffusionModel) -> AbstractContextManager[object]:
