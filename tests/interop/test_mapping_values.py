@@ -4,6 +4,7 @@
   a bool exports as the word; any other word, or a link, keeps the node a placeholder.
 - UNETLoader's weight_dtype and the CLIP loaders' type share only some values with ours: the
   others import as placeholders, and ours outside them do not export.
+- A schedule only we offer (align_your_steps) keeps a sampler from exporting.
 - Widgets ComfyUI added or dropped at a class's end (CLIPLoader's device, LatentBlend's
   blend_mode...) may be missing from a file; any other count still makes a placeholder.
 """
@@ -165,6 +166,27 @@ def test_our_values_comfyui_lacks_do_not_export() -> None:
         ("1", "loaders.unet: weight_dtype is 'fp16'; ComfyUI's UNETLoader only does 'default'")
     ]
     assert prompt["2"]["inputs"] == {"unet_name": "u.safetensors", "weight_dtype": "default"}
+
+
+@pytest.mark.parametrize(
+    ("node_type", "comfy_class"),
+    [
+        ("sampling.ksampler", "KSampler"),
+        ("sampling.ksampler_advanced", "KSamplerAdvanced"),
+        ("sampling.basic_scheduler", "BasicScheduler"),
+    ],
+)
+def test_a_schedule_comfyui_samplers_lack_does_not_export(node_type: str, comfy_class: str) -> None:
+    document = ours_advanced(scheduler="align_your_steps")
+    document["nodes"]["1"]["type"] = node_type
+    document["nodes"]["1"]["inputs"] = {"scheduler": "align_your_steps"}
+    document["nodes"]["2"] = {"type": node_type, "inputs": {"scheduler": "karras"}}
+    prompt, report = export_api(parse_workflow(document), default_registry())
+    assert [(u.node, u.reason) for u in report.unexportable] == [
+        ("1", f"{node_type}: scheduler is 'align_your_steps', which ComfyUI's {comfy_class} "
+              "does not offer")
+    ]  # fmt: skip
+    assert prompt["2"]["inputs"]["scheduler"] == "karras"
 
 
 def test_object_info_offers_the_words_and_only_the_shared_values() -> None:

@@ -8,8 +8,8 @@ Every node of a workflow is sorted once into one of two kinds:
   node (`PrimitiveNode`, whose value the API format writes into the inputs it feeds);
 - unexportable, with the reason: a node type ComfyUI has no class for (Add Noise, Save
   Animation...), a value the class cannot hold (a list of interpolation ratios, a value
-  outside `shared_values`, a linked `booleans` input), or a `fixed` input set to something
-  ComfyUI never does (slerp in LatentBlend). These go into
+  outside `shared_values` or in `ours_only_values`, a linked `booleans` input), or a `fixed`
+  input set to something ComfyUI never does (slerp in LatentBlend). These go into
   `ExportReport.unexportable` and are left out: ComfyUI cannot run them.
 
 A `fixed` input listed in the entry's `approximates` (Encode Prompt's `weighting`) still
@@ -249,6 +249,13 @@ def _value_problem(node: WorkflowNode, entry: ClassMapping, spec: NodeSpec) -> s
             return (
                 f"{entry.ours(comfy_name)} is {shown}; ComfyUI's {entry.comfy_class} only "
                 f"does {', '.join(repr(v) for v in allowed)}"
+            )
+    for comfy_name, lacking in entry.ours_only_values.items():
+        ours = _our_value(node, spec, entry.ours(comfy_name))
+        if ours is not None and not isinstance(ours, Link) and single(ours) in lacking:
+            return (
+                f"{entry.ours(comfy_name)} is {single(ours)!r}, which ComfyUI's "
+                f"{entry.comfy_class} does not offer"
             )
     for name, fixed in entry.fixed.items():
         ours = _our_value(node, spec, name)

@@ -13,7 +13,9 @@ output we don't produce yet). `booleans` turns a ComfyUI COMBO of two words into
 the values that mean the same on both (UNETLoader's weight_dtype "default"; a file with
 another value imports as a placeholder, and ours with another value does not export), and
 `trailing` names the last widgets that files from some ComfyUI versions lack (added or
-removed over time): such files store only the values before them.
+removed over time): such files store only the values before them. `ours_only_values` are
+values of ours the class does not offer (the align_your_steps schedule, a node of its own in
+ComfyUI): a node using one does not export.
 
 Import, export, `/object_info` and the editor's search all read this table; nothing else
 knows ComfyUI's class names. ComfyUI's formats and behaviour are facts we match; its code is
@@ -57,6 +59,7 @@ class ClassMapping:
     # Inputs both sides have where only these values mean the same thing on both.
     shared_values: Mapping[str, tuple[LiteralValue, ...]] = field(default_factory=dict)
     trailing: tuple[str, ...] = ()  # last widgets, absent from some versions' files
+    ours_only_values: Mapping[str, tuple[LiteralValue, ...]] = field(default_factory=dict)
 
     def ours(self, comfy_input: str) -> str:
         """Our name for a ComfyUI input."""
@@ -98,13 +101,17 @@ def _entry(comfy_class: str, node: str, **details: object) -> ClassMapping:
     return ClassMapping(comfy_class, node, **details)  # type: ignore[arg-type]
 
 
+# Schedules ComfyUI's samplers don't list (its AlignYourStepsScheduler is a node of its own).
+_OUR_SCHEDULES: Final = MappingProxyType({"scheduler": ("align_your_steps",)})
+
 # fmt: off
 CLASSES: Final[tuple[ClassMapping, ...]] = (
     _entry("CheckpointLoaderSimple", "loaders.checkpoint", rename={"ckpt_name": "checkpoint"}, fixed={"prediction": "auto"}),
     _entry("LoraLoader", "loaders.lora", rename={"lora_name": "lora"}),
     _entry("CLIPTextEncode", "conditioning.encode_prompt", fixed={"weighting": "comfy"}, approximates=("weighting",)),
     _entry("EmptyLatentImage", "latent.empty", rename={"batch_size": "batch"}, ours_only=("model",)),
-    _entry("KSampler", "sampling.ksampler", rename={"sampler_name": "sampler", "latent_image": "latent"}, seeds=("seed",)),
+    _entry("KSampler", "sampling.ksampler", rename={"sampler_name": "sampler", "latent_image": "latent"}, seeds=("seed",),
+           ours_only_values=_OUR_SCHEDULES),
     _entry("VAEDecode", "image.vae_decode", rename={"samples": "latent"}, sockets=("samples", "vae")),
     _entry("VAEEncode", "image.vae_encode", rename={"pixels": "image"}, sockets=("pixels", "vae")),
     _entry("LoadImage", "image.load", uploads=("image",)),
@@ -166,8 +173,9 @@ CLASSES: Final[tuple[ClassMapping, ...]] = (
     # Sampling. KSamplerAdvanced's two switches are "enable"/"disable" COMBOs; ours are BOOLEANs.
     _entry("KSamplerAdvanced", "sampling.ksampler_advanced",
            rename={"noise_seed": "seed", "sampler_name": "sampler", "latent_image": "latent"}, seeds=("noise_seed",),
-           booleans={"add_noise": ("enable", "disable"), "return_with_leftover_noise": ("enable", "disable")}),
-    _entry("BasicScheduler", "sampling.basic_scheduler"),
+           booleans={"add_noise": ("enable", "disable"), "return_with_leftover_noise": ("enable", "disable")},
+           ours_only_values=_OUR_SCHEDULES),
+    _entry("BasicScheduler", "sampling.basic_scheduler", ours_only_values=_OUR_SCHEDULES),
     _entry("KarrasScheduler", "sampling.karras_scheduler"),
     _entry("ExponentialScheduler", "sampling.exponential_scheduler"),
     _entry("SplitSigmas", "sampling.split_sigmas"),
