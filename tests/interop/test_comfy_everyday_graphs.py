@@ -18,6 +18,7 @@ classes, inputs, widget values and links.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,7 @@ def test_imported_graph_validates(graph: str, engine: Engine) -> None:
         assert engine.validate(parse_workflow(document.workflow)) == []
 
 
-def saved(engine: Engine, report: dict[str, Any]) -> np.ndarray:
+def saved(engine: Engine, report: Mapping[str, Any]) -> np.ndarray:
     entry = report["images"][0]
     path = engine.settings.output_dir / entry["subfolder"] / entry["filename"]
     with Image.open(path) as image:
