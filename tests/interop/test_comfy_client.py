@@ -69,7 +69,7 @@ def test_the_clients_other_calls_get_comfyuis_shapes(served: str, tmp_path: Path
     api = ComfyApiWrapper(f"{served}/")
     assert api.get_queue() == {"queue_running": [], "queue_pending": []}
     assert api.get_object_info("KSampler")["KSampler"]["output"] == ["LATENT"]
-    assert api.get_embeddings() == []
+    assert api.get_embeddings() == ["tiny-embedding", "tiny-embedding-sdxl"]
     assert api.get_system_stats()["devices"][0]["type"] == "cpu"
     picture = tmp_path / "input.png"
     Image.new("RGB", (16, 16), (10, 200, 10)).save(picture)

@@ -62,11 +62,12 @@ def test_a_png_carrying_a_prompt_imports_the_same_graph(server: str) -> None:
 
 def test_an_unsupported_class_is_kept_as_a_placeholder_and_reported(server: str) -> None:
     prompt = json.loads(json.dumps(TXT2IMG))
-    prompt["10"] = {"class_type": "ImageInvert", "inputs": {"image": ["8", 0]}}
+    # A custom node's class: nothing in our table.
+    prompt["10"] = {"class_type": "CustomImageFilter", "inputs": {"image": ["8", 0]}}
     body = import_bytes(server, json.dumps(prompt).encode()).json()
-    assert body["workflow"]["nodes"]["10"]["type"] == "comfy:ImageInvert"
+    assert body["workflow"]["nodes"]["10"]["type"] == "comfy:CustomImageFilter"
     [unsupported] = body["report"]["unsupported"]
-    assert unsupported["node"] == "10" and unsupported["comfy_class"] == "ImageInvert"
+    assert unsupported["node"] == "10" and unsupported["comfy_class"] == "CustomImageFilter"
 
 
 def test_malformed_and_foreign_files_are_refused_naming_where(server: str) -> None:
