@@ -5,7 +5,8 @@ socket, a bare name for a widget, `?` for an optional input) and its output type
 `/object_info` reports them. They are facts about ComfyUI's format, typed in here; the table
 must agree with them: the same input names (the table's renames applied), the same widget
 order (what editor files' `widgets_values` follow), the same socket and output types. Inputs
-listed in an entry's `trailing` are allowed to differ: ComfyUI added or dropped them over time.
+listed in an entry's `trailing` that 0.8.0 lacks (it dropped LatentBlend's blend_mode) are
+allowed in ours: files from other versions hold them.
 
 The export checks use `tests/interop/test_mapping.py`'s cases: a class imported from an API
 prompt exports back to the same inputs, and from an editor file back to the same
@@ -187,6 +188,11 @@ def comfy_inputs(comfy_class: str) -> list[ComfyInput]:
     return [ComfyInput(word) for word in COMFY[comfy_class][0].split()]
 
 
+def dropped_since(comfy_class: str) -> set[str]:
+    """Trailing widgets of the table that ComfyUI 0.8.0's class no longer has."""
+    return set(BY_CLASS[comfy_class].trailing) - {i.name for i in comfy_inputs(comfy_class)}
+
+
 @pytest.fixture(scope="module")
 def info() -> dict[str, Any]:
     return object_info(default_registry(), lambda folder: [f"in-{folder}.safetensors"])
@@ -200,18 +206,18 @@ def test_every_class_has_comfyui_facts() -> None:
 def test_object_info_offers_comfyui_inputs_and_outputs(
     comfy_class: str, info: dict[str, Any]
 ) -> None:
-    entry = BY_CLASS[comfy_class]
-    theirs = [i for i in comfy_inputs(comfy_class) if i.name not in entry.trailing]
+    theirs = comfy_inputs(comfy_class)
+    dropped = dropped_since(comfy_class)
     ours = info[comfy_class]["input"]
     offered = {**ours["required"], **ours.get("optional", {})}
-    assert sorted(n for n in offered if n not in entry.trailing) == sorted(i.name for i in theirs)
+    assert sorted(n for n in offered if n not in dropped) == sorted(i.name for i in theirs)
     for found in theirs:
         kind = offered[found.name][0]
         if found.socket_type is not None:
             assert kind == found.socket_type, found.name
         else:
             assert isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN")
-        if found.optional and found.name not in entry.neutral:
+        if found.optional and found.name not in BY_CLASS[comfy_class].neutral:
             assert found.name in ours.get("optional", {}), found.name
     expected_outputs = COMFY[comfy_class][1].split()
     assert info[comfy_class]["output"] == expected_outputs
@@ -224,9 +230,7 @@ def test_widget_order_is_comfyuis(comfy_class: str) -> None:
     assert spec is not None
     widgets = [i.name for i in comfy_inputs(comfy_class) if i.socket_type is None]
     order = entry.widget_order(spec)
-    assert [n for n in order if n not in entry.trailing] == [
-        n for n in widgets if n not in entry.trailing
-    ]
+    assert [n for n in order if n not in dropped_since(comfy_class)] == widgets
     # Trailing widgets are the last ones: shorter files store exactly the ones before them.
     assert order[len(order) - len(entry.trailing) :] == entry.trailing
 

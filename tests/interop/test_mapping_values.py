@@ -212,6 +212,11 @@ def test_object_info_offers_the_words_and_only_the_shared_values() -> None:
          {"text_encoder": "c.safetensors", "type": "stable_diffusion"}),
         ("DualCLIPLoader", ["l.safetensors", "g.safetensors", "sdxl"],
          {"text_encoder_1": "l.safetensors", "text_encoder_2": "g.safetensors", "type": "sdxl"}),
+        # Files from before the type and weight_dtype widgets: ours take their defaults.
+        ("CLIPLoader", ["c.safetensors"], {"text_encoder": "c.safetensors"}),
+        ("DualCLIPLoader", ["l.safetensors", "g.safetensors"],
+         {"text_encoder_1": "l.safetensors", "text_encoder_2": "g.safetensors"}),
+        ("UNETLoader", ["u.safetensors"], {"unet": "u.safetensors", "prediction": "auto"}),
         # Files from before resolution_steps: ours takes its default, 1, as ComfyUI did.
         ("ImageScaleToTotalPixels", ["bilinear", 0.25],
          {"image": {"node": "99", "output": "0"}, "upscale_method": "bilinear", "megapixels": 0.25}),

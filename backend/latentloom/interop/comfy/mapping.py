@@ -138,13 +138,13 @@ CLASSES: Final[tuple[ClassMapping, ...]] = (
     _entry("CheckpointSave", "loaders.checkpoint_save"),
     # ComfyUI's weight_dtype offers fp8 storage; ours float widths. Only "default" is both.
     _entry("UNETLoader", "loaders.unet", rename={"unet_name": "unet"}, fixed={"prediction": "auto"},
-           shared_values={"weight_dtype": ("default",)}),
-    # `device` came in later versions: older files store the widgets before it.
+           shared_values={"weight_dtype": ("default",)}, trailing=("weight_dtype",)),
+    # `type` and then `device` came in later versions: older files store the widgets before them.
     _entry("CLIPLoader", "loaders.clip", rename={"clip_name": "text_encoder"}, widgets=("clip_name", "type", "device"),
-           shared_values={"type": ("stable_diffusion",)}, neutral={"device": ("default",)}, trailing=("device",)),
+           shared_values={"type": ("stable_diffusion",)}, neutral={"device": ("default",)}, trailing=("type", "device")),
     _entry("DualCLIPLoader", "loaders.dual_clip", rename={"clip_name1": "text_encoder_1", "clip_name2": "text_encoder_2"},
            widgets=("clip_name1", "clip_name2", "type", "device"), shared_values={"type": ("sdxl",)},
-           neutral={"device": ("default",)}, trailing=("device",)),
+           neutral={"device": ("default",)}, trailing=("type", "device")),
     # Masks and inpainting.
     _entry("SolidMask", "mask.solid"),
     _entry("InvertMask", "mask.invert"),
