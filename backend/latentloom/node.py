@@ -32,6 +32,12 @@ class SocketType(StrEnum):
     NOISE = "NOISE"
     SAMPLER = "SAMPLER"
     GUIDER = "GUIDER"
+    # Steering and enlarging: control models, image prompts, upscalers.
+    CONTROL_NET = "CONTROL_NET"
+    CLIP_VISION = "CLIP_VISION"
+    CLIP_VISION_OUTPUT = "CLIP_VISION_OUTPUT"
+    IPADAPTER = "IPADAPTER"
+    UPSCALE_MODEL = "UPSCALE_MODEL"
 
 
 class WidgetType(StrEnum):

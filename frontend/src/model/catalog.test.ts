@@ -25,7 +25,7 @@ describe("parseCatalog", () => {
     } catch (error) {
       expect(error).toBeInstanceOf(CatalogError);
       expect((error as CatalogError).problems).toEqual([
-        'node "a" inputs[0] ("x").type: unknown type "TENSOR"; expected one of MODEL, CLIP, VAE, CONDITIONING, LATENT, IMAGE, MASK, SIGMAS, NOISE, SAMPLER, GUIDER, INT, FLOAT, STRING, BOOLEAN, ENUM',
+        'node "a" inputs[0] ("x").type: unknown type "TENSOR"; expected one of MODEL, CLIP, VAE, CONDITIONING, LATENT, IMAGE, MASK, SIGMAS, NOISE, SAMPLER, GUIDER, CONTROL_NET, CLIP_VISION, CLIP_VISION_OUTPUT, IPADAPTER, UPSCALE_MODEL, INT, FLOAT, STRING, BOOLEAN, ENUM',
         'node "a": "version" must be an integer, got "1"',
         'node "b" inputs[0] ("n"): kind "socket" does not fit type INT',
       ]);

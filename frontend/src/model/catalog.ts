@@ -22,6 +22,11 @@ export const SOCKET_TYPES = [
   "NOISE",
   "SAMPLER",
   "GUIDER",
+  "CONTROL_NET",
+  "CLIP_VISION",
+  "CLIP_VISION_OUTPUT",
+  "IPADAPTER",
+  "UPSCALE_MODEL",
 ] as const;
 export const WIDGET_TYPES = ["INT", "FLOAT", "STRING", "BOOLEAN", "ENUM"] as const;
 
