@@ -278,7 +278,7 @@ def test_a_ledger_from_a_newer_release_is_refused(ledger_path: Path) -> None:
         Ledger(ledger_path)
     assert str(error.value) == (
         f"{ledger_path} holds a job ledger of schema version 99, written by a newer "
-        "Latentloom; this one reads versions up to 2. Upgrade Latentloom or point it at "
+        "Latentloom; this one reads versions up to 3. Upgrade Latentloom or point it at "
         "another ledger file."
     )
 
@@ -289,6 +289,6 @@ def test_the_file_uses_wal_and_records_its_schema_version(ledger_path: Path) -> 
     db = sqlite3.connect(ledger_path)
     try:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
     finally:
         db.close()

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
+from latentloom.jobs.listing import read_page
 from latentloom.jobs.records import LIVE, TERMINAL, JobRecord, JobStatus, JobSummary, NodeState
 from latentloom.jobs.schema import document_hash, document_title, prepare
 
@@ -45,21 +46,9 @@ def _sql_set(statuses: frozenset[JobStatus]) -> str:
 _TERMINAL_SQL: Final = _sql_set(TERMINAL)
 _LIVE_SQL: Final = _sql_set(LIVE)
 
-# Queued jobs in run order, then running ones oldest first, then history newest first. The
-# CASEs are NULL outside their group, so each group is ordered only by its own keys.
-_LIST_ORDER: Final = """
-    CASE status WHEN 'queued' THEN 0 WHEN 'running' THEN 1 ELSE 2 END,
-    CASE WHEN status = 'queued' THEN -priority END,
-    CASE WHEN status = 'queued' THEN sequence END,
-    CASE WHEN status = 'running' THEN started_at END,
-    finished_at DESC,
-    sequence DESC
-"""
-
-_WITH_DOCUMENT: Final = (
-    "SELECT jobs.*, workflows.document AS document FROM jobs"
-    " JOIN workflows ON workflows.hash = jobs.workflow_hash"
-)
+_DOCUMENT_COLUMNS: Final = "jobs.*, workflows.document AS document"
+_DOCUMENT_JOIN: Final = "JOIN workflows ON workflows.hash = jobs.workflow_hash"
+_WITH_DOCUMENT: Final = f"SELECT {_DOCUMENT_COLUMNS} FROM jobs {_DOCUMENT_JOIN}"
 # Documents no job refers to any more (after pruning or forgetting jobs).
 _FORGET_DOCUMENTS: Final = (
     "DELETE FROM workflows WHERE NOT EXISTS"
@@ -296,7 +285,7 @@ class Ledger:
         """A page of jobs with their documents, and how many match: queued in run order,
         running, then history newest first. `statuses` are `JobStatus` members or their
         names; None means all. Each distinct document on the page is parsed once."""
-        rows, total = self._page(_WITH_DOCUMENT, statuses, limit, offset)
+        rows, total = self._page(_DOCUMENT_COLUMNS, _DOCUMENT_JOIN, statuses, limit, offset)
         documents: dict[str, dict[str, Any]] = {}
         records = []
         for row in rows:
@@ -310,27 +299,24 @@ class Ledger:
         self, statuses: Iterable[str] | None = None, limit: int = 100, offset: int = 0
     ) -> tuple[builtins.list[JobSummary], int]:
         """`list` without the documents: what a job list shows, read without parsing one."""
-        rows, total = self._page("SELECT * FROM jobs", statuses, limit, offset)
+        rows, total = self._page("*", "", statuses, limit, offset)
         return [JobSummary.from_row(row) for row in rows], total
 
     def _page(
-        self, select: str, statuses: Iterable[str] | None, limit: int, offset: int
+        self,
+        columns: str,
+        join: str,
+        statuses: Iterable[str] | None,
+        limit: int,
+        offset: int,
     ) -> tuple[builtins.list[sqlite3.Row], int]:
         chosen = set(JobStatus) if statuses is None else {JobStatus(s) for s in statuses}
-        wanted = sorted(chosen)
-        marks = ", ".join("?" for _ in wanted)
-        where = f"WHERE status IN ({marks})" if wanted else "WHERE 0"
         with self._lock:
             self._db.execute("BEGIN")  # one snapshot for the page and its total
             try:
-                total = self._db.execute(f"SELECT COUNT(*) FROM jobs {where}", wanted).fetchone()
-                rows = self._db.execute(
-                    f"{select} {where} ORDER BY {_LIST_ORDER} LIMIT ? OFFSET ?",
-                    [*wanted, limit, offset],
-                ).fetchall()
+                return read_page(self._db, columns, join, chosen, limit, offset)
             finally:
                 self._db.execute("COMMIT")
-        return rows, int(total[0])
 
     def get_summary(self, job_id: str) -> JobSummary | None:
         with self._lock:

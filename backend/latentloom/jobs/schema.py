@@ -8,6 +8,9 @@ Version 2 stores each distinct workflow document once, in `workflows` keyed by t
 of its text, and gives every job the hash and the document's title: listing jobs reads
 neither the documents nor JSON. `server_state` holds small persisted counters (the event
 epoch, so websocket event ids keep growing across restarts).
+
+Version 3 adds `jobs_ended`, a partial index that holds the history newest first, so a page
+of a long history is read in index order instead of sorting the table (`listing.py`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 _JOBS_TABLE: Final = """
     CREATE TABLE jobs (
@@ -41,6 +44,11 @@ _JOBS_TABLE: Final = """
         node_states TEXT NOT NULL DEFAULT '{}'
     )
 """
+# The job list's history, newest first; its condition is written as listing.py writes it.
+_ENDED_INDEX: Final = (
+    "CREATE INDEX IF NOT EXISTS jobs_ended ON jobs (finished_at DESC, sequence DESC)"
+    " WHERE status IN ('cancelled', 'failed', 'succeeded')"
+)
 # `sequence` orders jobs of equal priority (FIFO); "front of the queue" takes a number below
 # every existing one, so it is unique across all rows, not only the queued ones.
 _INDEXES: Final = (
@@ -50,6 +58,7 @@ _INDEXES: Final = (
     "CREATE INDEX jobs_history ON jobs (status, finished_at)",
     # forgetting documents no job refers to any more.
     "CREATE INDEX jobs_workflow ON jobs (workflow_hash)",
+    _ENDED_INDEX,
 )
 _CREATE: Final = (
     "CREATE TABLE workflows (hash TEXT PRIMARY KEY, document TEXT NOT NULL)",
@@ -102,8 +111,15 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+def _migrate_2_to_3(db: sqlite3.Connection) -> None:
+    db.execute(_ENDED_INDEX)
+
+
 # version -> function upgrading a ledger of that version to the next one.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _migrate_1_to_2,
+    2: _migrate_2_to_3,
+}
 
 
 class LedgerVersionError(Exception):

@@ -53,7 +53,7 @@ async def system(request: Request) -> dict[str, Any]:
         "startup_error": state.startup_error,
         "demo_checkpoint": state.demo_checkpoint,
         "memory": _memory(),
-        "queue": await asyncio.to_thread(_queue_counts, state),  # not behind ledger listings
+        "queue": await state.queue_counts.get(),  # at most a moment old; never waits on SQLite
         "worker": state.worker_status(),  # pid, ready, restarts: jobs run in this worker
     }
     if state.engine is not None:
@@ -74,10 +74,6 @@ async def system(request: Request) -> dict[str, Any]:
                 "total_bytes": total,
             }
     return report
-
-
-def _queue_counts(state: Services) -> dict[str, int]:
-    return {status: state.ledger.count(status) for status in ("queued", "running")}
 
 
 def _memory() -> dict[str, int]:

@@ -14,7 +14,7 @@ made by the ledger inside the insert transaction, for new jobs and retries alike
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -24,9 +24,9 @@ from fastapi.routing import APIRoute
 from latentloom.graph.document_bounds import DocumentBoundsError, dump_json, load_json
 from latentloom.graph.validate import Problem
 from latentloom.graph.workflow import Workflow, WorkflowFormatError, parse_workflow
-from latentloom.jobs.ledger import QueueFull
+from latentloom.jobs.ledger import Ledger, QueueFull
 from latentloom.jobs.queue import JobQueue
-from latentloom.jobs.records import JobRecord, JobSummary
+from latentloom.jobs.records import JobRecord
 from latentloom.server.api_models import (
     Detail,
     HistoryPrune,
@@ -167,12 +167,15 @@ async def list_jobs(
     """The queue (in run order) and the history (newest first); no workflow documents."""
     ledger = services(request).ledger
     chosen = set(status) if status else None
-    records, total = await in_ledger_thread(ledger.summaries, chosen, limit, offset)
-    return await in_heavy_thread(_job_list_response, records, total)
+    return await in_ledger_thread(_job_list_response, ledger, chosen, limit, offset)
 
 
-def _job_list_response(records: list[JobSummary], total: int) -> Response:
-    """A page of up to 500 jobs is built and dumped here, in a worker thread, not on the loop."""
+def _job_list_response(
+    ledger: Ledger, chosen: Iterable[str] | None, limit: int, offset: int
+) -> Response:
+    """A page of up to 500 jobs, read, built and dumped in one worker thread: one hand-off,
+    and one thread fewer taking turns at the GIL with the event loop."""
+    records, total = ledger.summaries(chosen, limit, offset)
     page = JobList(jobs=[job_view(record) for record in records], total=total)
     return Response(page.model_dump_json(), media_type="application/json")
 

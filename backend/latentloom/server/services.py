@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from latentloom.jobs.dispatch import ReportsStatus
 from latentloom.jobs.ledger import Ledger
+from latentloom.server.fresh_enough import FreshEnough
 from latentloom.server.hub import EventHub
 from latentloom.server.settings import ServerSettings
 from latentloom.server.workflow_store import WorkflowStore
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("latentloom.server")
 DEMO_CHECKPOINT = "tiny-sd15.safetensors"
+QUEUE_COUNTS_MAX_AGE_S = 0.25
 
 
 class EngineUnavailable(RuntimeError):
@@ -53,6 +55,15 @@ class Services:
     demo_checkpoint: str | None = None
     startup_error: str | None = None
     ready: threading.Event = field(default_factory=threading.Event)
+    # Queued and running counts for /api/system, never awaited behind a busy ledger.
+    queue_counts: FreshEnough[dict[str, int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        ledger = self.ledger
+        self.queue_counts = FreshEnough(
+            lambda: {status: ledger.count(status) for status in ("queued", "running")},
+            max_age_s=QUEUE_COUNTS_MAX_AGE_S,
+        )
 
     @classmethod
     def open(cls, settings: ServerSettings, loop: asyncio.AbstractEventLoop) -> Services:
