@@ -27,6 +27,7 @@ from typing import Any, Literal, cast
 import torch
 from torch import Tensor
 
+from latentloom.models.attention_patching import note_unet_call
 from latentloom.models.handles import Conditioning, DiffusionModel
 from latentloom.sampling.batching import Job, plan_calls
 from latentloom.sampling.discrete import DiscreteSchedule
@@ -163,6 +164,8 @@ class GuidedDenoiser:
                 for region in regions
             ]
         )
+        # Attention patches (IP-Adapter) need the sigma and which rows are the negative side's.
+        note_unet_call(sigma, [r in self._regions(x)[1] for r in regions for _ in range(batch)])
         return cast(
             Tensor,
             unet(
