@@ -201,13 +201,3 @@ def test_sdxl_entries_carry_their_own_pooled_output_and_the_whole_images_size() 
     assert torch.equal(seen[1]["text_embeds"], torch.cat([negative.pooled, area.pooled]))
     whole = torch.tensor([[128.0, 128.0, 0.0, 0.0, 128.0, 128.0]]).expand(2, -1)
     assert all(torch.equal(call["time_ids"], whole) for call in seen)
-
-
-def test_control_sources_are_refused_until_the_denoiser_applies_them() -> None:
-    controlled = replace(BASE, control=(object(),))
-    with pytest.raises(ValueError) as caught:
-        GuidedDenoiser(tiny_model(), Conditioning((controlled,)), Conditioning((NEGATIVE,)), CFG)
-    assert str(caught.value) == (
-        "the positive conditioning carries ControlNet sources, which this denoiser does not "
-        "apply yet; remove the Apply ControlNet node"
-    )

@@ -15,7 +15,9 @@ Regions of the same size share a UNet call (`batching.py`), the negative side fi
 step is then one call on [uncond, cond], exactly as diffusers' pipelines do it. Besides halving
 the calls, that is what makes our results bit-identical to theirs (two separate calls differ by
 up to ~6e-5 in the final latent); a side with a single everywhere-entry skips the averaging, and
-guidance is applied to the raw prediction, in diffusers' order.
+guidance is applied to the raw prediction, in diffusers' order. Entries with ControlNet or
+T2I-Adapter sources get their residuals added to the UNet call (`control.py`); only entries
+with the same sources share a call.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ import torch
 from torch import Tensor
 
 from latentloom.models.attention_patching import note_unet_call
-from latentloom.models.handles import Conditioning, DiffusionModel
+from latentloom.models.handles import Conditioning, ControlCall, DiffusionModel
 from latentloom.sampling.batching import Job, plan_calls
+from latentloom.sampling.control import ControlApplier
 from latentloom.sampling.discrete import DiscreteSchedule
 from latentloom.sampling.regions import Region, pair_areas, resolve
 
@@ -90,6 +93,7 @@ class GuidedDenoiser:
         # Inpainting UNets take extra input channels (mask, masked-image latent) after x.
         self.concat = concat
         self._resolved: dict[tuple[int, ...], tuple[list[Region], list[Region]]] = {}
+        self.control = ControlApplier(self.schedule)
 
     @property
     def guided(self) -> bool:
@@ -164,16 +168,24 @@ class GuidedDenoiser:
                 for region in regions
             ]
         )
+        x_in, timestep = x_in.to(dtype), self._to_timestep(sigma).to(torch.float32)
+        embeds, added_cond = embeds.to(x.device, dtype), self._added_cond_kwargs(x, regions)
+        # The call's regions carry the same sources (batching keys on them): ask the first's.
+        control = self.control.unet_kwargs(
+            regions[0].entry.control,
+            ControlCall(x_in, timestep, sigma, embeds, added_cond, batch=batch),
+        )
         # Attention patches (IP-Adapter) need the sigma and which rows are the negative side's.
         note_unet_call(sigma, [r in self._regions(x)[1] for r in regions for _ in range(batch)])
         return cast(
             Tensor,
             unet(
-                x_in.to(dtype),
-                self._to_timestep(sigma).to(torch.float32),
-                encoder_hidden_states=embeds.to(x.device, dtype),
-                added_cond_kwargs=self._added_cond_kwargs(x, regions),
+                x_in,
+                timestep,
+                encoder_hidden_states=embeds,
+                added_cond_kwargs=added_cond,
                 return_dict=False,
+                **control,
             )[0].to(x.dtype),
         )
 
@@ -257,12 +269,6 @@ def _check_conditioning(
     negative: Conditioning,
     added_cond: SdxlSizeConditioning | None,
 ) -> None:
-    for role, conditioning in (("positive", positive), ("negative", negative)):
-        if any(entry.control for entry in conditioning.entries):
-            raise ValueError(
-                f"the {role} conditioning carries ControlNet sources, which this denoiser does "
-                f"not apply yet; remove the Apply ControlNet node"
-            )
     if model.family.name != "sdxl":
         if added_cond is not None:
             raise ValueError(
