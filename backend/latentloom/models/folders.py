@@ -28,6 +28,8 @@ SUBFOLDERS: dict[str, tuple[str, ...]] = {
     "embeddings": ("embeddings",),
     "unet": ("unet", "diffusion_models"),
     "clip": ("clip", "text_encoders"),
+    "clip_vision": ("clip_vision",),
+    "ipadapter": ("ipadapter",),
 }
 WEIGHT_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
@@ -60,6 +62,8 @@ RULES: dict[str, WalkRule] = {
     "embeddings": WalkRule(_is_model_file),
     "unet": WalkRule(_is_model_file),
     "clip": WalkRule(_is_model_file),
+    "clip_vision": WalkRule(_is_model_file),
+    "ipadapter": WalkRule(_is_model_file),
 }
 
 
