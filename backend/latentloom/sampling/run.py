@@ -89,7 +89,7 @@ def run_sampling(
         inpaint_noise = sampler.inpaint_noise(start_noise, noise.seed)
         denoiser = MaskedDenoiser(denoiser, source, inpaint_noise, mask)
     last = _LastDenoised(callback)
-    with _weight_patches(model):
+    with _weight_patches(model), _attention_patches(model):
         result = sampler.function(
             denoiser,
             x,
@@ -225,3 +225,13 @@ def _weight_patches(model: DiffusionModel) -> AbstractContextManager[object]:
     from latentloom.models.patching import applied
 
     return applied(cast(torch.nn.Module, model.unet), model.patches)
+
+
+def _attention_patches(model: DiffusionModel) -> AbstractContextManager[object]:
+    """IP-Adapter and other attention patches, installed in the UNet only while sampling."""
+    if not model.attention_patches:
+        return nullcontext()
+    from latentloom.models.attention_patching import installed
+
+    unet = cast(torch.nn.Module, model.unet)
+    return installed(unet, model.attention_patches, model.source)
