@@ -30,6 +30,8 @@ SUBFOLDERS: dict[str, tuple[str, ...]] = {
     "clip": ("clip", "text_encoders"),
     "clip_vision": ("clip_vision",),
     "ipadapter": ("ipadapter",),
+    "upscale_models": ("upscale_models", "ESRGAN", "RealESRGAN"),
+    "controlnet": ("controlnet", "t2i_adapter", "ControlNet"),
 }
 WEIGHT_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
@@ -64,6 +66,9 @@ RULES: dict[str, WalkRule] = {
     "clip": WalkRule(_is_model_file),
     "clip_vision": WalkRule(_is_model_file),
     "ipadapter": WalkRule(_is_model_file),
+    "upscale_models": WalkRule(_is_model_file),
+    # ControlNets and T2I-Adapters; a diffusers folder is config.json + weights, like a VAE's.
+    "controlnet": WalkRule(_is_model_file, is_item=_is_diffusers_vae_folder),
 }
 
 
