@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 
 from latentloom.engine.context import Cancelled, NodeContext
-from latentloom.engine.folders import INPUT_LATENTS, INPUTS, Folders
+from latentloom.engine.folders import INPUT_LATENTS, INPUT_POSES, INPUTS, Folders
 from latentloom.graph.cost import Batch, Cost, CostQuery, Estimate, Refusal, Value
 from latentloom.image_resample import (
     CROP_METHODS,
@@ -80,6 +80,7 @@ from latentloom.models.handles import (
     Vae,
     WeightPatch,
 )
+from latentloom.models.upscale_model import UpscaleModel
 from latentloom.node import (
     DynamicChoices,
     FileReference,
@@ -96,6 +97,7 @@ from latentloom.node import (
     string_input,
 )
 from latentloom.node_costs import (
+    auto_decode_tile,
     checkpoint_cost,
     flip_sigmas_cost,
     ksampler_advanced_cost,
@@ -119,6 +121,14 @@ from latentloom.nodes_limits import (
     MAX_SIDE,
     MAX_TEXT_LENGTH,
 )
+from latentloom.preprocess.canny import canny_edges
+from latentloom.preprocess.depth import normal_from_depth, normalize_depth
+from latentloom.preprocess.lines import LINE_ART_STYLES, LINE_COLOURS, line_art
+from latentloom.preprocess.lines import scribble as scribble_lines
+from latentloom.preprocess.openpose import COORDINATES as POSE_COORDINATES
+from latentloom.preprocess.openpose import PoseFormatError, read_pose
+from latentloom.preprocess.pose_draw import draw_pose
+from latentloom.preprocess.registry import Preprocessor, PreprocessorError, preprocessor_nodes
 from latentloom.preview import latent_to_rgb
 from latentloom.sampling.custom import DisabledNoise, Guider, Noise, RandomNoise, SamplerChoice
 from latentloom.sampling.node_steps import sigmas_report, step_callback
@@ -136,8 +146,21 @@ from latentloom.sampling.sigma_ops import (
 from latentloom.text.clip_skip import set_last_layer
 from latentloom.text.embeddings import EMBEDDINGS
 from latentloom.text.embeddings import references as prompt_embeddings
+from latentloom.tiled_costs import (
+    upscale_model_loader_cost,
+    upscale_tile,
+    upscale_with_model_cost,
+    upscaled_side_refusal,
+    vae_decode_tiled_cost,
+    vae_encode_tiled_cost,
+)
+from latentloom.upscale import DEFAULT_OVERLAP as UPSCALE_OVERLAP
+from latentloom.upscale import DEFAULT_TILE as UPSCALE_TILE
+from latentloom.upscale import upscale_images
 from latentloom.vae import decode as vae_decode
 from latentloom.vae import encode as vae_encode
+from latentloom.vae_tiled import decode_tiled as vae_decode_tiled
+from latentloom.vae_tiled import encode_tiled as vae_encode_tiled
 
 if TYPE_CHECKING:
     from latentloom.text.encode import Weighting
@@ -251,6 +274,14 @@ def save_checkpoint(
     save(path, model, clip, vae, metadata=metadata)
 
 
+def load_upscale_model(path: Path, *, device: torch.device, dtype: torch.dtype) -> UpscaleModel:
+    """An upscaler `.safetensors` file (ESRGAN, Real-ESRGAN, SwinIR, ... as spandrel detects
+    them) as an UPSCALE_MODEL handle; pickle files are refused."""
+    from latentloom.models.upscale_model import load_upscale_model as load
+
+    return load(path, device=device, dtype=dtype)
+
+
 __all__ = [
     "COMPOSITE_OPERATIONS",
     "CROP_METHODS",
@@ -258,7 +289,10 @@ __all__ = [
     "FAMILIES",
     "INPUTS",
     "INPUT_LATENTS",
+    "INPUT_POSES",
     "LATENT_FILE_SUFFIX",
+    "LINE_ART_STYLES",
+    "LINE_COLOURS",
     "MASK_CHANNELS",
     "MAX_BATCH",
     "MAX_FRAMES",
@@ -266,12 +300,15 @@ __all__ = [
     "MAX_SEED",
     "MAX_SIDE",
     "MAX_TEXT_LENGTH",
+    "POSE_COORDINATES",
     "SAMPLERS",
     "SCHEDULES",
     "SD2",
     "SD15",
     "SDXL",
     "UPSCALE_METHODS",
+    "UPSCALE_OVERLAP",
+    "UPSCALE_TILE",
     "Batch",
     "Cancelled",
     "Checkpoint",
@@ -296,7 +333,10 @@ __all__ = [
     "NodeSpec",
     "Noise",
     "Output",
+    "PoseFormatError",
     "PredictionType",
+    "Preprocessor",
+    "PreprocessorError",
     "RandomNoise",
     "Refusal",
     "SamplerChoice",
@@ -304,6 +344,7 @@ __all__ = [
     "SizeProblem",
     "SocketType",
     "TextEncoders",
+    "UpscaleModel",
     "Vae",
     "Value",
     "WeightPatch",
@@ -311,12 +352,15 @@ __all__ = [
     "alpha_to_mask",
     "apply_lora",
     "apply_lora_model_only",
+    "auto_decode_tile",
     "basic_scheduler_sigmas",
     "boolean_input",
+    "canny_edges",
     "checkpoint_cost",
     "color_to_mask",
     "composite_masks",
     "crop_mask",
+    "draw_pose",
     "encode_prompt",
     "enum_input",
     "exponential_sigmas",
@@ -336,20 +380,26 @@ __all__ = [
     "ksampler_cost",
     "latent_to_rgb",
     "lerp",
+    "line_art",
     "load_checkpoint",
     "load_image_cost",
     "load_text_encoders",
     "load_unet",
+    "load_upscale_model",
     "load_vae",
     "lora_cost",
     "mask_batch",
     "mask_to_image",
     "mix_noise",
     "next_free_path",
+    "normal_from_depth",
+    "normalize_depth",
     "pad_for_outpaint",
     "png_text_chunks",
+    "preprocessor_nodes",
     "prompt_embeddings",
     "read_latent_file",
+    "read_pose",
     "repeat_to_batch",
     "resize_images",
     "resize_mask",
@@ -366,6 +416,7 @@ __all__ = [
     "scale_size",
     "schedule_length",
     "scheduler_cost",
+    "scribble_lines",
     "seeded_noise",
     "set_last_layer",
     "sigmas_report",
@@ -381,10 +432,19 @@ __all__ = [
     "to_pil",
     "to_scaled",
     "total_pixels_size",
+    "upscale_images",
+    "upscale_model_loader_cost",
+    "upscale_tile",
+    "upscale_with_model_cost",
+    "upscaled_side_refusal",
     "vae_decode",
     "vae_decode_cost",
+    "vae_decode_tiled",
+    "vae_decode_tiled_cost",
     "vae_encode",
     "vae_encode_cost",
+    "vae_encode_tiled",
+    "vae_encode_tiled_cost",
     "value_cost",
     "write_latent_file",
     "write_png",

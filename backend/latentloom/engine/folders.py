@@ -22,7 +22,8 @@ from latentloom.models.folders import ModelFolders, ModelNotFoundError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 INPUTS = "inputs"
 INPUT_LATENTS = "input_latents"  # `.latent` files in the input folder (Load Latent)
-_INPUT_SUFFIXES = {INPUTS: IMAGE_SUFFIXES, INPUT_LATENTS: (".latent",)}
+INPUT_POSES = "input_poses"  # OpenPose `.json` files in the input folder (Load Pose)
+_INPUT_SUFFIXES = {INPUTS: IMAGE_SUFFIXES, INPUT_LATENTS: (".latent",), INPUT_POSES: (".json",)}
 
 
 def _suffix_rule(suffixes: tuple[str, ...]) -> WalkRule:
