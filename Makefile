@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
+	# spandrel (upscale models) without its dependencies: it names torchvision, which has no
+	# CPU build for this torch; models/upscale_model.py imports it without torchvision.
+	$(PIP) install --quiet --no-deps "spandrel>=0.4,<0.5"
 	$(PIP) install --quiet -e ".[dev]"
 	touch $(STAMP)
 

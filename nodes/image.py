@@ -8,6 +8,7 @@ from PIL import Image
 
 from latentloom.api import (
     INPUTS,
+    Batch,
     DynamicChoices,
     Latent,
     NodeContext,
@@ -16,6 +17,7 @@ from latentloom.api import (
     SocketType,
     Vae,
     alpha_to_mask,
+    auto_decode_tile,
     boolean_input,
     enum_input,
     float_input,
@@ -31,18 +33,43 @@ from latentloom.api import (
     to_pil,
     vae_decode,
     vae_decode_cost,
+    vae_decode_tiled,
     vae_encode,
     vae_encode_cost,
 )
 
 PREVIEW_SUBFOLDER = "previews"
+AUTO_TILE_OVERLAP = 64  # pixels, VAE Decode (Tiled)'s default
 
 
 def vae_decode_node(ctx: NodeContext, vae: Vae, latent: Latent) -> dict[str, object]:
-    image = vae_decode(
-        vae, latent.samples, family=latent.family, check_cancelled=ctx.check_cancelled
+    count, _, height, width = latent.samples.shape
+    scale = vae.family.downscale
+    size = Batch(width * scale, height * scale, count, ctx.node_id)
+    tile = auto_decode_tile(size, ctx.memory_left)
+    if tile is None:
+        image = vae_decode(
+            vae, latent.samples, family=latent.family, check_cancelled=ctx.check_cancelled
+        )
+        return {"image": image}
+    # The budget's estimate found no room for a full decode: tiles, as its cost assumed.
+    overlap = min(AUTO_TILE_OVERLAP, tile // 4)
+    image = vae_decode_tiled(
+        vae,
+        latent.samples,
+        tile_size=tile,
+        overlap=overlap,
+        family=latent.family,
+        check_cancelled=ctx.check_cancelled,
+        progress=ctx.progress,
     )
-    return {"image": image}
+    note = {
+        "tile_size": tile,
+        "overlap": overlap,
+        "reason": f"a full decode of {size.width}x{size.height} would not fit the memory budget "
+        f"({(ctx.memory_left or 0) / 2**20:.1f} MiB left for it)",
+    }
+    return {"image": image, "report": {"tiled": [note]}}
 
 
 def vae_encode_node(ctx: NodeContext, vae: Vae, image: torch.Tensor) -> dict[str, object]:

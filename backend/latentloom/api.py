@@ -80,6 +80,7 @@ from latentloom.models.handles import (
     Vae,
     WeightPatch,
 )
+from latentloom.models.upscale_model import UpscaleModel
 from latentloom.node import (
     DynamicChoices,
     FileReference,
@@ -96,6 +97,7 @@ from latentloom.node import (
     string_input,
 )
 from latentloom.node_costs import (
+    auto_decode_tile,
     checkpoint_cost,
     flip_sigmas_cost,
     ksampler_advanced_cost,
@@ -144,8 +146,21 @@ from latentloom.sampling.sigma_ops import (
 from latentloom.text.clip_skip import set_last_layer
 from latentloom.text.embeddings import EMBEDDINGS
 from latentloom.text.embeddings import references as prompt_embeddings
+from latentloom.tiled_costs import (
+    upscale_model_loader_cost,
+    upscale_tile,
+    upscale_with_model_cost,
+    upscaled_side_refusal,
+    vae_decode_tiled_cost,
+    vae_encode_tiled_cost,
+)
+from latentloom.upscale import DEFAULT_OVERLAP as UPSCALE_OVERLAP
+from latentloom.upscale import DEFAULT_TILE as UPSCALE_TILE
+from latentloom.upscale import upscale_images
 from latentloom.vae import decode as vae_decode
 from latentloom.vae import encode as vae_encode
+from latentloom.vae_tiled import decode_tiled as vae_decode_tiled
+from latentloom.vae_tiled import encode_tiled as vae_encode_tiled
 
 if TYPE_CHECKING:
     from latentloom.text.encode import Weighting
@@ -259,6 +274,14 @@ def save_checkpoint(
     save(path, model, clip, vae, metadata=metadata)
 
 
+def load_upscale_model(path: Path, *, device: torch.device, dtype: torch.dtype) -> UpscaleModel:
+    """An upscaler `.safetensors` file (ESRGAN, Real-ESRGAN, SwinIR, ... as spandrel detects
+    them) as an UPSCALE_MODEL handle; pickle files are refused."""
+    from latentloom.models.upscale_model import load_upscale_model as load
+
+    return load(path, device=device, dtype=dtype)
+
+
 __all__ = [
     "COMPOSITE_OPERATIONS",
     "CROP_METHODS",
@@ -284,6 +307,8 @@ __all__ = [
     "SD15",
     "SDXL",
     "UPSCALE_METHODS",
+    "UPSCALE_OVERLAP",
+    "UPSCALE_TILE",
     "Batch",
     "Cancelled",
     "Checkpoint",
@@ -319,6 +344,7 @@ __all__ = [
     "SizeProblem",
     "SocketType",
     "TextEncoders",
+    "UpscaleModel",
     "Vae",
     "Value",
     "WeightPatch",
@@ -326,6 +352,7 @@ __all__ = [
     "alpha_to_mask",
     "apply_lora",
     "apply_lora_model_only",
+    "auto_decode_tile",
     "basic_scheduler_sigmas",
     "boolean_input",
     "canny_edges",
@@ -358,6 +385,7 @@ __all__ = [
     "load_image_cost",
     "load_text_encoders",
     "load_unet",
+    "load_upscale_model",
     "load_vae",
     "lora_cost",
     "mask_batch",
@@ -404,10 +432,19 @@ __all__ = [
     "to_pil",
     "to_scaled",
     "total_pixels_size",
+    "upscale_images",
+    "upscale_model_loader_cost",
+    "upscale_tile",
+    "upscale_with_model_cost",
+    "upscaled_side_refusal",
     "vae_decode",
     "vae_decode_cost",
+    "vae_decode_tiled",
+    "vae_decode_tiled_cost",
     "vae_encode",
     "vae_encode_cost",
+    "vae_encode_tiled",
+    "vae_encode_tiled_cost",
     "value_cost",
     "write_latent_file",
     "write_png",

@@ -72,10 +72,43 @@ def vae_decode_cost(query: CostQuery) -> Cost:
     if latent is None:
         return Cost()
     one_image = VAE_DECODE_BYTES_PER_PIXEL * latent.width * latent.height
+    tile = auto_decode_tile(latent, query.memory_left)
+    if tile is not None:  # a full decode won't fit the budget: the node decodes in tiles
+        one_image = tiled_decode_bytes(latent, tile)
     # The decoded frames are gathered, then joined: the batch is briefly held twice.
     return Cost(
         outputs={"image": latent}, working_bytes=one_image, host_working_bytes=latent.image_bytes
     )
+
+
+# Tiled VAE decode (ComfyUI's VAEDecodeTiled defaults and bounds, in pixels).
+DECODE_TILE_SIZES = (512, 256, 128, 64)  # the automatic choice: the largest that fits
+MIN_DECODE_TILE = 64
+
+
+def tiled_decode_bytes(batch: Batch, tile: int) -> int:
+    """Working set of decoding one image `tile` pixels square at a time."""
+    return VAE_DECODE_BYTES_PER_PIXEL * min(tile, batch.width) * min(tile, batch.height)
+
+
+def auto_decode_tile(batch: Batch, memory_left: int | None) -> int | None:
+    """The tile size VAE Decode switches to when a full decode would pass the budget, else None.
+
+    The decode adds its output and the join of its frames (twice the batch's image bytes) to
+    what is held; the rest of `memory_left` is for the working set. Where host and device
+    memory are separate that counts the output against the device too: tiling starts a
+    little early there, never late. When not even the smallest tile fits, that tile is
+    returned and the budget refuses the job, naming its number.
+    """
+    if memory_left is None:
+        return None
+    room = memory_left - 2 * batch.image_bytes
+    if VAE_DECODE_BYTES_PER_PIXEL * batch.width * batch.height <= room:
+        return None
+    for tile in DECODE_TILE_SIZES:
+        if tile < max(batch.width, batch.height) and tiled_decode_bytes(batch, tile) <= room:
+            return tile
+    return MIN_DECODE_TILE
 
 
 def vae_encode_cost(query: CostQuery) -> Cost:

@@ -57,6 +57,9 @@ class NodeContext:
     on_preview: Callable[[Preview], None] = lambda preview: None
     # The workflow being run, as JSON: Save Image embeds it in the PNG.
     workflow_json: dict[str, Any] = field(default_factory=dict)
+    # What of the cost budget this node's working set may use (CostQuery.memory_left, as
+    # validation estimated it); None when the engine has no budget.
+    memory_left: int | None = None
 
     @property
     def device(self) -> torch.device:

@@ -27,7 +27,7 @@ from latentloom.engine.events import (
 )
 from latentloom.engine.file_sizes import FolderFiles
 from latentloom.engine.keys import literal_inputs, node_key
-from latentloom.graph.budget import CostBudget
+from latentloom.graph.budget import CostBudget, estimate
 from latentloom.graph.modes import Skipped, apply_modes
 from latentloom.graph.plan import plan
 from latentloom.graph.validate import Problem, WorkflowInvalid, validate, validate_applied
@@ -90,6 +90,21 @@ class Engine:
             files=FolderFiles(self.settings.folders),
         )
 
+    def _memory_left(self, workflow: Workflow) -> dict[str, int]:
+        """Each node's share of the budget as validation estimated it: a node that can run in
+        less memory (VAE Decode, tiled) decides from the same number its cost did."""
+        if self.budget is None:
+            return {}
+        job = estimate(
+            workflow,
+            self.registry,
+            FolderFiles(self.settings.folders),
+            compute_bytes=self.budget.compute_bytes,
+            one_pool=self.budget.device_memory_bytes is None,
+            budget=self.budget,
+        )
+        return job.memory_left
+
     def run(
         self,
         workflow: Workflow,
@@ -126,6 +141,7 @@ class Engine:
             self, runnable, workflow.to_json(), cancel or CancelToken(), on_event, on_preview
         )
         run.result.skipped = list(applied.skipped)
+        run.memory_left = self._memory_left(runnable)
         started = time.perf_counter()
         for node_id in plan(runnable, targets):
             run.cancel.check()
@@ -153,6 +169,7 @@ class _Run:
         self.keys: dict[str, str] = {}
         self.values: dict[str, Mapping[str, Any]] = {}
         self.result = RunResult()
+        self.memory_left: dict[str, int] = {}  # by node, when the engine has a budget
 
     def execute(self, node_id: str) -> None:
         node = self.workflow.nodes[node_id]
@@ -190,6 +207,7 @@ class _Run:
             ),
             on_preview=self.on_preview,
             workflow_json=self.workflow_json,
+            memory_left=self.memory_left.get(node_id),
         )
         self.on_event(NodeStarted(node=node_id, type=node.type))
         started = time.perf_counter()

@@ -63,6 +63,7 @@ class JobEstimate:
     costs: dict[str, Cost] = field(default_factory=dict)  # plan order
     estimates: dict[tuple[str, str], Estimate] = field(default_factory=dict)  # (node, output)
     resolved: dict[str, dict[str, Any]] = field(default_factory=dict)  # linked widget values
+    memory_left: dict[str, int] = field(default_factory=dict)  # CostQuery.memory_left by node
     device_peak: int = 0
     device_peak_node: str | None = None
     host_peak: int = 0
@@ -78,8 +79,12 @@ def estimate(
     *,
     compute_bytes: int = 2,
     one_pool: bool = False,
+    budget: CostBudget | None = None,
 ) -> JobEstimate:
-    """Walk what the output nodes need; the workflow must be acyclic."""
+    """Walk what the output nodes need; the workflow must be acyclic.
+
+    With a `budget`, each node's query says how much of it the node's working set may use.
+    """
     files = files or NoFiles()
     result = JobEstimate()
     targets = [n for n, node in workflow.nodes.items() if _is_output(registry.get(node.type))]
@@ -88,7 +93,10 @@ def estimate(
         spec = registry.get(workflow.nodes[node_id].type)
         if spec is None:
             continue
-        query = _query(workflow, node_id, spec, result, files, compute_bytes)
+        left = _memory_left(budget, one_pool, weights, held)
+        query = _query(workflow, node_id, spec, result, files, compute_bytes, left)
+        if left is not None:
+            result.memory_left[node_id] = left
         cost = _cost(spec, query, result)
         result.costs[node_id] = cost
         for name, value in cost.outputs.items():
@@ -122,6 +130,7 @@ def _query(
     result: JobEstimate,
     files: ModelFiles,
     compute_bytes: int,
+    memory_left: int | None = None,
 ) -> CostQuery:
     node = workflow.nodes[node_id]
     literals: dict[str, Any] = {}
@@ -137,7 +146,16 @@ def _query(
                 result.resolved.setdefault(node_id, {})[spec_input.name] = source.value
         elif value is not None:
             literals[spec_input.name] = value
-    return CostQuery(node_id, literals, upstream, files, compute_bytes)
+    return CostQuery(node_id, literals, upstream, files, compute_bytes, memory_left)
+
+
+def _memory_left(budget: CostBudget | None, one_pool: bool, weights: int, held: int) -> int | None:
+    """What a node's working set may take before its pool passes the budget."""
+    if budget is None:
+        return None
+    if one_pool or budget.device_memory_bytes is None:
+        return budget.memory_bytes - weights - held
+    return budget.device_memory_bytes - weights
 
 
 def _cost(spec: NodeSpec, query: CostQuery, result: JobEstimate) -> Cost:

@@ -103,6 +103,12 @@ class CostQuery:
     upstream: Mapping[str, Estimate]  # linked inputs whose source output has an estimate
     files: ModelFiles
     compute_bytes: int = 2  # bytes per number the models compute in: 2 (fp16), 4 on the CPU
+    # Bytes of the budget this node's working set may use: the budget of the pool it works in,
+    # less the weights loaded so far (and, where host and device share memory, the outputs
+    # held so far). None when no budget applies. A node with a lower-memory way to run (VAE
+    # Decode tiles) picks it from this; at run time it reads the same number as
+    # `NodeContext.memory_left`.
+    memory_left: int | None = None
 
     def weights(self, file_bytes: int) -> int:
         """Memory for weights stored in fp16 (as checkpoints usually are), as the engine holds

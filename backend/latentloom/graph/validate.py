@@ -110,7 +110,9 @@ def _cost_problems(
     """Bounds, linked values and, for an otherwise valid graph, the budget."""
     one_pool = budget is not None and budget.device_memory_bytes is None
     compute_bytes = budget.compute_bytes if budget is not None else 2
-    job = estimate(workflow, registry, files, compute_bytes=compute_bytes, one_pool=one_pool)
+    job = estimate(
+        workflow, registry, files, compute_bytes=compute_bytes, one_pool=one_pool, budget=budget
+    )
     problems = _linked_value_problems(workflow, registry, job, list_choices)
     # A node whose inputs are already reported wrong (e.g. steps out of range) would only be
     # refused again for the same cause.
