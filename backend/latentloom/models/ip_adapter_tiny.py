@@ -3,7 +3,7 @@
 The names and shapes are those of h94's releases (`image_proj.*`, `ip_adapter.{1,3,...}.to_k_ip`
 and `to_v_ip`), sized for a given UNet and the tiny CLIP vision tower (`clip_vision_tiny.py`):
 "base" projects its 16-wide image embedding to 4 tokens, "plus" resamples its 32-wide hidden
-states to 4 tokens through a two-layer perceiver (one 64-wide head). Weights are seeded normal
+states to 4 tokens through a four-layer perceiver (one 64-wide head). Weights are seeded normal
 values scaled by 1/sqrt(fan-in), norms near 1, rounded to fp16; the same seed gives the same
 bytes.
 """
@@ -23,7 +23,7 @@ from latentloom.models.safetensors_write import save_tensors
 STORAGE = torch.float16
 TINY_TOKENS = 4
 TINY_RESAMPLER_WIDTH = 64
-TINY_RESAMPLER_DEPTH = 2
+TINY_RESAMPLER_DEPTH = 4  # every released Plus resampler has 4 layers (diffusers assumes it)
 
 
 class _Random:
