@@ -41,7 +41,7 @@ TOLERANCE = 1e-5
 
 def unet(model: DiffusionModel) -> Any:
     """The diffusers UNet, untyped (mypy cannot see diffusers' modules)."""
-    return unet(model)
+    return model.unet
 
 
 @pytest.fixture(scope="module")
