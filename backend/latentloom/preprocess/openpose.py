@@ -135,6 +135,8 @@ def _person(person: Any, where: str, scale: tuple[float, float]) -> Person:
     raw_body = person.get(BODY_FIELD)
     if raw_body is None:
         raise PoseFormatError(f"{where}.{BODY_FIELD}", "missing")
+    if raw_body == []:  # nobody's body detected (hands or a face alone)
+        raw_body = [0.0] * 3 * COCO_BODY
     body = _points(raw_body, f"{where}.{BODY_FIELD}", (COCO_BODY, BODY_25), scale)
     if len(body) != COCO_BODY:
         body = tuple(body[i] for i in BODY_25_TO_COCO)
