@@ -252,6 +252,8 @@ CASES: dict[str, Case] = {
     "ImageFromBatch": Case({"image": UP, "batch_index": 1, "length": 2}, [1, 2],
                            {"image": OURS_UP, "batch_index": 1, "length": 2}, "image.from_batch"),
     "RepeatImageBatch": Case({"image": UP, "amount": 3}, [3], {"image": OURS_UP, "amount": 3}, "image.repeat_batch"),
+    "Canny": Case({"image": UP, "low_threshold": 0.3, "high_threshold": 0.7}, [0.3, 0.7],
+                  {"image": OURS_UP, "low_threshold": 0.3, "high_threshold": 0.7}, "preprocess.canny"),
     # Latent tools.
     "LatentComposite": Case({"samples_to": UP, "samples_from": ["98", 0], "x": 8, "y": 16, "feather": 8},
                             [8, 16, 8],

@@ -107,6 +107,7 @@ COMFY: dict[str, tuple[str, str]] = {
     "ImageBatch": ("image1:IMAGE image2:IMAGE", "IMAGE"),
     "ImageFromBatch": ("image:IMAGE batch_index length", "IMAGE"),
     "RepeatImageBatch": ("image:IMAGE amount", "IMAGE"),
+    "Canny": ("image:IMAGE low_threshold high_threshold", "IMAGE"),
     "LatentComposite": ("samples_to:LATENT samples_from:LATENT x y feather", "LATENT"),
     "LatentCompositeMasked": ("destination:LATENT source:LATENT x y resize_source ?mask:MASK", "LATENT"),
     "LatentBatch": ("samples1:LATENT samples2:LATENT", "LATENT"),

@@ -204,6 +204,8 @@ CLASSES: Final[tuple[ClassMapping, ...]] = (
     _entry("ImageBatch", "image.batch"),
     _entry("ImageFromBatch", "image.from_batch"),
     _entry("RepeatImageBatch", "image.repeat_batch"),
+    # Preprocessors.
+    _entry("Canny", "preprocess.canny"),
     # Latent tools.
     _entry("LatentComposite", "latent.composite"),
     _entry("LatentCompositeMasked", "latent.composite_masked"),
