@@ -10,8 +10,16 @@ from typing import Any
 
 import pytest
 import torch
+from PIL import Image
 
-from latentloom.api import NodeContext, Preprocessor, PreprocessorError, preprocessor_nodes, socket
+from latentloom.api import (
+    NodeContext,
+    Preprocessor,
+    PreprocessorError,
+    from_pil,
+    preprocessor_nodes,
+    socket,
+)
 from latentloom.engine.executor import Engine
 from latentloom.graph.workflow import parse_workflow
 from latentloom.node import SocketType
@@ -193,3 +201,16 @@ def test_the_example_pose_is_the_fixture() -> None:
     assert (
         REPO / "workflows" / "inputs" / "pose-standing.json"
     ).read_text() == STANDING.read_text()
+
+
+def test_the_example_depth_map_gives_a_sphere_of_normals() -> None:
+    with Image.open(REPO / "workflows" / "inputs" / "depth-sphere.png") as opened:
+        depth = from_pil(opened.convert("RGB"))
+    normals = run_node("preprocessors", "preprocess.normal_map", image=depth)
+    assert normals.shape == (1, 256, 256, 3)
+    centre, right, left = normals[0, 120, 128], normals[0, 120, 180], normals[0, 120, 76]
+    torch.testing.assert_close(centre, torch.tensor([0.5, 0.5, 1.0]), rtol=0, atol=0.01)
+    # Nearness falls away from the centre: x points left on the right side, right on the left.
+    assert float(right[0]) < 0.4 and float(left[0]) > 0.6
+    stretched = run_node("preprocessors", "preprocess.depth_map", image=depth)
+    assert float(stretched.min()) == 0.0 and float(stretched.max()) == 1.0
