@@ -65,6 +65,8 @@ from latentloom.masks import (
     resize_mask,
     threshold_mask,
 )
+from latentloom.models.clip_vision import CROPS as CLIP_VISION_CROPS
+from latentloom.models.clip_vision import ClipVision, ClipVisionOutput
 from latentloom.models.family import FAMILIES, SD2, SD15, SDXL, Family
 from latentloom.models.handles import (
     Checkpoint,
@@ -80,6 +82,7 @@ from latentloom.models.handles import (
     Vae,
     WeightPatch,
 )
+from latentloom.models.ip_adapter import IpAdapter
 from latentloom.models.upscale_model import UpscaleModel
 from latentloom.node import (
     DynamicChoices,
@@ -282,7 +285,46 @@ def load_upscale_model(path: Path, *, device: torch.device, dtype: torch.dtype) 
     return load(path, device=device, dtype=dtype)
 
 
+def load_clip_vision(path: Path, *, device: torch.device, dtype: torch.dtype) -> ClipVision:
+    """A `clip_vision/` safetensors file (ViT-L/14, ViT-H/14, ViT-bigG/14) as CLIP_VISION."""
+    from latentloom.models.clip_vision import load_clip_vision as load
+
+    return load(path, device=device, dtype=dtype)
+
+
+def clip_vision_encode(
+    clip_vision: ClipVision, images: torch.Tensor, crop: Literal["center", "none"] = "center"
+) -> ClipVisionOutput:
+    """IMAGE -> CLIP_VISION_OUTPUT (image embeds, last and penultimate hidden states)."""
+    from latentloom.models.clip_vision import encode_image
+
+    return encode_image(clip_vision, images, crop)
+
+
+def load_ip_adapter(path: Path, *, device: torch.device, dtype: torch.dtype) -> IpAdapter:
+    """An `ipadapter/` safetensors file (IP-Adapter, Plus, Full Face) as IPADAPTER."""
+    from latentloom.models.ip_adapter import load_ip_adapter as load
+
+    return load(path, device=device, dtype=dtype)
+
+
+def apply_ip_adapter(
+    model: DiffusionModel,
+    adapter: IpAdapter,
+    clip_vision: ClipVision,
+    images: torch.Tensor,
+    weight: float,
+    start_at: float = 0.0,
+    end_at: float = 1.0,
+) -> DiffusionModel:
+    """A new MODEL handle attending to `images` through the adapter while sampling."""
+    from latentloom.models.ip_adapter_patch import apply_ip_adapter as apply
+
+    return apply(model, adapter, clip_vision, images, weight, start_at, end_at)
+
+
 __all__ = [
+    "CLIP_VISION_CROPS",
     "COMPOSITE_OPERATIONS",
     "CROP_METHODS",
     "EMBEDDINGS",
@@ -313,6 +355,8 @@ __all__ = [
     "Cancelled",
     "Checkpoint",
     "ClipTextEncoder",
+    "ClipVision",
+    "ClipVisionOutput",
     "Conditioning",
     "ConditioningEntry",
     "Cost",
@@ -327,6 +371,7 @@ __all__ = [
     "FractionArea",
     "Guider",
     "Input",
+    "IpAdapter",
     "Latent",
     "LatentArea",
     "NodeContext",
@@ -350,6 +395,7 @@ __all__ = [
     "WeightPatch",
     "WidgetType",
     "alpha_to_mask",
+    "apply_ip_adapter",
     "apply_lora",
     "apply_lora_model_only",
     "auto_decode_tile",
@@ -357,6 +403,7 @@ __all__ = [
     "boolean_input",
     "canny_edges",
     "checkpoint_cost",
+    "clip_vision_encode",
     "color_to_mask",
     "composite_masks",
     "crop_mask",
@@ -382,7 +429,9 @@ __all__ = [
     "lerp",
     "line_art",
     "load_checkpoint",
+    "load_clip_vision",
     "load_image_cost",
+    "load_ip_adapter",
     "load_text_encoders",
     "load_unet",
     "load_upscale_model",
