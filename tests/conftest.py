@@ -33,6 +33,11 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from latentloom.models.tiny_upscale import make_tiny_upscaler
 
     make_tiny_upscaler(root / "upscale_models" / "tiny-esrgan-x4.safetensors")
+    from latentloom.models.tiny_control import make_tiny_controlnet, make_tiny_t2i_adapter
+
+    make_tiny_controlnet("sd15", root / "controlnet" / "tiny-controlnet-sd15.safetensors")
+    make_tiny_controlnet("sdxl", root / "controlnet" / "tiny-controlnet-sdxl.safetensors")
+    make_tiny_t2i_adapter("sdxl", root / "controlnet" / "tiny-t2i-adapter-sdxl.safetensors")
     return root
 
 

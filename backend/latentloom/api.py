@@ -67,6 +67,7 @@ from latentloom.masks import (
 )
 from latentloom.models.clip_vision import CROPS as CLIP_VISION_CROPS
 from latentloom.models.clip_vision import ClipVision, ClipVisionOutput
+from latentloom.models.controlnet_source import AdapterSource, ControlModel, ControlNetSource
 from latentloom.models.family import FAMILIES, SD2, SD15, SDXL, Family
 from latentloom.models.handles import (
     Checkpoint,
@@ -277,6 +278,15 @@ def save_checkpoint(
     save(path, model, clip, vae, metadata=metadata)
 
 
+def load_control_model(
+    path: Path, *, device: torch.device, dtype: torch.dtype | None = None
+) -> ControlModel:
+    """A ControlNet or T2I-Adapter file or diffusers folder (layout and family detected)."""
+    from latentloom.models.controlnet import load_control_model as load
+
+    return load(path, device=device, dtype=dtype)
+
+
 def load_upscale_model(path: Path, *, device: torch.device, dtype: torch.dtype) -> UpscaleModel:
     """An upscaler `.safetensors` file (ESRGAN, Real-ESRGAN, SwinIR, ... as spandrel detects
     them) as an UPSCALE_MODEL handle; pickle files are refused."""
@@ -351,6 +361,7 @@ __all__ = [
     "UPSCALE_METHODS",
     "UPSCALE_OVERLAP",
     "UPSCALE_TILE",
+    "AdapterSource",
     "Batch",
     "Cancelled",
     "Checkpoint",
@@ -359,6 +370,8 @@ __all__ = [
     "ClipVisionOutput",
     "Conditioning",
     "ConditioningEntry",
+    "ControlModel",
+    "ControlNetSource",
     "Cost",
     "CostQuery",
     "DiffusionModel",
@@ -430,6 +443,7 @@ __all__ = [
     "line_art",
     "load_checkpoint",
     "load_clip_vision",
+    "load_control_model",
     "load_image_cost",
     "load_ip_adapter",
     "load_text_encoders",
