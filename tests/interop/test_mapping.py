@@ -284,6 +284,18 @@ CASES: dict[str, Case] = {
                            {"samples1": OURS_UP, "samples2": {"node": "98", "output": "0"}}, "latent.subtract"),
     "LatentMultiply": Case({"samples": UP, "multiplier": -0.5}, [-0.5], {"samples": OURS_UP, "multiplier": -0.5},
                            "latent.multiply"),
+    "ControlNetLoader": Case({"control_net_name": "c.safetensors"}, ["c.safetensors"],
+                             {"control_net_name": "c.safetensors"}, "loaders.controlnet"),
+    "ControlNetApplyAdvanced": Case(
+        {"positive": UP, "negative": UP, "control_net": UP, "image": UP, "strength": 0.8, "start_percent": 0.1,
+         "end_percent": 0.9},
+        [0.8, 0.1, 0.9],
+        {"positive": OURS_UP, "negative": OURS_UP, "control_net": OURS_UP, "image": OURS_UP, "strength": 0.8,
+         "start_percent": 0.1, "end_percent": 0.9},
+        "conditioning.controlnet_apply_advanced"),
+    "ControlNetApply": Case({"conditioning": UP, "control_net": UP, "image": UP, "strength": 1.2}, [1.2],
+                            {"conditioning": OURS_UP, "control_net": OURS_UP, "image": OURS_UP, "strength": 1.2},
+                            "conditioning.controlnet_apply"),
 }  # fmt: skip
 
 

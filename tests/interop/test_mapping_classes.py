@@ -120,6 +120,13 @@ COMFY: dict[str, tuple[str, str]] = {
     "LatentAdd": ("samples1:LATENT samples2:LATENT", "LATENT"),
     "LatentSubtract": ("samples1:LATENT samples2:LATENT", "LATENT"),
     "LatentMultiply": ("samples:LATENT multiplier", "LATENT"),
+    "ControlNetLoader": ("control_net_name", "CONTROL_NET"),
+    "ControlNetApplyAdvanced": (
+        "positive:CONDITIONING negative:CONDITIONING control_net:CONTROL_NET image:IMAGE strength start_percent "
+        "end_percent ?vae:VAE",
+        "CONDITIONING CONDITIONING",
+    ),
+    "ControlNetApply": ("conditioning:CONDITIONING control_net:CONTROL_NET image:IMAGE strength", "CONDITIONING"),
 }
 # fmt: on
 
@@ -175,6 +182,9 @@ TITLES: dict[str, str] = {
     "LatentFlip": "Flip Latent",
     "LatentRotate": "Rotate Latent",
     "LatentUpscaleBy": "Upscale Latent By",
+    "ControlNetLoader": "Load ControlNet Model",
+    "ControlNetApplyAdvanced": "Apply ControlNet",
+    "ControlNetApply": "Apply ControlNet (OLD)",
 }
 
 

@@ -219,6 +219,9 @@ CLASSES: Final[tuple[ClassMapping, ...]] = (
     _entry("LatentAdd", "latent.add"),
     _entry("LatentSubtract", "latent.subtract"),
     _entry("LatentMultiply", "latent.multiply"),
+    _entry("ControlNetLoader", "loaders.controlnet"),
+    _entry("ControlNetApplyAdvanced", "conditioning.controlnet_apply_advanced"),
+    _entry("ControlNetApply", "conditioning.controlnet_apply"),
 )
 # fmt: on
 
