@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("latentloom.server")
 DEMO_CHECKPOINT = "tiny-sd15.safetensors"
+DEMO_CONTROLNET = "tiny-controlnet-sd15.safetensors"
 QUEUE_COUNTS_MAX_AGE_S = 0.25
 
 
@@ -172,6 +173,12 @@ class Services:
         # earlier version made with the checkpoint alone).
         if not (self.settings.demo_models_dir / "vae" / EXAMPLE_VAE).exists():
             make_example_parts(self.settings.demo_models_dir)
+        # The ControlNet the ControlNet examples name.
+        control = self.settings.demo_models_dir / "controlnet" / DEMO_CONTROLNET
+        if not control.exists():
+            from latentloom.models.tiny_control import make_tiny_controlnet
+
+            make_tiny_controlnet("sd15", control)
         log.warning(
             "no checkpoints found in %s; offering the tiny demo checkpoint %s (random weights: "
             "it makes noise, not pictures) — pass --models to use your own",
