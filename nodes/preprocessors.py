@@ -54,7 +54,7 @@ def scribble(
     thin_lines: bool,
     dilate: int,
 ) -> torch.Tensor:
-    return scribble_lines(image, threshold, lines, thin_lines, dilate)
+    return scribble_lines(image, threshold, lines, thin_lines, dilate, ctx.check_cancelled)
 
 
 def lineart(

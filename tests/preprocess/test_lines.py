@@ -93,3 +93,17 @@ def test_unknown_choices_are_refused_naming_the_allowed_ones() -> None:
         scribble(torch.zeros(1, 4, 4, 3), 0.5, "dark", False, 0)
     with pytest.raises(ValueError, match="unknown style 'inverted'"):
         line_art(torch.zeros(1, 4, 4, 3), 0.4, 0.8, 0, "inverted")
+
+
+def test_thinning_checks_for_cancellation_between_rounds() -> None:
+    calls: list[int] = []
+
+    def cancel_on_second_round() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("cancelled")
+
+    block = torch.ones(1, 12, 12)  # needs several rounds
+    with pytest.raises(RuntimeError, match="cancelled"):
+        thin(block, cancel_on_second_round)
+    assert len(calls) == 2
