@@ -30,6 +30,9 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     make_example_parts(root)  # Load VAE and embedding examples
     make_split_parts(root)  # unet/ and clip/ files for the split-checkpoint loaders
+    from latentloom.models.ip_adapter_tiny import make_example_ip_adapters
+
+    make_example_ip_adapters(root)  # clip_vision/ and ipadapter/ files for IP-Adapter
     from latentloom.models.tiny_upscale import make_tiny_upscaler
 
     make_tiny_upscaler(root / "upscale_models" / "tiny-esrgan-x4.safetensors")

@@ -94,3 +94,20 @@ def make_tiny_ip_adapter(
     path.parent.mkdir(parents=True, exist_ok=True)
     save_tensors(path, tiny_ip_adapter_state(unet, kind, seed))
     return path
+
+
+EXAMPLE_CLIP_VISION = "tiny-clip-vision.safetensors"
+EXAMPLE_IP_ADAPTER = "tiny-ip-adapter-sd15.safetensors"
+EXAMPLE_IP_ADAPTER_PLUS = "tiny-ip-adapter-plus-sd15.safetensors"
+
+
+def make_example_ip_adapters(root: Path) -> None:
+    """The files the IP-Adapter example names, for the tiny SD 1.5 checkpoint (seed 0), under a
+    model folder in the ComfyUI layout (`clip_vision/`, `ipadapter/`)."""
+    from latentloom.models.clip_vision_tiny import make_tiny_clip_vision
+    from latentloom.models.tiny import tiny_modules
+
+    unet = tiny_modules("sd15", seed=0).unet
+    make_tiny_clip_vision(root / "clip_vision" / EXAMPLE_CLIP_VISION)
+    make_tiny_ip_adapter(root / "ipadapter" / EXAMPLE_IP_ADAPTER, unet, "base")
+    make_tiny_ip_adapter(root / "ipadapter" / EXAMPLE_IP_ADAPTER_PLUS, unet, "plus", seed=1)
