@@ -173,6 +173,11 @@ class Services:
         # earlier version made with the checkpoint alone).
         if not (self.settings.demo_models_dir / "vae" / EXAMPLE_VAE).exists():
             make_example_parts(self.settings.demo_models_dir)
+        from latentloom.models.ip_adapter_tiny import EXAMPLE_IP_ADAPTER, make_example_ip_adapters
+
+        # The CLIP vision and IP-Adapter files the IP-Adapter example names.
+        if not (self.settings.demo_models_dir / "ipadapter" / EXAMPLE_IP_ADAPTER).exists():
+            make_example_ip_adapters(self.settings.demo_models_dir)
         # The ControlNet the ControlNet examples name.
         control = self.settings.demo_models_dir / "controlnet" / DEMO_CONTROLNET
         if not control.exists():
