@@ -296,6 +296,19 @@ CASES: dict[str, Case] = {
     "ControlNetApply": Case({"conditioning": UP, "control_net": UP, "image": UP, "strength": 1.2}, [1.2],
                             {"conditioning": OURS_UP, "control_net": OURS_UP, "image": OURS_UP, "strength": 1.2},
                             "conditioning.controlnet_apply"),
+    "UpscaleModelLoader": Case({"model_name": "4x.safetensors"}, ["4x.safetensors"],
+                               {"model_name": "4x.safetensors"}, "loaders.upscale_model"),
+    "ImageUpscaleWithModel": Case({"upscale_model": UP, "image": UP}, [],
+                                  {"upscale_model": OURS_UP, "image": OURS_UP, "tile_size": 512, "overlap": 32},
+                                  "image.upscale_with_model"),
+    "VAEDecodeTiled": Case({"samples": UP, "vae": UP, "tile_size": 256, "overlap": 32, "temporal_size": 64,
+                            "temporal_overlap": 8}, [256, 32, 64, 8],
+                           {"latent": OURS_UP, "vae": OURS_UP, "tile_size": 256, "overlap": 32, "temporal_size": 64,
+                            "temporal_overlap": 8}, "image.vae_decode_tiled"),
+    "VAEEncodeTiled": Case({"pixels": UP, "vae": UP, "tile_size": 384, "overlap": 64, "temporal_size": 32,
+                            "temporal_overlap": 4}, [384, 64, 32, 4],
+                           {"image": OURS_UP, "vae": OURS_UP, "tile_size": 384, "overlap": 64, "temporal_size": 32,
+                            "temporal_overlap": 4}, "image.vae_encode_tiled"),
 }  # fmt: skip
 
 

@@ -127,6 +127,10 @@ COMFY: dict[str, tuple[str, str]] = {
         "CONDITIONING CONDITIONING",
     ),
     "ControlNetApply": ("conditioning:CONDITIONING control_net:CONTROL_NET image:IMAGE strength", "CONDITIONING"),
+    "UpscaleModelLoader": ("model_name", "UPSCALE_MODEL"),
+    "ImageUpscaleWithModel": ("upscale_model:UPSCALE_MODEL image:IMAGE", "IMAGE"),
+    "VAEDecodeTiled": ("samples:LATENT vae:VAE tile_size overlap temporal_size temporal_overlap", "IMAGE"),
+    "VAEEncodeTiled": ("pixels:IMAGE vae:VAE tile_size overlap temporal_size temporal_overlap", "LATENT"),
 }
 # fmt: on
 
@@ -185,6 +189,10 @@ TITLES: dict[str, str] = {
     "ControlNetLoader": "Load ControlNet Model",
     "ControlNetApplyAdvanced": "Apply ControlNet",
     "ControlNetApply": "Apply ControlNet (OLD)",
+    "UpscaleModelLoader": "Load Upscale Model",
+    "ImageUpscaleWithModel": "Upscale Image (using Model)",
+    "VAEDecodeTiled": "VAE Decode (Tiled)",
+    "VAEEncodeTiled": "VAE Encode (Tiled)",
 }
 
 

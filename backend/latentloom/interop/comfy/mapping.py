@@ -222,6 +222,13 @@ CLASSES: Final[tuple[ClassMapping, ...]] = (
     _entry("ControlNetLoader", "loaders.controlnet"),
     _entry("ControlNetApplyAdvanced", "conditioning.controlnet_apply_advanced"),
     _entry("ControlNetApply", "conditioning.controlnet_apply"),
+    _entry("UpscaleModelLoader", "loaders.upscale_model"),
+    _entry("ImageUpscaleWithModel", "image.upscale_with_model", fixed={"tile_size": 512, "overlap": 32},
+           approximates=("tile_size", "overlap")),
+    _entry("VAEDecodeTiled", "image.vae_decode_tiled", rename={"samples": "latent"}, sockets=("samples", "vae"),
+           trailing=("temporal_size", "temporal_overlap")),
+    _entry("VAEEncodeTiled", "image.vae_encode_tiled", rename={"pixels": "image"}, sockets=("pixels", "vae"),
+           trailing=("temporal_size", "temporal_overlap")),
 )
 # fmt: on
 
