@@ -284,6 +284,12 @@ CASES: dict[str, Case] = {
                            {"samples1": OURS_UP, "samples2": {"node": "98", "output": "0"}}, "latent.subtract"),
     "LatentMultiply": Case({"samples": UP, "multiplier": -0.5}, [-0.5], {"samples": OURS_UP, "multiplier": -0.5},
                            "latent.multiply"),
+    "CLIPVisionLoader": Case({"clip_name": "v.safetensors"}, ["v.safetensors"], {"clip_name": "v.safetensors"},
+                             "clip_vision.loader"),
+    "CLIPVisionEncode": Case({"clip_vision": UP, "image": UP, "crop": "none"}, ["none"],
+                             {"clip_vision": OURS_UP, "image": OURS_UP, "crop": "none"}, "clip_vision.encode"),
+    "IPAdapterModelLoader": Case({"ipadapter_file": "ip.safetensors"}, ["ip.safetensors"],
+                                 {"ipadapter_file": "ip.safetensors"}, "ipadapter.loader"),
     "ControlNetLoader": Case({"control_net_name": "c.safetensors"}, ["c.safetensors"],
                              {"control_net_name": "c.safetensors"}, "loaders.controlnet"),
     "ControlNetApplyAdvanced": Case(

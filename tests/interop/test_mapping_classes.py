@@ -120,6 +120,9 @@ COMFY: dict[str, tuple[str, str]] = {
     "LatentAdd": ("samples1:LATENT samples2:LATENT", "LATENT"),
     "LatentSubtract": ("samples1:LATENT samples2:LATENT", "LATENT"),
     "LatentMultiply": ("samples:LATENT multiplier", "LATENT"),
+    "CLIPVisionLoader": ("clip_name", "CLIP_VISION"),
+    "CLIPVisionEncode": ("clip_vision:CLIP_VISION image:IMAGE crop", "CLIP_VISION_OUTPUT"),
+    "IPAdapterModelLoader": ("ipadapter_file", "IPADAPTER"),  # ComfyUI_IPAdapter_plus's, not core's
     "ControlNetLoader": ("control_net_name", "CONTROL_NET"),
     "ControlNetApplyAdvanced": (
         "positive:CONDITIONING negative:CONDITIONING control_net:CONTROL_NET image:IMAGE strength start_percent "
@@ -186,6 +189,9 @@ TITLES: dict[str, str] = {
     "LatentFlip": "Flip Latent",
     "LatentRotate": "Rotate Latent",
     "LatentUpscaleBy": "Upscale Latent By",
+    "CLIPVisionLoader": "Load CLIP Vision",
+    "CLIPVisionEncode": "CLIP Vision Encode",
+    "IPAdapterModelLoader": "IPAdapter Model Loader",
     "ControlNetLoader": "Load ControlNet Model",
     "ControlNetApplyAdvanced": "Apply ControlNet",
     "ControlNetApply": "Apply ControlNet (OLD)",

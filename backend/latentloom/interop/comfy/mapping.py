@@ -216,6 +216,11 @@ CLASSES: Final[tuple[ClassMapping, ...]] = (
     _entry("LatentFlip", "latent.flip"),
     _entry("LatentRotate", "latent.rotate"),
     _entry("LatentUpscaleBy", "latent.upscale_by"),
+    # IP-Adapter. ComfyUI core's CLIP vision nodes (files from before crop existed center-crop);
+    # IPAdapterModelLoader is ComfyUI_IPAdapter_plus's.
+    _entry("CLIPVisionLoader", "clip_vision.loader"),
+    _entry("CLIPVisionEncode", "clip_vision.encode", trailing=("crop",)),
+    _entry("IPAdapterModelLoader", "ipadapter.loader"),
     _entry("LatentAdd", "latent.add"),
     _entry("LatentSubtract", "latent.subtract"),
     _entry("LatentMultiply", "latent.multiply"),
