@@ -25,6 +25,7 @@ BENCHMARKS = [
     "bench.comfy_side_by_side",  # prints how to set ComfyUI up unless LATENTLOOM_COMFY_* are set
     "bench.worker_process",
     "bench.model_listing",
+    "bench.controlnet_step",
 ]
 
 if __name__ == "__main__":
