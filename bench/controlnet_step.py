@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import torch
