@@ -70,7 +70,8 @@ def main() -> None:
         sample(model, positive, positive, latent, seed=0, steps=args.steps, cfg=7.0,
                sampler="euler", scheduler="karras", device=device)  # fmt: skip
 
-    run(cond), run(steered)  # warm-up
+    run(cond)  # warm-up
+    run(steered)
     plain_times, control_times = [], []
     for _ in range(args.rounds):  # interleaved, so drift in machine load hits both alike
         plain_times.append(timed(lambda: run(cond), device) / args.steps)
