@@ -292,3 +292,15 @@ def conditioning_xl(seed: int) -> Conditioning:
         torch.randn(1, 77, 2 * TINY_TEXT_WIDTH, generator=generator),
         torch.randn(1, TINY_TEXT_WIDTH, generator=generator),
     )
+
+
+def test_a_controlnet_of_another_family_is_refused_by_name() -> None:
+    sdxl = model_for(karras_scheduler(), sdxl=True)
+    model = model_for(karras_scheduler())
+    source = ControlNetSource(controlnet_for(sdxl), control_image())
+    with pytest.raises(ValueError) as caught:
+        ours(model, with_control(conditioning(1), source), with_control(conditioning(2), source))
+    assert str(caught.value) == (
+        "ControlNet tiny-test-controlnet is for SDXL, but the model being sampled is not SDXL "
+        "with 32-wide text embeddings; load a ControlNet made for the checkpoint's family"
+    )

@@ -89,6 +89,7 @@ class ControlNetSource:
         return self._hints[key]
 
     def residuals(self, call: ControlCall) -> ControlResiduals:
+        check_family(self.model, call)
         module: Any = self.model.module
         scale = self.model.family.downscale
         hint = self.hint(call.x_in.shape[-2] * scale, call.x_in.shape[-1] * scale, *_place(module))
@@ -116,6 +117,7 @@ class AdapterSource:
     _features: dict[tuple[int, int, int, int], tuple[Tensor, ...]] = field(default_factory=dict)
 
     def residuals(self, call: ControlCall) -> ControlResiduals:
+        check_family(self.model, call)
         scale = self.model.family.downscale
         height, width = call.x_in.shape[-2] * scale, call.x_in.shape[-1] * scale
         key = (height, width, call.batch, call.x_in.shape[0])
@@ -133,6 +135,21 @@ class AdapterSource:
             image = image.mean(dim=1, keepdim=True)
         features = module(image.to(device, dtype))
         return tuple(broadcast_to_call(f, batch, total) for f in features)
+
+
+def check_family(model: ControlModel, call: ControlCall) -> None:
+    """Refuse a control model made for another family before diffusers fails on a shape."""
+    sdxl_call = call.added_cond is not None
+    module: Any = model.module
+    width = getattr(module.config, "cross_attention_dim", None)
+    if sdxl_call == (model.family.name == "sdxl") and width in (None, call.context.shape[-1]):
+        return
+    raise ValueError(
+        f"{model.display_kind} {model.source} is for {model.family.display_name}, but the model "
+        f"being sampled is {'SDXL' if sdxl_call else 'not SDXL'} with "
+        f"{call.context.shape[-1]}-wide text embeddings; load a {model.display_kind} made for "
+        "the checkpoint's family"
+    )
 
 
 def _place(module: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
