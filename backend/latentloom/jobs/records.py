@@ -56,10 +56,15 @@ class JobSummary(BaseModel):
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> JobSummary:
         columns = set(row.keys())  # iterating a Row yields its values, not its column names
-        fields = {key: row[key] for key in cls.model_fields if key in columns}
+        fields = {key: row[key] for key in _SUMMARY_FIELDS if key in columns}
         for name in ("outputs", "node_states"):
             fields[name] = json.loads(fields[name])
         return cls.model_validate(fields)
+
+
+# Read once: `model_fields` on the class goes through a slow descriptor, and a page of the
+# job list reads 500 rows.
+_SUMMARY_FIELDS: Final = tuple(JobSummary.model_fields)
 
 
 class JobRecord(JobSummary):

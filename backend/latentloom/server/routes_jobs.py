@@ -176,7 +176,7 @@ def _job_list_response(
     """A page of up to 500 jobs, read, built and dumped in one worker thread: one hand-off,
     and one thread fewer taking turns at the GIL with the event loop."""
     records, total = ledger.summaries(chosen, limit, offset)
-    page = JobList(jobs=[job_view(record) for record in records], total=total)
+    page = JobList.model_construct(jobs=[job_view(record) for record in records], total=total)
     return Response(page.model_dump_json(), media_type="application/json")
 
 
