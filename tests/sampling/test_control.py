@@ -304,3 +304,22 @@ def test_a_controlnet_of_another_family_is_refused_by_name() -> None:
         "ControlNet tiny-test-controlnet is for SDXL, but the model being sampled is not SDXL "
         "with 32-wide text embeddings; load a ControlNet made for the checkpoint's family"
     )
+
+
+def test_an_area_entry_gets_the_whole_image_fitted_to_its_box() -> None:
+    from latentloom.models.handles import LatentArea
+
+    model = model_for(karras_scheduler())
+    source = ControlNetSource(controlnet_for(model), control_image())
+    hints: list[tuple[int, ...]] = []
+    module: Any = source.model.module
+    module.register_forward_pre_hook(
+        lambda m, args, kwargs: hints.append(tuple(kwargs["controlnet_cond"].shape)),
+        with_kwargs=True,
+    )
+    area = replace(conditioning(3).first, area=LatentArea(4, 8, 0, 0), control=(source,))
+    positive = Conditioning((conditioning(1).first, area))
+    ours(model, positive, conditioning(2), steps=2)
+    # Per step one ControlNet call: the 4x8 area with its negative partner, which keeps the
+    # area's sources as ComfyUI's partner does (the whole-latent entries carry none).
+    assert hints == [(2, 3, 32, 64)] * 2
