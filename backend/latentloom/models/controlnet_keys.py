@@ -40,7 +40,7 @@ _HINT = "input_hint_block."
 ORIGINAL_ADAPTER_BLOCKS = 2
 _EMBED = "controlnet_cond_embedding."
 # ControlNetModel's keyword arguments that a UNet config also has.
-_CONTROLNET_KEYS = (
+CONTROLNET_CONFIG_KEYS = (
     "in_channels",
     "down_block_types",
     "block_out_channels",
@@ -178,7 +178,7 @@ def controlnet_config(original: Shapes, path: str | Path) -> tuple[Family, dict[
         adm = original["label_emb.0.0.weight"][1]
         pooled = adm - 6 * _time_dim(original, adm)
     unet = unet_config(shapes, detection, pooled, path)
-    config = {k: unet[k] for k in _CONTROLNET_KEYS if k in unet}
+    config = {k: unet[k] for k in CONTROLNET_CONFIG_KEYS if k in unet}
     widths = hint_levels(original)
     hint = [original[f"{_HINT}0.weight"][0]] + [
         original[f"{_HINT}{4 * level}.weight"][0] for level in range(1, widths)

@@ -39,9 +39,9 @@ TINY_HINT_WIDTHS = (16, 16, 32, 32)
 
 def tiny_controlnet_config(unet_config: dict[str, Any]) -> dict[str, Any]:
     """ControlNetModel kwargs for a ControlNet of a UNet with `unet_config`."""
-    from latentloom.models.controlnet_keys import _CONTROLNET_KEYS
+    from latentloom.models.controlnet_keys import CONTROLNET_CONFIG_KEYS
 
-    config = {key: unet_config[key] for key in _CONTROLNET_KEYS if key in unet_config}
+    config = {key: unet_config[key] for key in CONTROLNET_CONFIG_KEYS if key in unet_config}
     config["conditioning_embedding_out_channels"] = TINY_HINT_WIDTHS
     return config
 
