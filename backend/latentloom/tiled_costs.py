@@ -27,7 +27,7 @@ from latentloom.nodes_limits import MAX_SIDE
 UPSCALE_BYTES_PER_OUTPUT_PIXEL = 1024
 ASSUMED_SCALE = 4
 MIN_UPSCALE_TILE = 32
-_SCALE_IN_NAME = re.compile(r"(?:^|[^0-9a-z])(?:([1-8])x|x([1-8]))(?:$|[^0-9a-z])", re.IGNORECASE)
+_SCALE_IN_NAME = re.compile(r"(?:^|[^0-9a-z])(?:([1-8])x|x([1-8]))(?![0-9])", re.IGNORECASE)
 
 
 def scale_from_name(name: str) -> int:
