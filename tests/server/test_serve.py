@@ -34,6 +34,8 @@ def test_with_no_models_the_server_offers_the_tiny_demo_checkpoint(tmp_path: Pat
         assert nodes["loaders.vae"]["inputs"][0]["choices"] == ["tiny-vae.safetensors"]
         controlnets = nodes["loaders.controlnet"]["inputs"][0]["choices"]
         assert controlnets == ["tiny-controlnet-sd15.safetensors"]
+        upscalers = nodes["loaders.upscale_model"]["inputs"][0]["choices"]
+        assert upscalers == ["tiny-esrgan-x4.safetensors"]  # the upscale examples' model
         workflow = load_example("txt2img.json").with_input("sampler", "steps", 2).to_json()
         done = httpx.post(
             f"{base_url}/api/jobs",

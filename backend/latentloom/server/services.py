@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("latentloom.server")
 DEMO_CHECKPOINT = "tiny-sd15.safetensors"
 DEMO_CONTROLNET = "tiny-controlnet-sd15.safetensors"
+DEMO_UPSCALER = "tiny-esrgan-x4.safetensors"
 QUEUE_COUNTS_MAX_AGE_S = 0.25
 
 
@@ -184,6 +185,12 @@ class Services:
             from latentloom.models.tiny_control import make_tiny_controlnet
 
             make_tiny_controlnet("sd15", control)
+        # The upscaler the upscale examples name.
+        upscaler = self.settings.demo_models_dir / "upscale_models" / DEMO_UPSCALER
+        if not upscaler.exists():
+            from latentloom.models.tiny_upscale import make_tiny_upscaler
+
+            make_tiny_upscaler(upscaler)
         log.warning(
             "no checkpoints found in %s; offering the tiny demo checkpoint %s (random weights: "
             "it makes noise, not pictures) — pass --models to use your own",
