@@ -32,12 +32,13 @@ def images(count: int, height: int, width: int) -> torch.Tensor:
     [
         (64, 64, 16, ((0, 64),)),
         (80, 48, 16, ((0, 48), (32, 80))),
-        (96, 48, 16, ((0, 48), (24, 72), (48, 96))),
-        (160, 96, 16, ((0, 96), (64, 160))),
-        (113, 64, 16, ((0, 64), (24, 88), (49, 113))),
+        (96, 48, 16, ((0, 43), (26, 69), (53, 96))),
+        (160, 96, 16, ((0, 88), (72, 160))),
+        (113, 64, 16, ((0, 49), (32, 81), (64, 113))),
+        (1024, 512, 64, ((0, 384), (320, 704), (640, 1024))),
     ],
 )
-def test_spans_are_even_full_tiles_sharing_at_least_the_overlap(
+def test_spans_are_even_equal_tiles_no_longer_than_needed(
     size: int, tile: int, overlap: int, expected: tuple[tuple[int, int], ...]
 ) -> None:
     assert spans(size, tile, overlap) == expected
@@ -51,7 +52,7 @@ def test_a_span_overlap_must_be_less_than_the_tile() -> None:
 def test_encode_grids_start_on_whole_latent_pixels() -> None:
     grid = tile_grid(200, 120, 64, 16, unit=8)
     assert grid.rows == ((0, 64), (48, 112), (88, 152), (136, 200))
-    assert grid.columns == ((0, 64), (32, 96), (56, 120))
+    assert grid.columns == ((0, 56), (32, 88), (64, 120))
 
 
 @pytest.mark.parametrize(("up", "down"), [(1, 1), (2, 1), (1, 2)])

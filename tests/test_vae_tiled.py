@@ -1,10 +1,11 @@
 """Tiled VAE decode and encode against the full ones on the tiny SD 1.5 VAE, and VAE Decode
 switching to tiles by itself when the budget leaves no room for a full decode.
 
-Stated differences (random 256² latent, seed 0): decoding in 128-pixel tiles with 32 pixels
-of overlap differs from the full decode by at most 0.342 and 0.0217 on average (pixels in
-0..1); 192-pixel tiles: 0.172 and 0.0085; a tiled encode (128/32) by 0.054 and 0.0080. The tiny VAE's group norms and mid-block attention
-see only their tile, so these are larger than a trained VAE's; bench/tiled_vae.py measures
+Stated differences (random 256² latent, seed 0): decoding with tile_size 128 and 32 pixels of
+overlap (3 x 3 tiles of 112) differs from the full decode by at most 0.445 and 0.0253 on
+average (pixels in 0..1); tile_size 192 (2 x 2 tiles of 144): 0.450 and 0.0218; a tiled
+encode (128/32) by 0.075 and 0.0097. The tiny VAE's group norms and mid-block attention see
+only their tile, so these are larger than a trained VAE's; bench/tiled_vae.py measures
 the full-size VAE at 1024².
 """
 
@@ -48,7 +49,7 @@ def test_one_tile_covering_the_image_is_the_full_decode_bit_for_bit(
     assert torch.equal(decode_tiled(vae, latent, tile_size=256, overlap=64), decode(vae, latent))
 
 
-@pytest.mark.parametrize(("tile", "largest", "mean"), [(128, 0.35, 0.023), (192, 0.18, 0.009)])
+@pytest.mark.parametrize(("tile", "largest", "mean"), [(128, 0.46, 0.027), (192, 0.46, 0.023)])
 def test_tiled_decode_stays_within_the_stated_difference(
     vae: Vae, latent: torch.Tensor, tile: int, largest: float, mean: float
 ) -> None:
@@ -64,8 +65,8 @@ def test_tiled_encode_stays_within_the_stated_difference(vae: Vae, latent: torch
     tiled = encode_tiled(vae, image, tile_size=128, overlap=32)
     assert tiled.shape == full.shape == (1, 4, 32, 32)
     difference = (tiled - full).abs()
-    assert difference.max().item() <= 0.06  # measured 0.054; latents reach 0.26 here
-    assert difference.mean().item() <= 0.009  # measured 0.0080
+    assert difference.max().item() <= 0.08  # measured 0.075; latents reach 0.26 here
+    assert difference.mean().item() <= 0.011  # measured 0.0097
     # One tile: the same encode, up to the kernels memory layout picks (float rounding).
     one_tile = encode_tiled(vae, image, tile_size=256, overlap=0)
     torch.testing.assert_close(one_tile, full, rtol=0, atol=1e-5)

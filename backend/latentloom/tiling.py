@@ -1,9 +1,10 @@
 """Run an image-to-image function tile by tile and blend the tiles into one result.
 
 Tiled upscaling and tiled VAE encode/decode share this. The input is cut into a grid of
-tiles of at most `tile` units per side; neighbouring tiles overlap by at least `overlap`
-units, and tiles are spaced evenly so every tile has the full size (no thin sliver at the far
-edge, which a convolutional model would see with too little context). Each tile goes through
+tiles of at most `tile` units per side; neighbouring tiles overlap by `overlap` units, and
+tiles are equal and evenly spaced: as few as `tile` allows, each no longer than covering the
+image needs (no thin sliver at the far edge, which a model would see with too little context,
+and no more pixels computed twice than the overlaps need). Each tile goes through
 `function` on its own, so memory holds one tile's activations instead of the whole image's.
 
 Blending: a tile's output is least reliable near its cut edges, where the model saw zero
@@ -44,14 +45,18 @@ class TileGrid:
 
 
 def spans(size: int, tile: int, overlap: int) -> tuple[tuple[int, int], ...]:
-    """Evenly spaced spans of length `tile` covering 0..size, neighbours sharing >= overlap."""
+    """Evenly spaced equal spans of at most `tile` covering 0..size, neighbours sharing about
+    `overlap` (rounding the starts may take one off)."""
     if tile <= 0 or overlap < 0 or overlap >= tile:
         raise ValueError(f"tile {tile} and overlap {overlap}: need tile > overlap >= 0")
     if size <= tile:
         return ((0, size),)
     count = math.ceil((size - overlap) / (tile - overlap))
-    starts = [round(index * (size - tile) / (count - 1)) for index in range(count)]
-    return tuple((start, start + tile) for start in starts)
+    # As many tiles as `tile` needs, each only as long as covering the size with `overlap`
+    # needs: 1024 pixels in 512-pixel tiles with 64 overlap are 3 tiles of 384, not of 512.
+    length = min(tile, math.ceil((size + (count - 1) * overlap) / count))
+    starts = [round(index * (size - length) / (count - 1)) for index in range(count)]
+    return tuple((start, start + length) for start in starts)
 
 
 def tile_grid(height: int, width: int, tile: int, overlap: int, *, unit: int = 1) -> TileGrid:
