@@ -26,6 +26,7 @@ BENCHMARKS = [
     "bench.worker_process",
     "bench.model_listing",
     "bench.controlnet_step",
+    "bench.tiled_vae",
 ]
 
 if __name__ == "__main__":
