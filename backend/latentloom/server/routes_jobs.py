@@ -14,7 +14,7 @@ made by the ledger inside the insert transaction, for new jobs and retries alike
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -24,7 +24,7 @@ from fastapi.routing import APIRoute
 from latentloom.graph.document_bounds import DocumentBoundsError, dump_json, load_json
 from latentloom.graph.validate import Problem
 from latentloom.graph.workflow import Workflow, WorkflowFormatError, parse_workflow
-from latentloom.jobs.ledger import Ledger, QueueFull
+from latentloom.jobs.ledger import QueueFull
 from latentloom.jobs.queue import JobQueue
 from latentloom.jobs.records import JobRecord
 from latentloom.server.api_models import (
@@ -165,19 +165,10 @@ async def list_jobs(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
     """The queue (in run order) and the history (newest first); no workflow documents."""
-    ledger = services(request).ledger
+    state = services(request)
     chosen = set(status) if status else None
-    return await in_ledger_thread(_job_list_response, ledger, chosen, limit, offset)
-
-
-def _job_list_response(
-    ledger: Ledger, chosen: Iterable[str] | None, limit: int, offset: int
-) -> Response:
-    """A page of up to 500 jobs, read, built and dumped in one worker thread: one hand-off,
-    and one thread fewer taking turns at the GIL with the event loop."""
-    records, total = ledger.summaries(chosen, limit, offset)
-    page = JobList.model_construct(jobs=[job_view(record) for record in records], total=total)
-    return Response(page.model_dump_json(), media_type="application/json")
+    body = await state.job_pages.page(state.ledger, chosen, limit, offset)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{job_id}", response_model=JobView, responses={404: {"model": Detail}})

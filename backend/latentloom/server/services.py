@@ -23,6 +23,7 @@ from latentloom.jobs.dispatch import ReportsStatus
 from latentloom.jobs.ledger import Ledger
 from latentloom.server.fresh_enough import FreshEnough
 from latentloom.server.hub import EventHub
+from latentloom.server.job_pages import PageBuilder
 from latentloom.server.settings import ServerSettings
 from latentloom.server.workflow_store import WorkflowStore
 from latentloom.server.workflow_sync import WorkflowSync
@@ -59,6 +60,8 @@ class Services:
     ready: threading.Event = field(default_factory=threading.Event)
     # Queued and running counts for /api/system, never awaited behind a busy ledger.
     queue_counts: FreshEnough[dict[str, int]] = field(init=False)
+    # Job-list pages, built in a child process so paging never holds this process's GIL.
+    job_pages: PageBuilder = field(default_factory=PageBuilder)
 
     def __post_init__(self) -> None:
         ledger = self.ledger
@@ -93,6 +96,7 @@ class Services:
         threading.Thread(target=self._warm_up, name="latentloom-warm-up", daemon=True).start()
 
     def _warm_up(self) -> None:
+        self.job_pages.start()  # here, not on the event loop at the first page
         try:
             from latentloom.engine.setup import make_engine
             from latentloom.jobs.queue import JobQueue
@@ -213,5 +217,6 @@ class Services:
         return self.queue
 
     def close(self) -> None:
+        self.job_pages.close()
         if self.dispatcher is not None:
             self.dispatcher.stop(timeout=10)
