@@ -88,6 +88,11 @@ def spandrel_module() -> ModuleType:
     """spandrel, imported once (with the torchvision stand-in when torchvision is unusable)."""
     if "spandrel" in sys.modules:
         return sys.modules["spandrel"]
+    if importlib.util.find_spec("spandrel") is None:
+        raise RuntimeError(
+            "upscale models need spandrel, which is not installed: "
+            "pip install --no-deps 'spandrel>=0.4,<0.5' (its torchvision is not needed)"
+        )
     if importlib.util.find_spec("torchvision") is not None:
         try:
             import spandrel
