@@ -120,12 +120,13 @@ def _job_count(server: str) -> int:
 
 def test_unsupported_classes_malformed_prompts_and_no_prompt_are_refused(server: str) -> None:
     prompt = txt2img()
-    prompt["10"] = {"class_type": "UpscaleModelLoader", "inputs": {"model_name": "x.pth"}}
+    # A ComfyUI core class Latentloom has no node for.
+    prompt["10"] = {"class_type": "ImageAddNoise", "inputs": {"strength": 0.5}}
     prompt["8"]["inputs"]["vae"] = ["10", 0]
     body = httpx.post(f"{server}/prompt", json={"prompt": prompt}).json()
     assert body["error"]["type"] == "missing_node_type"
-    assert "UpscaleModelLoader" in body["error"]["message"]
-    assert body["node_errors"]["10"]["class_type"] == "UpscaleModelLoader"
+    assert "ImageAddNoise" in body["error"]["message"]
+    assert body["node_errors"]["10"]["class_type"] == "ImageAddNoise"
 
     malformed = txt2img()
     malformed["3"]["inputs"]["model"] = ["99", 0]

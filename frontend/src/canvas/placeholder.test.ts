@@ -7,13 +7,13 @@ import { DEFAULT_WIDTH, SOCKET_ROW, TITLE_HEIGHT, fallbackSlot, inputSlot, nodeL
 /** What the importer keeps for an unsupported ComfyUI class (see model/placeholder.ts). */
 const upscaler: NodeRecord = {
   id: "12",
-  type: "comfy:ImageUpscaleWithModel",
+  type: "comfy:ImageAddNoise",
   pos: [100, 40],
   collapsed: false,
   inputs: { strength: 0.5 },
   extraUi: {
     comfy: {
-      class_type: "ImageUpscaleWithModel",
+      class_type: "ImageAddNoise",
       inputs: [
         { name: "upscale_model", type: "UPSCALE_MODEL" },
         { name: "image", type: "IMAGE" },
@@ -41,7 +41,7 @@ const document = {
 describe("ComfyUI placeholder nodes", () => {
   it("take their sockets from ui.comfy: inputs by name, outputs by index with ComfyUI's labels", () => {
     const layout = nodeLayout(catalog, upscaler);
-    expect(layout.placeholder?.classType).toBe("ImageUpscaleWithModel");
+    expect(layout.placeholder?.classType).toBe("ImageAddNoise");
     expect(layout.inputs.map((slot) => [slot.name, slot.type])).toEqual([
       ["upscale_model", "UPSCALE_MODEL"],
       ["image", "IMAGE"],
@@ -65,7 +65,7 @@ describe("ComfyUI placeholder nodes", () => {
 
   it("still show the class name when ui.comfy is missing or malformed", () => {
     const bare = nodeLayout(catalog, { ...upscaler, id: "x", extraUi: { comfy: { inputs: "oops" } } });
-    expect(bare.placeholder?.classType).toBe("ImageUpscaleWithModel");
+    expect(bare.placeholder?.classType).toBe("ImageAddNoise");
     expect(bare.inputs.map((slot) => slot.name)).toEqual(["strength"]);
     expect(bare.outputs).toEqual([]);
   });
@@ -92,11 +92,11 @@ describe("ComfyUI placeholder nodes", () => {
     expect(toWorkflow(store)).toEqual({ ...document, groups: [], meta: {} });
     expect(canConnect(store, { node: "decode", output: "image" }, { node: "12", input: "upscale_model" })).toEqual({
       ok: false,
-      reason: 'type mismatch: output "image" of VAE Decode "decode" is IMAGE, but input "upscale_model" of ImageUpscaleWithModel "12" takes UPSCALE_MODEL',
+      reason: 'type mismatch: output "image" of VAE Decode "decode" is IMAGE, but input "upscale_model" of ImageAddNoise "12" takes UPSCALE_MODEL',
     });
     expect(canConnect(store, { node: "12", output: "1" }, { node: "save", input: "images" })).toEqual({
       ok: false,
-      reason: 'ImageUpscaleWithModel "12" has no output "1" (outputs: 0 (IMAGE))',
+      reason: 'ImageAddNoise "12" has no output "1" (outputs: 0 (IMAGE))',
     });
     expect(connect(store, { node: "12", output: "0" }, { node: "save", input: "images" }).ok).toBe(true);
   });
