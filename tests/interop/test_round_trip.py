@@ -61,9 +61,15 @@ def as_comfyui_holds_it(workflow: Workflow, registry: Registry, left_out: set[st
     for node_id in left_out:
         expected.pop(node_id, None)
     for node_type, inputs, _mode in expected.values():
+        spec = registry.specs[node_type]
         for name, value in list(inputs.items()):
             if isinstance(value, dict) and value["node"] in left_out:
-                del inputs[name]  # the editor format keeps the node, without that link
+                # The editor format keeps the node without that link; a widget input then
+                # holds its default (ComfyUI's widget shows a value where the link was).
+                del inputs[name]
+                declared = spec.input(name)
+                if declared is not None and declared.is_widget and declared.default is not None:
+                    inputs[name] = declared.default
         entry = BY_NODE.get(node_type)
         if entry is None:
             continue
