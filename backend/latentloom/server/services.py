@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from latentloom.jobs.dispatch import ReportsStatus
 from latentloom.jobs.ledger import Ledger
+from latentloom.server.demo_models import DEMO_CHECKPOINT, ensure_demo_models
 from latentloom.server.fresh_enough import FreshEnough
 from latentloom.server.hub import EventHub
 from latentloom.server.job_pages import PageBuilder
@@ -35,9 +36,6 @@ if TYPE_CHECKING:
     from latentloom.jobs.worker_process import WorkerProcess
 
 log = logging.getLogger("latentloom.server")
-DEMO_CHECKPOINT = "tiny-sd15.safetensors"
-DEMO_CONTROLNET = "tiny-controlnet-sd15.safetensors"
-DEMO_UPSCALER = "tiny-esrgan-x4.safetensors"
 QUEUE_COUNTS_MAX_AGE_S = 0.25
 
 
@@ -166,35 +164,7 @@ class Services:
             if not dirs:
                 log.warning("no model folders given (--models): no checkpoints available")
             return dirs
-        from latentloom.models.tiny import make_tiny_checkpoint
-
-        demo = self.settings.demo_models_dir / "checkpoints" / DEMO_CHECKPOINT
-        if not demo.exists():
-            demo.parent.mkdir(parents=True, exist_ok=True)
-            make_tiny_checkpoint("sd15", demo)
-        from latentloom.models.tiny_parts import EXAMPLE_VAE, make_example_parts
-
-        # The VAE and embeddings the example workflows name (also for a demo folder an
-        # earlier version made with the checkpoint alone).
-        if not (self.settings.demo_models_dir / "vae" / EXAMPLE_VAE).exists():
-            make_example_parts(self.settings.demo_models_dir)
-        from latentloom.models.ip_adapter_tiny import EXAMPLE_IP_ADAPTER, make_example_ip_adapters
-
-        # The CLIP vision and IP-Adapter files the IP-Adapter example names.
-        if not (self.settings.demo_models_dir / "ipadapter" / EXAMPLE_IP_ADAPTER).exists():
-            make_example_ip_adapters(self.settings.demo_models_dir)
-        # The ControlNet the ControlNet examples name.
-        control = self.settings.demo_models_dir / "controlnet" / DEMO_CONTROLNET
-        if not control.exists():
-            from latentloom.models.tiny_control import make_tiny_controlnet
-
-            make_tiny_controlnet("sd15", control)
-        # The upscaler the upscale examples name.
-        upscaler = self.settings.demo_models_dir / "upscale_models" / DEMO_UPSCALER
-        if not upscaler.exists():
-            from latentloom.models.tiny_upscale import make_tiny_upscaler
-
-            make_tiny_upscaler(upscaler)
+        demo = ensure_demo_models(self.settings.demo_models_dir)
         log.warning(
             "no checkpoints found in %s; offering the tiny demo checkpoint %s (random weights: "
             "it makes noise, not pictures) — pass --models to use your own",
