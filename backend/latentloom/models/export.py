@@ -71,6 +71,9 @@ def to_original_layout(item: OriginalTensor, tensors: Sequence[torch.Tensor]) ->
         return tensor[..., None, None]
     if item.transform == "transpose":
         return tensor.t().contiguous()
+    if item.transform == "swap_halves":
+        first, second = tensor.chunk(2, dim=0)
+        return torch.cat([second, first])
     return tensor
 
 

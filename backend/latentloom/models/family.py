@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-FamilyName = Literal["sd15", "sd2", "sdxl"]
+FamilyName = Literal["sd15", "sd2", "sdxl", "sd3"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Family:
     # Linear latent -> RGB approximation for live previews: rows are latent channels.
     preview_factors: tuple[tuple[float, float, float], ...]
     preview_bias: tuple[float, float, float]
+    # VAE latents are stored as (z - shift) * scale; SD 3 and FLUX shift, the SD 1/2/XL VAEs do not.
+    vae_shift_factor: float = 0.0
 
 
 SD15 = Family(
@@ -65,4 +67,34 @@ SDXL = Family(
     preview_bias=(0.1084, -0.0175, -0.0011),
 )
 
-FAMILIES: dict[str, Family] = {family.name: family for family in (SD15, SD2, SDXL)}
+# SD 3.x: 16-channel latents with a shifted scale; the preview factors are the published
+# SD3 latent -> RGB fit (one row per latent channel) with its bias.
+SD3 = Family(
+    name="sd3",
+    display_name="SD 3.x",
+    latent_channels=16,
+    downscale=8,
+    vae_scaling_factor=1.5305,
+    preview_factors=(
+        (-0.0922, -0.0175, 0.0749),
+        (0.0311, 0.0633, 0.0954),
+        (0.1994, 0.0927, 0.0458),
+        (0.0856, 0.0339, 0.0902),
+        (0.0587, 0.0272, -0.0496),
+        (-0.0006, 0.1104, 0.0309),
+        (0.0978, 0.0306, 0.0427),
+        (-0.0042, 0.1038, 0.1358),
+        (-0.0194, 0.0020, 0.0669),
+        (-0.0488, 0.0130, -0.0268),
+        (0.0922, 0.0988, 0.0951),
+        (-0.0278, 0.0524, -0.0542),
+        (0.0332, 0.0456, 0.0895),
+        (-0.0069, -0.0030, -0.0810),
+        (-0.0596, -0.0465, -0.0293),
+        (-0.1448, -0.1463, -0.1189),
+    ),
+    preview_bias=(0.2394, 0.2135, 0.1925),
+    vae_shift_factor=0.0609,
+)
+
+FAMILIES: dict[str, Family] = {family.name: family for family in (SD15, SD2, SDXL, SD3)}

@@ -6,7 +6,8 @@ to, its new name(s) and the few reshapes needed on the way:
 - `conv1x1`: the VAE's mid-block attention stores q/k/v/proj_out as 1x1 convs; diffusers uses
   linear layers (drop the trailing 1-dims);
 - `split_qkv`: OpenCLIP packs q, k, v into one `in_proj` tensor; transformers has three;
-- `transpose`: OpenCLIP's `text_projection` is applied as `x @ P`, transformers' as a Linear.
+- `transpose`: OpenCLIP's `text_projection` is applied as `x @ P`, transformers' as a Linear;
+- `swap_halves`: MMDiT final adaLN modulations are stored (shift, scale), diffusers' (scale, shift).
 
 `KeyMap.to_original(component, diffusers_key)` is the inverse, written independently; the tiny
 checkpoint writer uses it, so every tiny round trip tests the two against each other (and the
@@ -30,7 +31,7 @@ from latentloom.models.layout import (
 )
 
 # "ignore": a tensor the modules do not use; "unknown": a name the mapping cannot place.
-Transform = Literal["copy", "conv1x1", "split_qkv", "transpose", "ignore", "unknown"]
+Transform = Literal["copy", "conv1x1", "split_qkv", "transpose", "swap_halves", "ignore", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -148,11 +149,14 @@ class KeyMap:
         unet_config: Mapping[str, Any],
         vae_config: Mapping[str, Any],
         text_roots: Mapping[TextComponent, str],
+        towers: tuple[TextTower, ...] | None = None,  # the family's unless given (SDXL refiner)
     ) -> None:
         self.per_level: int = unet_config["layers_per_block"]
         self.up_attention = [name.startswith("CrossAttn") for name in unet_config["up_block_types"]]
         self.vae_levels = len(vae_config["block_out_channels"])
         self.towers: tuple[TextTower, ...] = TEXT_TOWERS[family.name]
+        if towers is not None:
+            self.towers = towers
         # Module-side prefix of each text tower: "" for transformers 5's CLIPTextModel,
         # "text_model." for CLIPTextModelWithProjection (and CLIPTextModel in transformers 4).
         self.text_roots = dict(text_roots)

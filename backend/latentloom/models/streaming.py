@@ -52,6 +52,9 @@ def transform(
         return list(tensor.chunk(3, dim=0))
     if target.transform == "transpose" and tensor.ndim == 2:
         return [tensor.t().contiguous()]
+    if target.transform == "swap_halves" and tensor.shape[0] % 2 == 0:
+        first, second = tensor.chunk(2, dim=0)
+        return [torch.cat([second, first])]
     return [tensor]
 
 
