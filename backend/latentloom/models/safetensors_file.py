@@ -4,6 +4,12 @@ We parse the format ourselves instead of using `safetensors.safe_open`: its mmap
 file and, once tensors are copied and converted, the touched pages count towards resident
 memory next to the converted weights. Here each tensor's bytes are read with `readinto` straight
 into a fresh tensor, so loading holds the converted weights plus one tensor in flight.
+Where a tensor is wanted on the CPU in the dtype it is stored in, `map` instead returns a
+tensor over a private (copy-on-write) memory map of the file: loading copies nothing, the pages
+are the page cache's (shared between processes, dropped and re-read by the kernel under
+memory pressure), and writing to the tensor (a LoRA patched in place) touches only this
+process's copy. A file truncated while mapped would fault its reader, so files are replaced by
+rename, as `safetensors_write.py` does, never rewritten in place.
 
 The format: 8 bytes little-endian header length N, N bytes of JSON
 `{name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}`, then the
@@ -19,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import mmap
 import os
 import reprlib
 import struct
@@ -189,6 +196,7 @@ class SafetensorsFile:
         refuse_pickle_path(self.path)
         self._raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 -- closed by close()
         self._scratch: torch.Tensor | None = None  # reused by every converting read
+        self._mapping: mmap.mmap | None = None  # created by the first `map`
         try:
             self._entries, self.metadata = self._parse_header()
         except BaseException:
@@ -336,6 +344,26 @@ class SafetensorsFile:
             return result.to(device)
         return result
 
+    def map(self, key: str) -> torch.Tensor | None:
+        """The tensor as stored, over the file's memory-mapped pages (see the module docstring).
+
+        None where mapping cannot apply: a tensor whose offset is not a multiple of its element
+        size (a writer that does not sort by alignment), or an empty one.
+        """
+        if sys.byteorder != "little":
+            raise NotImplementedError("safetensors data is little-endian; this host is not")
+        entry = self._entry(key)
+        itemsize = _itemsize(entry.dtype)
+        count = math.prod(entry.shape)
+        if count == 0 or entry.begin % itemsize:
+            return None
+        if self._mapping is None:
+            # ACCESS_COPY: writable private pages, so torch gets a writable buffer and writes
+            # never reach the file.
+            self._mapping = mmap.mmap(self._raw.fileno(), 0, access=mmap.ACCESS_COPY)
+        flat = torch.frombuffer(self._mapping, dtype=entry.dtype, count=count, offset=entry.begin)
+        return flat.reshape(entry.shape)
+
     def _fill(self, entry: TensorEntry, offset: int, target: memoryview) -> None:
         if _read_exact(self._raw, offset, target) != len(target):
             raise self._fail(f"file shrank while reading '{entry.name}'")
@@ -352,6 +380,9 @@ class SafetensorsFile:
             flat[start : start + count].copy_(chunk.view(entry.dtype))
 
     def close(self) -> None:
+        # The mapping is not closed: tensors from `map` hold it and keep it alive until the
+        # last of them is freed (closing it under them would raise or fault).
+        self._mapping = None
         self._raw.close()
 
     def __enter__(self) -> SafetensorsFile:

@@ -6,6 +6,12 @@ reshaped if its layout differs, converted to the target dtype and device, and as
 of the meta parameter. No second state dict ever exists: peak memory is the loaded weights plus
 the one tensor in flight.
 
+Weight dtype (`weight_dtype.py`): a filler given a `WeightStorage` reads the Linear/Conv
+weights in its storage dtype (fp8, fp16, ...) and the rest in the compute dtype, converting
+each tensor as it is read, and installs the casting layers when it finishes. On the CPU, a
+tensor wanted in the dtype the file stores it in is memory-mapped instead of copied
+(`SafetensorsFile.map`).
+
 Before any byte is read, the whole transfer is rehearsed on meta tensors: every missing,
 unexpected or mis-shaped tensor is collected and reported together, and nothing is loaded.
 """
@@ -23,6 +29,7 @@ from latentloom.models.errors import WeightMismatchError
 from latentloom.models.keymap import Target
 from latentloom.models.layout import Component
 from latentloom.models.safetensors_file import SafetensorsFile
+from latentloom.models.weight_dtype import WeightStorage, install_upcast, stored_narrow
 
 _MAX_LISTED = 12
 
@@ -61,11 +68,48 @@ def transform(
 class ModuleFiller:
     """Tracks which parameters and persistent buffers of one meta-built module are filled."""
 
-    def __init__(self, component: Component, module: nn.Module) -> None:
+    def __init__(
+        self, component: Component, module: nn.Module, storage: WeightStorage | None = None
+    ) -> None:
         self.component = component
         self.module = module
         self.expected = {key: value.shape for key, value in module.state_dict().items()}
         self.seen: dict[str, str] = {}
+        self.storage = storage
+        self.narrow: frozenset[str] = frozenset()
+        self.use(storage)
+
+    def use(self, storage: WeightStorage | None) -> None:
+        """Store weights as `storage` says (None: as the caller's dtype for the component)."""
+        self.storage = storage
+        upcasts = storage is not None and storage.upcasts
+        self.narrow = stored_narrow(self.module) if upcasts else frozenset()
+
+    def dtype_for(self, key: str, stored: torch.dtype, fallback: torch.dtype) -> torch.dtype:
+        """The dtype module tensor `key` is held in; `stored` is the file's dtype for it."""
+        if not stored.is_floating_point:
+            return stored
+        if self.storage is None:
+            return fallback
+        return self.storage.storage if key in self.narrow else self.storage.compute
+
+    def read(
+        self,
+        file: SafetensorsFile,
+        file_key: str,
+        keys: Sequence[str],
+        device: torch.device,
+        fallback: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """File tensor `file_key`, going to module tensors `keys`, in their dtype on `device`:
+        memory-mapped where that is the CPU and the file's dtype, else read and converted."""
+        stored = file.dtype(file_key)
+        dtype = self.dtype_for(keys[0], stored, fallback) if keys else stored
+        if device.type == "cpu" and dtype == stored:
+            mapped = file.map(file_key)
+            if mapped is not None:
+                return mapped
+        return file.read(file_key, dtype=dtype, device=device)
 
     def check(self, key: str, shape: torch.Size, origin: str) -> str | None:
         """Record `key` as coming from `origin`; a problem message, or None when it fits."""
@@ -102,6 +146,8 @@ class ModuleFiller:
                 raise RuntimeError(f"{self.component} buffer '{name}' has no value and no rule")
             positions = torch.arange(buffer.shape[-1], device=device).expand(buffer.shape)
             self.put(name, positions)
+        if self.narrow:
+            install_upcast(self.module)
         self.module.eval()
         self.module.requires_grad_(False)
 
@@ -149,16 +195,22 @@ def stream(
     transfers: Iterable[Transfer],
     fillers: Mapping[Component, ModuleFiller],
     device: torch.device,
-    dtypes: Mapping[Component, torch.dtype],
+    dtypes: Mapping[Component, torch.dtype | WeightStorage],
 ) -> None:
-    """Read, convert and assign every tensor (after `rehearse` has passed), then finish."""
+    """Read, convert and assign every tensor (after `rehearse` has passed), then finish.
+
+    `dtypes`: per component, one dtype for every floating tensor, or a `WeightStorage`.
+    """
+    for component, choice in dtypes.items():
+        if component in fillers:
+            fillers[component].use(choice if isinstance(choice, WeightStorage) else None)
     for item in transfers:
         if not item.target.keys:
             continue
         filler = fillers[item.target.component]
-        stored = item.file.dtype(item.key)
-        dtype = dtypes[item.target.component] if stored.is_floating_point else stored
-        tensor = item.file.read(item.key, dtype=dtype, device=device)
+        choice = dtypes[item.target.component]
+        fallback = choice.compute if isinstance(choice, WeightStorage) else choice
+        tensor = filler.read(item.file, item.key, item.target.keys, device, fallback)
         shapes = [filler.expected[key] for key in item.target.keys]
         for key, part in zip(item.target.keys, transform(tensor, item.target, shapes), strict=True):
             filler.put(key, part)
