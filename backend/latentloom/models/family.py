@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-FamilyName = Literal["sd15", "sd2", "sdxl", "sd3"]
+FamilyName = Literal["sd15", "sd2", "sdxl", "sd3", "flux"]
 
 
 @dataclass(frozen=True)
@@ -97,4 +97,34 @@ SD3 = Family(
     vae_shift_factor=0.0609,
 )
 
-FAMILIES: dict[str, Family] = {family.name: family for family in (SD15, SD2, SDXL, SD3)}
+# FLUX.1: 16-channel latents of its own AE; preview factors are the published FLUX latent -> RGB
+# fit (one row per latent channel) with its bias.
+FLUX = Family(
+    name="flux",
+    display_name="FLUX.1",
+    latent_channels=16,
+    downscale=8,
+    vae_scaling_factor=0.3611,
+    preview_factors=(
+        (-0.0346, 0.0244, 0.0681),
+        (0.0034, 0.0210, 0.0687),
+        (0.0275, -0.0668, -0.0433),
+        (-0.0174, 0.0160, 0.0617),
+        (0.0859, 0.0721, 0.0329),
+        (0.0004, 0.0383, 0.0115),
+        (0.0405, 0.0861, 0.0915),
+        (-0.0236, -0.0185, -0.0259),
+        (-0.0245, 0.0250, 0.1180),
+        (0.1008, 0.0755, -0.0421),
+        (-0.0515, 0.0201, 0.0011),
+        (0.0428, -0.0012, -0.0036),
+        (0.0817, 0.0765, 0.0749),
+        (-0.1264, -0.0522, -0.1103),
+        (-0.0280, -0.0881, -0.0499),
+        (-0.1262, -0.0982, -0.0778),
+    ),
+    preview_bias=(-0.0329, -0.0718, -0.0851),
+    vae_shift_factor=0.1159,
+)
+
+FAMILIES: dict[str, Family] = {family.name: family for family in (SD15, SD2, SDXL, SD3, FLUX)}
