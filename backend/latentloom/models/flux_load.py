@@ -21,6 +21,7 @@ from latentloom.models.errors import WeightMismatchError
 from latentloom.models.flux_keys import FluxTarget, flux_config, flux_target
 from latentloom.models.safetensors_file import SafetensorsFile
 from latentloom.models.streaming import ModuleFiller
+from latentloom.models.weight_dtype import WeightStorage
 
 if TYPE_CHECKING:
     from diffusers import FluxTransformer2DModel
@@ -94,18 +95,21 @@ def load_flux_transformer(
     path: Path,
     *,
     device: torch.device,
-    dtype: torch.dtype,
+    dtype: torch.dtype | WeightStorage,
 ) -> FluxTransformer2DModel:
-    """The transformer whose tensors are `names` (un-prefixed original name -> file key)."""
+    """The transformer whose tensors are `names` (un-prefixed original name -> file key);
+    `dtype` one dtype for every weight, or storage and compute dtypes (`weight_dtype.py`)."""
     shapes = {name: file.shape(key) for name, key in names.items()}
     config = flux_config(shapes, path)
     module = empty_flux_transformer(config)
     filler = ModuleFiller("unet", cast(nn.Module, module))
     hidden = int(config["num_attention_heads"]) * int(config["attention_head_dim"])
     targets = _targets(file, names, filler, hidden, path)
+    filler.use(dtype if isinstance(dtype, WeightStorage) else None)
+    fallback = dtype.compute if isinstance(dtype, WeightStorage) else dtype
     for key, target in targets.items():
-        stored = file.dtype(key)
-        tensor = file.read(key, dtype=dtype if stored.is_floating_point else stored, device=device)
+        # Memory-mapped where the file already holds the wanted dtype on the CPU.
+        tensor = filler.read(file, key, target.keys, device, fallback)
         for part_key, part in zip(target.keys, split_flux(tensor, target), strict=True):
             filler.put(part_key, part.contiguous())
         del tensor
