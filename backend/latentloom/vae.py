@@ -9,6 +9,7 @@ import torch
 
 from latentloom.models.family import Family
 from latentloom.models.handles import Vae
+from latentloom.vae_dtype import vae_autocast
 
 
 def _module(vae: Vae) -> Any:
@@ -37,11 +38,14 @@ def decode(
     """
     device, dtype = _module_placement(vae)
     scaling_factor = (family or vae.family).vae_scaling_factor
+    shift_factor = (family or vae.family).vae_shift_factor  # SD 3 / FLUX: z / scale + shift
     frames = []
     for item in latent:  # one at a time: a long morph must not need memory for every frame at once
         check_cancelled()
-        scaled = item.unsqueeze(0).to(device, dtype) / scaling_factor
-        pixels = _module(vae).decode(scaled).sample
+        scaled = item.unsqueeze(0).to(device, dtype) / scaling_factor + shift_factor
+        # fp32 on the CPU; never fp16 for SDXL's VAE (vae_dtype.py)
+        with vae_autocast(device, dtype, vae.family.name, (family or vae.family).name):
+            pixels = _module(vae).decode(scaled).sample
         frames.append(((pixels.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu())
     return torch.cat(frames)
 
@@ -56,5 +60,7 @@ def encode(vae: Vae, images: torch.Tensor) -> torch.Tensor:
         images.shape[2] // downscale * downscale,
     )
     pixels = images[:, :height, :width].permute(0, 3, 1, 2).to(device, dtype) * 2 - 1
-    latents = _module(vae).encode(pixels).latent_dist.mean
-    return (latents.float() * vae.family.vae_scaling_factor).cpu()
+    with vae_autocast(device, dtype, vae.family.name):
+        latents = _module(vae).encode(pixels).latent_dist.mean
+    family = vae.family  # SD 3 / FLUX store (z - shift) * scale; the others have shift 0
+    return ((latents.float() - family.vae_shift_factor) * family.vae_scaling_factor).cpu()
