@@ -107,3 +107,37 @@ def test_thinning_checks_for_cancellation_between_rounds() -> None:
     with pytest.raises(RuntimeError, match="cancelled"):
         thin(block, cancel_on_second_round)
     assert len(calls) == 2
+
+
+def _reference_thin(lines: torch.Tensor) -> torch.Tensor:
+    """Zhang & Suen as the paper states it: every pixel asked in every sub-pass, until a round
+    removes nothing (the whole-image convolution thinning had before, kept as the oracle)."""
+    weights = torch.tensor([[128.0, 1.0, 2.0], [64.0, 0.0, 4.0], [32.0, 16.0, 8.0]])
+    tables = [torch.zeros(256, dtype=torch.bool), torch.zeros(256, dtype=torch.bool)]
+    for code in range(256):
+        p = [(code >> bit) & 1 for bit in range(8)]
+        transitions = sum(p[i] == 0 and p[(i + 1) % 8] == 1 for i in range(8))
+        ok = 2 <= sum(p) <= 6 and transitions == 1
+        tables[0][code] = ok and p[0] * p[2] * p[4] == 0 and p[2] * p[4] * p[6] == 0
+        tables[1][code] = ok and p[0] * p[2] * p[6] == 0 and p[0] * p[4] * p[6] == 0
+    pixels = lines.unsqueeze(1)
+    changed = True
+    while changed:
+        changed = False
+        for table in tables:
+            codes = torch.nn.functional.conv2d(pixels, weights.view(1, 1, 3, 3), padding=1)
+            removable = table[codes.to(torch.int64)] & (pixels > 0)
+            changed |= bool(removable.any())
+            pixels = pixels * ~removable
+    return pixels.squeeze(1)
+
+
+def test_thinning_equals_the_paper_pixel_for_pixel_on_ink_heavy_drawings() -> None:
+    generator = torch.Generator().manual_seed(3)
+    speckle = (torch.rand(2, 1, 40, 36, generator=generator) > 0.6).float()
+    blobs = torch.nn.functional.max_pool2d(speckle, 5, 1, 2).squeeze(1)  # ~95% ink
+    blobs[0, 6:26, 6:30] = 1.0  # a filled block: many rounds
+    blobs[1, 20:23] = 0.0  # a gap through the second picture
+    skeleton = thin(blobs)
+    assert torch.equal(skeleton, _reference_thin(blobs))
+    assert 0 < skeleton.sum() < blobs.sum() / 4  # it did thin, to a non-empty skeleton

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -61,30 +62,51 @@ def _removable_table(second_pass: bool) -> torch.Tensor:
 
 
 _REMOVABLE = (_removable_table(False), _removable_table(True))
-# Weights that turn the 3x3 neighbourhood into its table index: P2 (north) is bit 0, P3
-# (north-east) bit 1, and so on clockwise; the centre counts nothing.
-_CODE_WEIGHTS = torch.tensor([[128.0, 1.0, 2.0], [64.0, 0.0, 4.0], [32.0, 16.0, 8.0]])
+# The neighbours P2 (north), P3 (north-east), ... P9 (north-west) as (row, column) steps, in
+# the bit order of the table index.
+_NEIGHBOURS = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
 
 
 def thin(lines: torch.Tensor, check_cancelled: Callable[[], None] = lambda: None) -> torch.Tensor:
-    """[B, H, W] binary lines thinned to one-pixel skeletons (Zhang & Suen). Each sub-pass
-    reads every pixel's neighbourhood as an 8-bit code (one convolution) and looks the code up
-    in a table of the paper's conditions. A round peels one pixel off each side, so the rounds
-    are about half the thickest stroke: a few for pen strokes, hundreds for a filled area
-    (a minute at 1024x1024 on two cores), hence the cancellation check between rounds."""
-    pixels = (lines > 0.5).to(torch.float32).unsqueeze(1)
-    weights = _CODE_WEIGHTS.view(1, 1, 3, 3)
+    """[B, H, W] binary lines thinned to one-pixel skeletons (Zhang & Suen).
+
+    A sub-pass only looks at pixels whose answer may have changed: a pixel's removability
+    depends on its 8 neighbours and the sub-pass's condition alone, so one not next to a pixel
+    removed in the previous two sub-passes (the last time the same condition was asked) gives
+    the same answer as then. The first two sub-passes look at every stroke pixel. The work is
+    then proportional to the pixels removed, not to rounds x image: a filled 1024x1024 area
+    thins in seconds instead of minutes. Pixels live in one flat, zero-padded array, so a
+    neighbour is an index offset and the code an 8-bit sum, looked up in the paper's table.
+    """
+    width = lines.shape[-1]
+    # numpy, not torch: these are thousands of small gathers, where torch's per-op threading
+    # costs ten times the work on a busy machine.
+    padded = np.pad((lines > 0.5).numpy(force=True), ((0, 0), (1, 1), (1, 1))).astype(np.uint8)
+    flat = padded.reshape(-1)
+    stride = width + 2
+    offsets = np.array([row * stride + column for row, column in _NEIGHBOURS], dtype=np.int64)
+    bits = np.array([1 << bit for bit in range(8)], dtype=np.uint8)
+    tables = tuple(table.numpy() for table in _REMOVABLE)
+    # Stroke pixels next to the removals of the previous sub-pass and of the one before.
+    touched: list[np.ndarray] = []
+    step = 0
     while True:
-        check_cancelled()
-        changed = False
-        for table in _REMOVABLE:
-            codes = F.conv2d(pixels, weights, padding=1).to(torch.int64)
-            removable = table[codes] & (pixels > 0)
-            if bool(removable.any()):
-                pixels = pixels * ~removable
-                changed = True
-        if not changed:
-            return pixels.squeeze(1).to(lines.dtype)
+        if step % 2 == 0:
+            check_cancelled()  # between rounds, as before: a round is one peel on each side
+        if step < 2:
+            candidates = flat.nonzero()[0]
+        else:
+            candidates = np.unique(np.concatenate(touched[-2:]))
+            candidates = candidates[flat[candidates] > 0]
+        if not candidates.size:
+            break
+        codes = (flat[candidates[:, None] + offsets] * bits).sum(axis=1, dtype=np.int64)
+        removed = candidates[tables[step % 2][codes]]
+        flat[removed] = 0
+        around = (removed[:, None] + offsets).reshape(-1)
+        touched = [touched[-1] if touched else around[:0], around[flat[around] > 0]]
+        step += 1
+    return torch.from_numpy(padded[:, 1:-1, 1:-1].copy()).to(lines.dtype)
 
 
 def scribble(
