@@ -68,7 +68,7 @@ from latentloom.masks import (
 from latentloom.models.clip_vision import CROPS as CLIP_VISION_CROPS
 from latentloom.models.clip_vision import ClipVision, ClipVisionOutput
 from latentloom.models.controlnet_source import AdapterSource, ControlModel, ControlNetSource
-from latentloom.models.family import FAMILIES, SD2, SD15, SDXL, Family
+from latentloom.models.family import FAMILIES, SD2, SD3, SD15, SDXL, Family
 from latentloom.models.handles import (
     Checkpoint,
     ClipTextEncoder,
@@ -356,6 +356,7 @@ __all__ = [
     "SAMPLERS",
     "SCHEDULES",
     "SD2",
+    "SD3",
     "SD15",
     "SDXL",
     "UPSCALE_METHODS",

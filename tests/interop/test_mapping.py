@@ -48,6 +48,10 @@ CASES: dict[str, Case] = {
         {"width": 512, "height": 768, "batch_size": 2}, [512, 768, 2],
         {"width": 512, "height": 768, "batch": 2}, "latent.empty",
     ),
+    "EmptySD3LatentImage": Case(
+        {"width": 1024, "height": 768, "batch_size": 2}, [1024, 768, 2],
+        {"width": 1024, "height": 768, "batch": 2}, "latent.empty_sd3",
+    ),
     "KSampler": Case(
         {"model": UP, "positive": UP, "negative": UP, "latent_image": UP, "seed": 5, "steps": 20,
          "cfg": 7.5, "sampler_name": "dpmpp_2m", "scheduler": "karras", "denoise": 0.9},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from diffusers import SD3Transformer2DModel
 
@@ -11,7 +13,8 @@ from latentloom.models.sd3_tiny import tiny_transformer_config
 
 def test_sd3_call_equals_the_transformer_forward() -> None:
     torch.manual_seed(0)
-    transformer = SD3Transformer2DModel(**tiny_transformer_config()).eval()
+    transformer: Any = SD3Transformer2DModel(**tiny_transformer_config())
+    transformer.eval()
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(2, 16, 8, 12, generator=generator)
     context = torch.randn(2, 7, 32, generator=generator)
@@ -31,7 +34,8 @@ def test_sd3_call_equals_the_transformer_forward() -> None:
 
 def test_a_missing_pooled_vector_is_zeros() -> None:
     torch.manual_seed(0)
-    transformer = SD3Transformer2DModel(**tiny_transformer_config()).eval()
+    transformer: Any = SD3Transformer2DModel(**tiny_transformer_config())
+    transformer.eval()
     x = torch.randn(1, 16, 8, 8)
     context = torch.randn(1, 5, 32)
     with torch.no_grad():

@@ -110,6 +110,7 @@ CLASSES: Final[tuple[ClassMapping, ...]] = (
     _entry("LoraLoader", "loaders.lora", rename={"lora_name": "lora"}),
     _entry("CLIPTextEncode", "conditioning.encode_prompt", fixed={"weighting": "comfy"}, approximates=("weighting",)),
     _entry("EmptyLatentImage", "latent.empty", rename={"batch_size": "batch"}, ours_only=("model",)),
+    _entry("EmptySD3LatentImage", "latent.empty_sd3", rename={"batch_size": "batch"}),
     _entry("KSampler", "sampling.ksampler", rename={"sampler_name": "sampler", "latent_image": "latent"}, seeds=("seed",),
            ours_only_values=_OUR_SCHEDULES),
     _entry("VAEDecode", "image.vae_decode", rename={"samples": "latent"}, sockets=("samples", "vae")),
