@@ -167,9 +167,8 @@ def test_unsupported_prediction_metadata_is_refused() -> None:
 
 
 def test_unknown_layout_lists_what_was_expected_and_what_was_found() -> None:
-    keys = [  # an SDXL refiner: one OpenCLIP tower under embedders.0
+    keys = [  # one OpenCLIP tower under embedders.0, as a refiner, but no label_emb
         "model.diffusion_model.input_blocks.0.0.weight",
-        "model.diffusion_model.label_emb.0.0.weight",
         "first_stage_model.decoder.conv_in.weight",
         "conditioner.embedders.0.model.ln_final.weight",
         "conditioner.embedders.0.model.token_embedding.weight",
@@ -182,7 +181,9 @@ def test_unknown_layout_lists_what_was_expected_and_what_was_found() -> None:
         "SD 2.x (model.diffusion_model.*, first_stage_model.*, cond_stage_model.model.*); "
         "SDXL base (model.diffusion_model.* with label_emb, first_stage_model.*, "
         "conditioner.embedders.0.transformer.* and conditioner.embedders.1.model.*); "
-        "found: model.diffusion_model.* (2), conditioner.embedders.0.* (2), "
+        "SDXL refiner (model.diffusion_model.* with label_emb, first_stage_model.*, "
+        "conditioner.embedders.0.model.* only); "
+        "found: conditioner.embedders.0.* (2), model.diffusion_model.* (1), "
         "first_stage_model.decoder.* (1)"
     )
 

@@ -5,6 +5,9 @@ output conv), resnets per level (how many input blocks sit between downsamplers)
 have attention (a `proj_in` exists), transformer depth (how many `transformer_blocks`), the
 context width (`attn2.to_k` input), conv vs linear `proj_in` (4-D vs 2-D), SDXL's extra
 conditioning (`label_emb`), the VAE's widths and latent channels, CLIP's widths and depths.
+The SDXL refiner (detection variant "refiner") differs only in what the shapes show, plus two
+rules: its `label_emb` reads 5 size numbers (no target size; an aesthetic score instead) and
+its deepest level has no attention, so the middle block's depth is its own.
 
 Three things are not, and follow fixed rules that the tiny writer (`tiny.py`) obeys too:
 - attention heads: SD 1.x uses 8 heads at every level; SD 2.x, SDXL and every CLIP tower use
@@ -27,6 +30,7 @@ from latentloom.models.errors import UnrecognizedCheckpointError
 from latentloom.models.family import Family
 from latentloom.models.layout import (
     END_OF_TEXT_ID,
+    REFINER_TEXT_TOWERS,
     START_OF_TEXT_ID,
     TEXT_TOWERS,
     UNET_PREFIX,
@@ -39,6 +43,7 @@ Shapes = Mapping[str, tuple[int, ...]]
 HEAD_WIDTH = 64
 SD15_UNET_HEADS = 8
 ADD_TIME_IDS = 6  # SDXL: original size, crop offset, target size
+REFINER_TIME_IDS = 5  # SDXL refiner: original size, crop offset, aesthetic score
 
 
 @dataclass(frozen=True)
@@ -159,7 +164,8 @@ def _attention_facts(read: _ShapeReader, levels: list[_Level]) -> tuple[int, boo
             f"linear proj_in {sorted(map(str, projections))})"
         )
     mid_depth = len(read.indices(UNET_PREFIX + "middle_block.1.transformer_blocks."))
-    if mid_depth != levels[-1].depth:
+    # A deepest level without attention (the SDXL refiner) leaves the middle block its own depth.
+    if mid_depth != levels[-1].depth and levels[-1].attention:
         raise read.fail(
             f"UNet middle block has {mid_depth} transformer blocks but the deepest level has "
             f"{levels[-1].depth}; diffusers cannot build that"
@@ -168,7 +174,7 @@ def _attention_facts(read: _ShapeReader, levels: list[_Level]) -> tuple[int, boo
 
 
 def _addition_embedding(
-    read: _ShapeReader, family: Family, pooled_dim: int | None
+    read: _ShapeReader, family: Family, pooled_dim: int | None, time_ids: int = ADD_TIME_IDS
 ) -> dict[str, Any]:
     """SDXL's `label_emb`: pooled text embedding + Fourier features of the six size numbers."""
     key = UNET_PREFIX + "label_emb.0.0.weight"
@@ -177,11 +183,11 @@ def _addition_embedding(
     if family.name != "sdxl" or pooled_dim is None:
         raise read.fail(f"a class-conditioned UNet ({key}) is only supported for SDXL")
     adm_in = read(key)[1]
-    time_dim, remainder = divmod(adm_in - pooled_dim, ADD_TIME_IDS)
+    time_dim, remainder = divmod(adm_in - pooled_dim, time_ids)
     if remainder or time_dim <= 0:
         raise read.fail(
             f"{key} takes {adm_in} inputs, which is not the pooled text width {pooled_dim} "
-            f"plus {ADD_TIME_IDS} equal time embeddings"
+            f"plus {time_ids} equal time embeddings"
         )
     return {
         "addition_embed_type": "text_time",
@@ -212,6 +218,8 @@ def unet_config(
     conv_in = read(UNET_PREFIX + "input_blocks.0.0.weight")
     _check_input_channels(read, family, conv_in[1])
     depths = [level.depth for level in levels]
+    if not levels[-1].attention:  # diffusers builds the middle block at the last level's depth
+        depths[-1] = len(read.indices(UNET_PREFIX + "middle_block.1.transformer_blocks."))
     config: dict[str, Any] = {
         "sample_size": pixel_size(detection) // family.downscale,
         "in_channels": conv_in[1],
@@ -237,7 +245,9 @@ def unet_config(
     time_embed_dim = read(UNET_PREFIX + "time_embed.0.weight")[0]
     if time_embed_dim != 4 * channels[0]:
         config["time_embedding_dim"] = time_embed_dim
-    config.update(_addition_embedding(read, family, pooled_dim))
+    refiner = detection.variant == "refiner"
+    time_ids = REFINER_TIME_IDS if refiner else ADD_TIME_IDS
+    config.update(_addition_embedding(read, family, pooled_dim, time_ids))
     return config
 
 
@@ -317,7 +327,8 @@ def clip_config(shapes: Shapes, tower: TextTower, path: str | Path) -> CLIPTextC
 
 def derive_configs(shapes: Shapes, detection: Detection, path: str | Path) -> ModelConfigs:
     """All component configs, checked against each other (text width = UNet context width)."""
-    towers = TEXT_TOWERS[detection.family.name]
+    refiner = detection.variant == "refiner"
+    towers = REFINER_TEXT_TOWERS if refiner else TEXT_TOWERS[detection.family.name]
     text = tuple(TextEncoderConfig(t, clip_config(shapes, t, path)) for t in towers)
     pooled = next((item.config.projection_dim for item in text if item.tower.with_projection), None)
     unet = unet_config(shapes, detection, pooled, path)

@@ -23,6 +23,10 @@ inpainting model: after the latent it reads a 1-channel mask and the masked imag
 (ComfyUI's "mask" and "masked_image" concat keys; sampling/run.py builds them). Any other
 count but the latent's own is refused when the configs are derived (`configs.py`).
 
+Variant "refiner": an SDXL refiner file (`label_emb` and only OpenCLIP bigG, as the first
+embedder `conditioner.embedders.0.model.*`); its latents are SDXL's, its UNet and text
+encoder differ (see `models/refiner.py`).
+
 Only step 3 reads tensor data (one small vector); `Detection.prediction_rule` says in words which
 rule decided and, for the weights, the number it saw, so the Load Checkpoint node can show it.
 The caller can still override (`load_checkpoint`'s `prediction_type=`).
@@ -42,7 +46,12 @@ import torch
 from latentloom.models.errors import UnrecognizedCheckpointError
 from latentloom.models.family import FAMILIES, Family, FamilyName
 from latentloom.models.handles import PredictionType
-from latentloom.models.layout import TEXT_TOWERS, UNET_PREFIX, VAE_PREFIX
+from latentloom.models.layout import (
+    REFINER_TEXT_TOWERS,
+    TEXT_TOWERS,
+    UNET_PREFIX,
+    VAE_PREFIX,
+)
 
 V_PRED_KEY = "v_pred"
 MODELSPEC_PREDICTION = "modelspec.prediction_type"
@@ -58,7 +67,7 @@ _TELL_TALE = re.compile(
 
 _MAX_TELL_TALE_WIDTH = 1 << 16  # a LayerNorm bias: the block's width (320 in SD 2.x)
 
-Variant = Literal["standard", "inpainting"]
+Variant = Literal["standard", "inpainting", "refiner"]
 
 
 class WeightReader(Protocol):
@@ -73,7 +82,9 @@ EXPECTED_LAYOUTS = (
     "SD 1.x (model.diffusion_model.*, first_stage_model.*, cond_stage_model.transformer.*); "
     "SD 2.x (model.diffusion_model.*, first_stage_model.*, cond_stage_model.model.*); "
     "SDXL base (model.diffusion_model.* with label_emb, first_stage_model.*, "
-    "conditioner.embedders.0.transformer.* and conditioner.embedders.1.model.*)"
+    "conditioner.embedders.0.transformer.* and conditioner.embedders.1.model.*); "
+    "SDXL refiner (model.diffusion_model.* with label_emb, first_stage_model.*, "
+    "conditioner.embedders.0.model.* only)"
 )
 
 
@@ -118,10 +129,21 @@ def detect_family(keys: Collection[str], path: str | Path) -> Family:
                 f"looks like {FAMILIES[name].display_name} but has no {' or '.join(missing)}",
                 "A single-file checkpoint must hold the UNet, the VAE and the text encoder(s)",
             )
+    if is_refiner_layout(keys) and has_unet and has_vae:
+        return FAMILIES["sdxl"]  # the refiner denoises SDXL latents
     raise UnrecognizedCheckpointError(
         path,
         f"unrecognised checkpoint layout; expected one of: {EXPECTED_LAYOUTS}; "
         f"found: {_key_groups(keys)}",
+    )
+
+
+def is_refiner_layout(keys: Collection[str]) -> bool:
+    """SDXL refiner: the text_time UNet (`label_emb`) with bigG alone as the first embedder."""
+    return (
+        _SDXL_ADM_KEY in keys
+        and all(_has_prefix(keys, tower.prefix) for tower in REFINER_TEXT_TOWERS)
+        and not _has_prefix(keys, "conditioner.embedders.1.")
     )
 
 
@@ -212,9 +234,10 @@ def detect(
     else:
         prediction_type, rule = "epsilon", NO_MARKER
     conv_in = weights.shape(_CONV_IN_KEY) if weights is not None else None
+    refiner = family.name == "sdxl" and is_refiner_layout(keys)
     return Detection(
         family=family,
         prediction_type=prediction_type,
         prediction_rule=rule,
-        variant=detect_variant(family, conv_in),
+        variant="refiner" if refiner else detect_variant(family, conv_in),
     )

@@ -5,8 +5,9 @@ variant, or shards listed in `*.safetensors.index.json`); pickle `.bin` weights 
 The names are already diffusers names, so the streaming loader copies them as they are, except
 that text towers are normalised between transformers 4 (`text_model.` prefix) and 5 (none).
 
-The family comes from the folder's structure: SDXL has `text_encoder_2`; otherwise an OpenCLIP
-text encoder (`hidden_act` "gelu") means SD 2.x, OpenAI's CLIP-L ("quick_gelu") SD 1.x.
+The family comes from the folder's structure: SDXL has `text_encoder_2` (the SDXL refiner, whose
+pipeline sets `requires_aesthetics_score`, has it alone: bigG, read as the base reads it);
+otherwise an OpenCLIP text encoder (`hidden_act` "gelu") means SD 2.x, OpenAI's CLIP-L ("quick_gelu") SD 1.x.
 Diffusers' SD 2.x text encoders already stop one layer short (23 of OpenCLIP's 24), so their last
 layer is what single files call the penultimate: they are read with `layer="last"`.
 Prediction type and noise schedule come from `scheduler/scheduler_config.json` when present.
@@ -29,7 +30,13 @@ from latentloom.models.errors import CheckpointError, PickleCheckpointError
 from latentloom.models.family import FAMILIES
 from latentloom.models.handles import Checkpoint, PredictionType
 from latentloom.models.keymap import Target
-from latentloom.models.layout import TEXT_TOWERS, Component, TextComponent, TextTower
+from latentloom.models.layout import (
+    REFINER_TEXT_TOWERS,
+    TEXT_TOWERS,
+    Component,
+    TextComponent,
+    TextTower,
+)
 from latentloom.models.load import assemble, fill_modules
 from latentloom.models.safetensors_file import SafetensorsFile
 from latentloom.models.schedule import alphas_cumprod
@@ -133,6 +140,8 @@ def _scheduler(folder: Path) -> tuple[PredictionType, torch.Tensor]:
 
 
 def _towers(text_configs: dict[TextComponent, CLIPTextConfig]) -> list[TextTower]:
+    if "text_encoder" not in text_configs:  # the SDXL refiner: bigG alone
+        return list(REFINER_TEXT_TOWERS)
     if "text_encoder_2" in text_configs:
         return list(TEXT_TOWERS["sdxl"])
     if text_configs["text_encoder"].hidden_act == "gelu":
@@ -141,7 +150,7 @@ def _towers(text_configs: dict[TextComponent, CLIPTextConfig]) -> list[TextTower
 
 
 def _family_name(towers: list[TextTower]) -> str:
-    if len(towers) == 2:
+    if len(towers) == 2 or towers == list(REFINER_TEXT_TOWERS):
         return "sdxl"
     return "sd2" if towers[0].layout == "open_clip" else "sd15"
 
@@ -176,7 +185,9 @@ def _text_configs(folder: Path) -> dict[TextComponent, CLIPTextConfig]:
     configs: dict[TextComponent, CLIPTextConfig] = {}
     for component in ("text_encoder", "text_encoder_2"):
         config_path = folder / component / "config.json"
-        if component == "text_encoder" or config_path.parent.is_dir():
+        # Every pipeline has `text_encoder` except the SDXL refiner's (`text_encoder_2` alone).
+        required = component == "text_encoder" and not (folder / "text_encoder_2").is_dir()
+        if required or config_path.parent.is_dir():
             configs[component] = CLIPTextConfig.from_dict(_read_json(config_path))
     return configs
 
@@ -198,6 +209,7 @@ def load_diffusers_folder(
         family=FAMILIES[_family_name(towers)],
         prediction_type=prediction_type or declared,
         prediction_rule="set by the caller" if prediction_type else "scheduler config",
+        variant="refiner" if towers == list(REFINER_TEXT_TOWERS) else "standard",
     )
     with ExitStack() as stack:
         files: dict[Component, list[SafetensorsFile]] = {}

@@ -67,14 +67,14 @@ def load_checkpoint(
         )
         configs = derive_configs(file.shapes(), detection, source)
         modules = empty_modules(configs)
-        keymap = KeyMap(detection.family, configs.unet, configs.vae, modules.text_roots())
+        towers = tuple(item.tower for item in configs.text_encoders)
+        keymap = KeyMap(detection.family, configs.unet, configs.vae, modules.text_roots(), towers)
         transfers = [
             Transfer(file, key, target)
             for key in file
             if (target := keymap.to_diffusers(key)) is not None
         ]
         fill_modules(modules, transfers, source, device, dtype, vae_dtype)
-    towers = tuple(item.tower for item in configs.text_encoders)
     return assemble(modules, detection, towers, source)
 
 

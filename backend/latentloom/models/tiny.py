@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -211,7 +211,7 @@ def keymap_for(family: FamilyName, modules: Modules) -> KeyMap:
 
 
 def make_tiny_checkpoint(
-    family: FamilyName,
+    family: FamilyName | Literal["sdxl-refiner"],
     out_path: str | Path,
     *,
     seed: int = 0,
@@ -227,6 +227,10 @@ def make_tiny_checkpoint(
     UNet with 9 input channels); the text encoders and VAE are those of the same seed's plain
     checkpoint, as real inpainting models share their base model's.
     """
+    if family == "sdxl-refiner":  # not a family: SDXL latents, its own UNet and text layout
+        from latentloom.models.refiner_tiny import make_tiny_refiner_checkpoint
+
+        return make_tiny_refiner_checkpoint(out_path, seed=seed, dtype=dtype)
     if family not in FAMILIES:
         raise ValueError(f"family {family!r} is not known; use one of {', '.join(FAMILIES)}")
     modules = tiny_modules(
