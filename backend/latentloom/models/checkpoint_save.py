@@ -42,7 +42,7 @@ def _refusal(path: Path, model: DiffusionModel, clip: TextEncoders) -> str | Non
             f"the model is {model.family.display_name} but the CLIP is {clip.family.display_name}"
             "; a checkpoint holds the parts of one family"
         )
-    if clip.family.name == "sd2" and any(e.layer == "last" for e in clip.encoders):
+    if clip.family.name == "sd2" and any(getattr(e, "layer", "") == "last" for e in clip.encoders):
         return (
             "the SD 2.x text encoder came from a diffusers folder, which drops OpenCLIP's last "
             "layer; in a single file it would be read one layer earlier"

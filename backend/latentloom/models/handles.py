@@ -17,7 +17,13 @@ from latentloom.models.family import Family
 
 if TYPE_CHECKING:
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+    from transformers import (
+        CLIPTextModel,
+        CLIPTextModelWithProjection,
+        CLIPTokenizer,
+        PreTrainedTokenizerBase,
+        T5EncoderModel,
+    )
 
     from latentloom.models.attention_patching import AttentionPatch
 
@@ -74,11 +80,28 @@ class ClipTextEncoder:
 
 
 @dataclass(frozen=True)
+class T5TextEncoder:
+    """The T5 v1.1 XXL encoder of SD 3 / FLUX (text/t5_encode.py reads its last hidden state).
+
+    Prompts are padded with `<pad>` to at least `min_length` tokens (ComfyUI's: 77 for SD 3,
+    256 for FLUX) and kept whole when longer. `stop_at_layer` exists so CLIP Set Last Layer
+    can treat every encoder alike; T5 ignores it.
+    """
+
+    model: T5EncoderModel
+    tokenizer: PreTrainedTokenizerBase
+    min_length: int
+    patches: tuple[WeightPatch, ...] = ()
+    stop_at_layer: int | None = None
+
+
+@dataclass(frozen=True)
 class TextEncoders:
-    """CLIP: one encoder for SD 1.x / 2.x, two (CLIP-L, OpenCLIP bigG) for SDXL."""
+    """CLIP: one encoder for SD 1.x / 2.x, two (CLIP-L, OpenCLIP bigG) for SDXL; for SD 3 any
+    of CLIP-L, CLIP-G and T5, for FLUX CLIP-L and T5 (T5 last; see text/t5_encode.py)."""
 
     family: Family
-    encoders: tuple[ClipTextEncoder, ...]
+    encoders: tuple[ClipTextEncoder | T5TextEncoder, ...]
     source: str
 
 

@@ -35,7 +35,12 @@ from typing import Any, Literal, cast
 import torch
 
 from latentloom.models.errors import CheckpointError
-from latentloom.models.handles import ClipTextEncoder, DiffusionModel, TextEncoders
+from latentloom.models.handles import (
+    ClipTextEncoder,
+    DiffusionModel,
+    T5TextEncoder,
+    TextEncoders,
+)
 from latentloom.models.lora_names import strip_text_model, text_encoder_index, unet_index
 from latentloom.models.safetensors_file import SafetensorsFile
 
@@ -151,8 +156,11 @@ def apply_lora_model_only(
 
 
 def _patch_encoder(
-    encoder: ClipTextEncoder, component: Component, layers: Sequence[LoraLayer], strength: float
-) -> ClipTextEncoder:
+    encoder: ClipTextEncoder | T5TextEncoder,
+    component: Component,
+    layers: Sequence[LoraLayer],
+    strength: float,
+) -> ClipTextEncoder | T5TextEncoder:
     patches = tuple(layer.patch(strength) for layer in layers if layer.component == component)
     return dataclasses.replace(encoder, patches=encoder.patches + patches) if patches else encoder
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -31,6 +32,9 @@ from transformers import T5Config, T5EncoderModel
 
 from latentloom.models.errors import UnrecognizedCheckpointError, WeightMismatchError
 from latentloom.models.safetensors_file import SafetensorsFile, refuse_pickle_path
+
+if TYPE_CHECKING:
+    from latentloom.models.handles import T5TextEncoder
 
 T5_MARKER = "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
 _EMBEDDING_NAMES = ("shared.weight", "encoder.embed_tokens.weight")
@@ -186,3 +190,19 @@ def build_t5_encoder(
     model.eval()
     model.requires_grad_(False)
     return model
+
+
+# ComfyUI pads SD 3's T5 prompt to 77 tokens and FLUX's to 256; longer prompts stay whole.
+T5_MIN_LENGTH = {"sd3": 77, "flux": 256}
+
+
+def t5_text_encoder(model: T5EncoderModel, family: str) -> T5TextEncoder:
+    """The T5 handle for `family` ("sd3" or "flux"), with the shipped tokenizer."""
+    from latentloom.models.handles import T5TextEncoder
+    from latentloom.text.t5_tokenizer import t5_tokenizer
+
+    if family not in T5_MIN_LENGTH:
+        raise ValueError(
+            f"T5 text encoders serve families {', '.join(T5_MIN_LENGTH)}; got {family!r}"
+        )
+    return T5TextEncoder(model=model, tokenizer=t5_tokenizer(), min_length=T5_MIN_LENGTH[family])

@@ -25,14 +25,16 @@ T5_VOCAB_ROWS = 32_128  # T5's embedding rows (the tokenizer uses the first 32,1
 _TIED = "encoder.embed_tokens.weight"
 
 
-def tiny_t5_config() -> T5Config:
+def tiny_t5_config(d_model: int = TINY_T5["d_model"]) -> T5Config:
+    """`d_model` other than 32: wider miniatures (SD 3 pads CLIP-L + CLIP-G to T5's width)."""
+    sizes = {**TINY_T5, "d_model": d_model}
     return T5Config(
         vocab_size=T5_VOCAB_ROWS,
         feed_forward_proj="gated-gelu",
         is_encoder_decoder=False,
         use_cache=False,
         dropout_rate=0.0,
-        **TINY_T5,
+        **sizes,
     )
 
 
@@ -45,10 +47,12 @@ def _value(name: str, shape: torch.Size, generator: torch.Generator) -> torch.Te
     return noise / shape[-1] ** 0.5  # a linear layer: unit-size outputs for unit-size inputs
 
 
-def tiny_t5_state_dict(seed: int = 0, prefix: str = "") -> dict[str, torch.Tensor]:
+def tiny_t5_state_dict(
+    seed: int = 0, prefix: str = "", d_model: int = TINY_T5["d_model"]
+) -> dict[str, torch.Tensor]:
     """Seeded float32 weights of a 2-block T5 encoder, names under `prefix`."""
     with torch.device("meta"):
-        structure = T5EncoderModel(tiny_t5_config()).state_dict()
+        structure = T5EncoderModel(tiny_t5_config(d_model)).state_dict()
     generator = torch.Generator().manual_seed(seed)
     return {
         prefix + name: _value(name, value.shape, generator)
@@ -58,9 +62,15 @@ def tiny_t5_state_dict(seed: int = 0, prefix: str = "") -> dict[str, torch.Tenso
 
 
 def write_tiny_t5(
-    path: Path | str, *, seed: int = 0, prefix: str = "", dtype: torch.dtype = torch.float16
+    path: Path | str,
+    *,
+    seed: int = 0,
+    prefix: str = "",
+    dtype: torch.dtype = torch.float16,
+    d_model: int = TINY_T5["d_model"],
 ) -> Path:
     """Write the tiny encoder as a standalone text encoder file (fp16 like t5xxl_fp16)."""
-    tensors = {key: value.to(dtype) for key, value in tiny_t5_state_dict(seed, prefix).items()}
+    state = tiny_t5_state_dict(seed, prefix, d_model)
+    tensors = {key: value.to(dtype) for key, value in state.items()}
     save_tensors(path, tensors)
     return Path(path)

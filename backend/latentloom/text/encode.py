@@ -36,10 +36,14 @@ cut at the chunk boundary; no comma backtracking, no BREAK), and its emphasis: a
 weight w becomes z_empty + w * (z - z_empty), where z_empty is the same position's state in
 the encoding of the empty prompt, with no mean restoration. Tokens of weight 1 are untouched
 in both modes, so a plain short prompt encodes identically either way.
+
+SD 3 and FLUX (CLIP towers beside T5) are encoded in `t5_encode.py`, which reuses this
+module's CLIP chunks through `encode_clip_text`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -84,6 +88,9 @@ class TokenChunk:
 class EncodedChunk:
     hidden: torch.Tensor  # [1, 77, dim] float32, emphasis applied
     pooled: torch.Tensor | None  # [1, projection_dim] when the model has a projection
+    # [1, dim]: the final-normed end-token state before any projection (transformers'
+    # `pooler_output`), which FLUX pools, and SD 3 where a CLIP file has no projection.
+    pooler: torch.Tensor | None = None
 
 
 class ChunkMismatchError(ValueError):
@@ -115,21 +122,16 @@ def encode_prompt(
         raise ValueError(
             f"unknown prompt weighting {weighting!r}; expected one of: {', '.join(WEIGHTINGS)}"
         )
-    widths = [int(encoder.model.config.hidden_size) for encoder in clip.encoders]
-    loaders = embedding_loaders(embeddings, widths, clip.family.display_name)
-    tables = [VectorTable(load) for load in loaders]
-    if weighting == "comfy":
-        runs = parse_prompt_comfy(text)
-        per_encoder = [
-            _encode_comfy(encoder, runs, table)
-            for encoder, table in zip(clip.encoders, tables, strict=True)
-        ]
-    else:
-        segments = parse_prompt(text)
-        per_encoder = [
-            _encode_all_chunks(encoder, segments, table)
-            for encoder, table in zip(clip.encoders, tables, strict=True)
-        ]
+    if clip.family.name in ("sd3", "flux"):
+        from latentloom.text.t5_encode import encode_family_prompt
+
+        return encode_family_prompt(clip, text, weighting, embeddings=embeddings)
+    encoders = clip_encoders(clip)
+    tables = vector_tables(encoders, clip, embeddings)
+    per_encoder = [
+        encode_clip_text(encoder, text, weighting, table)
+        for encoder, table in zip(encoders, tables, strict=True)
+    ]
     counts = [len(chunks) for chunks in per_encoder]
     if len(set(counts)) != 1:
         raise ChunkMismatchError(counts)
@@ -148,6 +150,29 @@ def encode_prompt(
                 "there is no pooled embedding; it must be a CLIPTextModelWithProjection"
             )
     return Conditioning.of(embeds, pooled)
+
+
+def clip_encoders(clip: TextEncoders) -> list[ClipTextEncoder]:
+    """The CLIP towers of `clip`, in order (T5 encoders left out)."""
+    return [encoder for encoder in clip.encoders if isinstance(encoder, ClipTextEncoder)]
+
+
+def vector_tables(
+    encoders: Sequence[ClipTextEncoder], clip: TextEncoders, embeddings: EmbeddingFolders | None
+) -> list[VectorTable]:
+    """One table of textual-inversion vectors per CLIP tower (see `embeddings.py`)."""
+    widths = [int(encoder.model.config.hidden_size) for encoder in encoders]
+    loaders = embedding_loaders(embeddings, widths, clip.family.display_name)
+    return [VectorTable(load) for load in loaders]
+
+
+def encode_clip_text(
+    encoder: ClipTextEncoder, text: str, weighting: Weighting, table: VectorTable
+) -> list[EncodedChunk]:
+    """One CLIP tower's 77-token chunks of `text`, A1111's way or ComfyUI's."""
+    if weighting == "comfy":
+        return _encode_comfy(encoder, parse_prompt_comfy(text), table)
+    return _encode_all_chunks(encoder, parse_prompt(text), table)
 
 
 def _encode_all_chunks(
@@ -173,7 +198,7 @@ def _encode_comfy(
             return encoded
         empty = _encode_chunk(encoder, TokenChunk((), ()), emphasis=False).hidden
     return [
-        EncodedChunk(_comfy_emphasis(item.hidden, empty, _frame_weights(chunk)), item.pooled)
+        dataclasses.replace(item, hidden=_comfy_emphasis(item.hidden, empty, _frame_weights(chunk)))
         for item, chunk in zip(encoded, chunks, strict=True)
     ]
 
@@ -324,9 +349,13 @@ def _encode_chunk(
         output = model(input_ids=input_ids, output_hidden_states=True)
     hidden = _select_layer(encoder, output).to(torch.float32)
     pooled = getattr(output, "text_embeds", None)
+    pooler = getattr(output, "pooler_output", None)
+    if pooler is None:  # the projection model: its pooled state is the end token's, unprojected
+        pooler = output.last_hidden_state[:, ids.index(tokenizer.eos_token_id)]
     return EncodedChunk(
         hidden=_apply_emphasis(hidden, _frame_weights(chunk)) if emphasis else hidden,
         pooled=None if pooled is None else pooled.to(torch.float32),
+        pooler=pooler.to(torch.float32),
     )
 
 
