@@ -55,6 +55,7 @@ from latentloom.models.load import overridden
 from latentloom.models.safetensors_file import SafetensorsFile, refuse_pickle_path
 from latentloom.models.schedule import alphas_cumprod
 from latentloom.models.streaming import ModuleFiller, Transfer, rehearse, stream
+from latentloom.models.weight_dtype import WeightStorage
 
 ClipType = Literal["stable_diffusion", "sdxl"]
 CLIP_TYPES: tuple[ClipType, ...] = ("stable_diffusion", "sdxl")
@@ -68,7 +69,7 @@ def _fill(
     transfers: list[Transfer],
     path: Path,
     device: torch.device,
-    dtype: torch.dtype,
+    dtype: torch.dtype | WeightStorage,
 ) -> None:
     filler = ModuleFiller(component, module)
     rehearse(transfers, {component: filler}, path)
@@ -155,8 +156,12 @@ def load_unet(
     device: torch.device,
     dtype: torch.dtype,
     prediction_type: PredictionType | None = None,
+    weights: WeightStorage | None = None,
 ) -> DiffusionModel:
-    """A UNet file (original or diffusers names) as a MODEL handle; see the module docstring."""
+    """A UNet file (original or diffusers names) as a MODEL handle; see the module docstring.
+
+    `weights`: storage and compute dtypes (`weight_dtype.py`); None: everything in `dtype`.
+    """
     refuse_pickle_path(path)
     with SafetensorsFile(path) as file:
         names, diffusers = _unet_original_names(file.keys(), path)
@@ -172,7 +177,7 @@ def load_unet(
             if target is not None:
                 transfers.append(Transfer(file, key, target))
         unet = empty_unet(config)
-        _fill("unet", cast(nn.Module, unet), transfers, path, device, dtype)
+        _fill("unet", cast(nn.Module, unet), transfers, path, device, weights or dtype)
     return DiffusionModel(
         unet=unet,
         family=family,
@@ -276,7 +281,7 @@ def _load_tower(
     tower: TextTower,
     family: Family,
     device: torch.device,
-    dtype: torch.dtype,
+    dtype: torch.dtype | WeightStorage,
 ) -> ClipTextEncoder:
     from latentloom.text.tokenizer import clip_tokenizer
 
@@ -311,9 +316,17 @@ def _load_tower(
 
 
 def load_text_encoders(
-    paths: Sequence[Path], kind: ClipType, *, device: torch.device, dtype: torch.dtype
+    paths: Sequence[Path],
+    kind: ClipType,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    weights: WeightStorage | None = None,
 ) -> TextEncoders:
-    """Text encoder files as a CLIP handle: one for stable_diffusion, CLIP-L + CLIP-G for sdxl."""
+    """Text encoder files as a CLIP handle: one for stable_diffusion, CLIP-L + CLIP-G for sdxl.
+
+    `weights`: storage and compute dtypes (`weight_dtype.py`); None: everything in `dtype`.
+    """
     if kind not in CLIP_TYPES:
         raise ValueError(f"type {kind!r} is not one of: {', '.join(CLIP_TYPES)}")
     for path in paths:
@@ -325,7 +338,7 @@ def load_text_encoders(
         is_sd2 = kind == "stable_diffusion" and towers[0] is TEXT_TOWERS["sd2"][0]
         family = FAMILIES["sdxl" if kind == "sdxl" else "sd2" if is_sd2 else "sd15"]
         loaded = {
-            tower.component: _load_tower(file, item, tower, family, device, dtype)
+            tower.component: _load_tower(file, item, tower, family, device, weights or dtype)
             for file, item, tower in zip(files, found, towers, strict=True)
         }
     encoders = tuple(loaded[tower.component] for tower in TEXT_TOWERS[family.name])

@@ -41,6 +41,7 @@ from latentloom.models.load import assemble, fill_modules
 from latentloom.models.safetensors_file import SafetensorsFile
 from latentloom.models.schedule import alphas_cumprod
 from latentloom.models.streaming import Transfer
+from latentloom.models.weight_dtype import WeightStorage
 
 _WEIGHT_NAMES = ("diffusion_pytorch_model", "model")
 _FOLDER_PICKLE_ADVICE = (
@@ -199,6 +200,7 @@ def load_diffusers_folder(
     dtype: torch.dtype,
     vae_dtype: torch.dtype,
     prediction_type: PredictionType | None = None,
+    weights: WeightStorage | None = None,
 ) -> Checkpoint:
     """Load a diffusers pipeline folder; see the module docstring for the rules."""
     _read_json(folder / "model_index.json")
@@ -229,5 +231,7 @@ def load_diffusers_folder(
                 for component, config in text_configs.items()
             ),
         )
-        fill_modules(modules, _transfers(files, modules), folder, device, dtype, vae_dtype)
+        fill_modules(
+            modules, _transfers(files, modules), folder, device, dtype, vae_dtype, weights
+        )
     return assemble(modules, detection, towers, folder, schedule)

@@ -30,10 +30,11 @@ from latentloom.models.handles import (
     Vae,
 )
 from latentloom.models.keymap import KeyMap
-from latentloom.models.layout import TextTower
+from latentloom.models.layout import Component, TextTower
 from latentloom.models.safetensors_file import SafetensorsFile, refuse_pickle_path
 from latentloom.models.schedule import alphas_cumprod
 from latentloom.models.streaming import ModuleFiller, Transfer, rehearse, stream
+from latentloom.models.weight_dtype import WeightStorage
 
 
 def load_checkpoint(
@@ -43,11 +44,13 @@ def load_checkpoint(
     dtype: torch.dtype | str | None,
     vae_dtype: torch.dtype = VAE_DTYPE,
     prediction_type: PredictionType | None = None,
+    weights: WeightStorage | None = None,
 ) -> Checkpoint:
     """Load every component.
 
     `device`/`dtype` None choose automatically (`device.py`); `prediction_type` overrides
-    detection (`detect.py`), whose type and reason the rule then still records.
+    detection (`detect.py`), whose type and reason the rule then still records. `weights`: how
+    the UNet and text encoders store and compute (`weight_dtype.py`); None: all in `dtype`.
     """
     source = Path(path)
     device = device if isinstance(device, torch.device) else choose_device(device)
@@ -56,7 +59,12 @@ def load_checkpoint(
         from latentloom.models.diffusers_folder import load_diffusers_folder
 
         return load_diffusers_folder(
-            source, device=device, dtype=dtype, vae_dtype=vae_dtype, prediction_type=prediction_type
+            source,
+            device=device,
+            dtype=dtype,
+            vae_dtype=vae_dtype,
+            prediction_type=prediction_type,
+            weights=weights,
         )
     refuse_pickle_path(source)
     if not source.is_file():
@@ -74,7 +82,7 @@ def load_checkpoint(
             for key in file
             if (target := keymap.to_diffusers(key)) is not None
         ]
-        fill_modules(modules, transfers, source, device, dtype, vae_dtype)
+        fill_modules(modules, transfers, source, device, dtype, vae_dtype, weights)
     return assemble(modules, detection, towers, source)
 
 
@@ -95,12 +103,15 @@ def fill_modules(
     device: torch.device,
     dtype: torch.dtype,
     vae_dtype: torch.dtype,
+    weights: WeightStorage | None = None,
 ) -> None:
     """Rehearse, then stream `transfers` into the meta-built `modules`."""
     components = modules.components()
     fillers = {name: ModuleFiller(name, module) for name, module in components.items()}
     rehearse(transfers, fillers, source)
-    dtypes = {name: vae_dtype if name == "vae" else dtype for name in components}
+    dtypes: dict[Component, torch.dtype | WeightStorage] = {
+        name: vae_dtype if name == "vae" else (weights or dtype) for name in components
+    }
     stream(transfers, fillers, device, dtypes)
 
 
