@@ -151,3 +151,14 @@ def test_a_truncated_file_names_the_missing_shape_key(tmp_path: Path) -> None:
         UnrecognizedCheckpointError, match=r"a FLUX transformer without 'img_in\.weight'"
     ):
         _load(path)
+
+
+def test_make_tiny_checkpoint_writes_the_transformer_file(tmp_path: Path) -> None:
+    from latentloom.models.tiny import make_tiny_checkpoint
+
+    path = make_tiny_checkpoint("flux-dev", tmp_path / "flux1-dev.safetensors")
+    with SafetensorsFile(path) as file:
+        assert flux_prefix(file.keys()) == ""
+        config = flux_config(file.shapes(), path)
+    assert (config["joint_attention_dim"], config["pooled_projection_dim"]) == (32, 32)
+    assert config["guidance_embeds"] is True

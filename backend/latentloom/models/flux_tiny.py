@@ -196,3 +196,39 @@ def make_tiny_flux_ae(
     }
     save_tensors(path, tensors, {TINY_FLUX_METADATA: "flux-ae", "latentloom.seed": str(seed)})
     return Path(path)
+
+
+# --- the separate files a FLUX user keeps ------------------------------------------------
+
+FLUX_TINY_FILES = {
+    "dev": "diffusion_models/tiny-flux-dev.safetensors",
+    "schnell": "diffusion_models/tiny-flux-schnell.safetensors",
+    "clip_l": "text_encoders/tiny-clip-l.safetensors",
+    "t5xxl": "text_encoders/tiny-t5xxl.safetensors",
+    "ae": "vae/tiny-flux-ae.safetensors",
+}
+
+
+def make_tiny_flux_parts(root: str | Path, *, seed: int = 0) -> list[Path]:
+    """Under a model root: both transformers (`diffusion_models/`), CLIP-L and T5-XXL
+    (`text_encoders/`) and the AE (`vae/`), as the FLUX examples name them."""
+    from latentloom.models.family import FLUX
+    from latentloom.models.tiny import TINY_TEXT_WIDTH
+    from latentloom.models.tiny_parts import make_tiny_clip
+    from latentloom.models.tiny_t5 import TINY_T5, write_tiny_t5
+
+    paths = {name: Path(root) / relative for name, relative in FLUX_TINY_FILES.items()}
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    widths = {"context_width": int(TINY_T5["d_model"]), "pooled_width": TINY_TEXT_WIDTH}
+    for variant in ("dev", "schnell"):
+        make_tiny_flux_transformer(paths[variant], variant, seed=seed, **widths)  # type: ignore[arg-type]
+    make_tiny_clip(paths["clip_l"], family="sd15", seed=seed)  # CLIP-L as `text_model.*`
+    write_tiny_t5(paths["t5xxl"], seed=seed)
+    make_tiny_flux_ae(
+        paths["ae"],
+        scaling_factor=FLUX.vae_scaling_factor,
+        shift_factor=FLUX.vae_shift_factor,
+        seed=seed,
+    )
+    return list(paths.values())

@@ -211,7 +211,7 @@ def keymap_for(family: FamilyName, modules: Modules) -> KeyMap:
 
 
 def make_tiny_checkpoint(
-    family: FamilyName | Literal["sdxl-refiner"],
+    family: FamilyName | Literal["sdxl-refiner", "flux-dev", "flux-schnell"],
     out_path: str | Path,
     *,
     seed: int = 0,
@@ -227,6 +227,18 @@ def make_tiny_checkpoint(
     UNet with 9 input channels); the text encoders and VAE are those of the same seed's plain
     checkpoint, as real inpainting models share their base model's.
     """
+    if family == "flux-dev" or family == "flux-schnell":  # the transformer (flux_tiny.py)
+        from latentloom.models.flux_tiny import make_tiny_flux_transformer
+        from latentloom.models.tiny_t5 import TINY_T5
+
+        return make_tiny_flux_transformer(
+            out_path,
+            "dev" if family == "flux-dev" else "schnell",
+            context_width=int(TINY_T5["d_model"]),
+            pooled_width=TINY_TEXT_WIDTH,
+            seed=seed,
+            dtype=dtype,
+        )
     if family == "sdxl-refiner":  # not a family: SDXL latents, its own UNet and text layout
         from latentloom.models.refiner_tiny import make_tiny_refiner_checkpoint
 
