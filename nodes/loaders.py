@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Final, Literal, cast
 
 from latentloom.api import (
+    WEIGHT_DTYPES,
     Cost,
     CostQuery,
     DiffusionModel,
@@ -24,7 +25,6 @@ from latentloom.api import (
     Vae,
     apply_lora,
     apply_lora_model_only,
-    checkpoint_cost,
     enum_input,
     float_input,
     int_input,
@@ -39,6 +39,8 @@ from latentloom.api import (
     set_last_layer,
     socket,
     string_input,
+    weight_storage,
+    weight_storage_bytes,
 )
 
 # The `prediction` widget: "auto" trusts detection (models/detect.py), the others override it.
@@ -56,14 +58,39 @@ def _prediction(prediction: str) -> PredictionType | None:
 
 
 INPAINT_INPUT_CHANNELS = 9  # latent, mask, masked-image latent
+WEIGHT_DTYPE_TOOLTIP = (
+    "default: the engine's (fp16 on GPUs, fp32 on the CPU). fp32 / fp16 / bf16 / fp8: the UNet "
+    "and text encoders' Linear and Conv weights are stored so and cast per call to the compute "
+    "dtype (fp32 on the CPU); fp8 takes a quarter of fp32's memory; fp8_e4m3fn_fast computes "
+    "as fp8_e4m3fn here"
+)
 
 
-def load_checkpoint_node(ctx: NodeContext, checkpoint: str, prediction: str) -> dict[str, object]:
+def _stored_cost(query: CostQuery, folder: str, name: str) -> Cost:
+    """A loader's weights as its `weight_dtype` stores them (files taken as fp16)."""
+    size = query.files.size(folder, str(query.literals.get(name, ""))) or 0
+    choice = str(query.literals.get("weight_dtype", "default"))
+    return Cost(weights_bytes=weight_storage_bytes(size, choice, query.compute_bytes))
+
+
+def _checkpoint_cost(query: CostQuery) -> Cost:
+    return _stored_cost(query, "checkpoints", "checkpoint")
+
+
+def _unet_cost(query: CostQuery) -> Cost:
+    return _stored_cost(query, "unet", "unet")
+
+
+def load_checkpoint_node(
+    ctx: NodeContext, checkpoint: str, prediction: str, weight_dtype: str = "default"
+) -> dict[str, object]:
+    weights = weight_storage(weight_dtype, ctx.device, ctx.dtype)
     loaded = load_checkpoint(
         ctx.folders.resolve("checkpoints", checkpoint),
         device=ctx.device,
-        dtype=ctx.dtype,
+        dtype=weights.compute,
         prediction_type=_prediction(prediction),
+        weights=weights,
     )
     model = loaded.model
     # What the user should see: which family and prediction type, and why (a list, as in
@@ -114,6 +141,7 @@ NODES = [
                 tooltip="auto: detect from the file; eps / v: override (e.g. an SD 2.x 768-v "
                 "file detection gets wrong)",
             ),
+            enum_input("weight_dtype", WEIGHT_DTYPES, tooltip=WEIGHT_DTYPE_TOOLTIP),
         ),
         outputs=(
             Output("model", SocketType.MODEL),
@@ -121,7 +149,7 @@ NODES = [
             Output("vae", SocketType.VAE),
         ),
         function=load_checkpoint_node,
-        cost=checkpoint_cost,
+        cost=_checkpoint_cost,
         version=2,  # SD 2.x files without a marker may now load as v-prediction
     ),
     NodeSpec(
@@ -147,7 +175,6 @@ NODES = [
 # --- Load VAE, split UNet / CLIP files, LoRA (model only) --------------------------------
 
 VAE_FAMILIES = ("auto", "sd1", "sdxl")
-WEIGHT_DTYPES = ("default", "fp32", "fp16", "bf16")
 CLIP_TYPES = ("stable_diffusion",)
 DUAL_CLIP_TYPES = ("sdxl",)
 FP32_VAE_BYTES_PER_STORED = 2  # VAEs are held in fp32; files are usually fp16
@@ -177,17 +204,13 @@ def load_vae_node(ctx: NodeContext, vae: str, family: str) -> dict[str, object]:
 def load_unet_node(
     ctx: NodeContext, unet: str, weight_dtype: str, prediction: str
 ) -> dict[str, object]:
-    dtypes = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-    if weight_dtype not in WEIGHT_DTYPES:
-        raise ValueError(f"weight_dtype {weight_dtype!r} is not one of: {', '.join(WEIGHT_DTYPES)}")
-    import torch  # only for the dtype objects
-
-    dtype = ctx.dtype if weight_dtype == "default" else getattr(torch, dtypes[weight_dtype])
+    weights = weight_storage(weight_dtype, ctx.device, ctx.dtype)
     model = load_unet(
         ctx.folders.resolve("unet", unet),
         device=ctx.device,
-        dtype=dtype,
+        dtype=weights.compute,
         prediction_type=_prediction(prediction),
+        weights=weights,
     )
     detection = {
         "family": model.family.display_name,
@@ -342,13 +365,13 @@ NODES += [
             enum_input(
                 "weight_dtype",
                 WEIGHT_DTYPES,
-                tooltip="default: the engine's (fp16 on GPUs, fp32 on the CPU)",
+                tooltip=WEIGHT_DTYPE_TOOLTIP,
             ),
             enum_input("prediction", tuple(PREDICTIONS)),
         ),
         outputs=(Output("model", SocketType.MODEL),),
         function=load_unet_node,
-        cost=_file_cost("unet", "unet"),
+        cost=_unet_cost,
     ),
     NodeSpec(
         id="loaders.clip",

@@ -85,6 +85,13 @@ from latentloom.models.handles import (
 )
 from latentloom.models.ip_adapter import IpAdapter
 from latentloom.models.upscale_model import UpscaleModel
+from latentloom.models.weight_dtype import (
+    WEIGHT_DTYPES,
+    WeightDtypeError,
+    WeightStorage,
+    weight_storage,
+    weight_storage_bytes,
+)
 from latentloom.node import (
     DynamicChoices,
     FileReference,
@@ -178,14 +185,16 @@ def load_checkpoint(
     device: torch.device,
     dtype: torch.dtype,
     prediction_type: PredictionType | None = None,
+    weights: WeightStorage | None = None,
 ) -> Checkpoint:
     """A single-file checkpoint or diffusers folder as MODEL, CLIP and VAE handles.
 
     `path` comes from `ctx.folders.resolve(folder, name)`, which confines it to the folder.
+    `weights` (from `weight_storage`): how the UNet and text encoders are stored.
     """
     from latentloom.models.load import load_checkpoint as load
 
-    return load(path, device=device, dtype=dtype, prediction_type=prediction_type)
+    return load(path, device=device, dtype=dtype, prediction_type=prediction_type, weights=weights)
 
 
 def apply_lora(
@@ -244,11 +253,13 @@ def load_unet(
     device: torch.device,
     dtype: torch.dtype,
     prediction_type: PredictionType | None = None,
+    weights: WeightStorage | None = None,
 ) -> DiffusionModel:
-    """A UNet saved on its own (original or diffusers names) as a MODEL handle."""
+    """A UNet saved on its own (original or diffusers names) as a MODEL handle; `weights`
+    (from `weight_storage`) chooses its storage dtype."""
     from latentloom.models.component_load import load_unet as load
 
-    return load(path, device=device, dtype=dtype, prediction_type=prediction_type)
+    return load(path, device=device, dtype=dtype, prediction_type=prediction_type, weights=weights)
 
 
 def load_text_encoders(
@@ -362,6 +373,7 @@ __all__ = [
     "UPSCALE_METHODS",
     "UPSCALE_OVERLAP",
     "UPSCALE_TILE",
+    "WEIGHT_DTYPES",
     "AdapterSource",
     "Batch",
     "Cancelled",
@@ -406,7 +418,9 @@ __all__ = [
     "UpscaleModel",
     "Vae",
     "Value",
+    "WeightDtypeError",
     "WeightPatch",
+    "WeightStorage",
     "WidgetType",
     "alpha_to_mask",
     "apply_ip_adapter",
@@ -510,6 +524,8 @@ __all__ = [
     "vae_encode_tiled",
     "vae_encode_tiled_cost",
     "value_cost",
+    "weight_storage",
+    "weight_storage_bytes",
     "write_latent_file",
     "write_png",
 ]

@@ -30,7 +30,8 @@ class Case:
 
 CASES: dict[str, Case] = {
     "CheckpointLoaderSimple": Case(
-        {"ckpt_name": "a.safetensors"}, ["a.safetensors"], {"checkpoint": "a.safetensors", "prediction": "auto"},
+        {"ckpt_name": "a.safetensors"}, ["a.safetensors"],
+        {"checkpoint": "a.safetensors", "prediction": "auto", "weight_dtype": "default"},
         "loaders.checkpoint",
     ),
     "LoraLoader": Case(

@@ -134,8 +134,9 @@ def test_a_linked_boolean_does_not_export() -> None:
 @pytest.mark.parametrize(
     ("comfy_class", "changes", "reason"),
     [
-        ("UNETLoader", {"weight_dtype": "fp8_e4m3fn"},
-         "input 'weight_dtype' is 'fp8_e4m3fn'; Latentloom only supports 'default'"),
+        ("UNETLoader", {"weight_dtype": "int4"},
+         "input 'weight_dtype' is 'int4'; Latentloom only supports 'default', 'fp8_e4m3fn', "
+         "'fp8_e4m3fn_fast', 'fp8_e5m2'"),
         ("CLIPLoader", {"type": "sd3"}, "input 'type' is 'sd3'; Latentloom only supports 'stable_diffusion'"),
         ("DualCLIPLoader", {"type": "flux"}, "input 'type' is 'flux'; Latentloom only supports 'sdxl'"),
         ("CLIPLoader", {"device": "cpu"}, "input 'device' is 'cpu'; Latentloom only supports 'default'"),
@@ -163,7 +164,11 @@ def test_our_values_comfyui_lacks_do_not_export() -> None:
     }
     prompt, report = export_api(parse_workflow(document), default_registry())
     assert [(u.node, u.reason) for u in report.unexportable] == [
-        ("1", "loaders.unet: weight_dtype is 'fp16'; ComfyUI's UNETLoader only does 'default'")
+        (
+            "1",
+            "loaders.unet: weight_dtype is 'fp16'; ComfyUI's UNETLoader only does 'default', "
+            "'fp8_e4m3fn', 'fp8_e4m3fn_fast', 'fp8_e5m2'",
+        )
     ]
     assert prompt["2"]["inputs"] == {"unet_name": "u.safetensors", "weight_dtype": "default"}
 
@@ -196,7 +201,12 @@ def test_object_info_offers_the_words_and_only_the_shared_values() -> None:
     assert (words, options["default"]) == (["enable", "disable"], "enable")
     [words, options] = advanced_inputs["return_with_leftover_noise"]
     assert (words, options["default"]) == (["disable", "enable"], "disable")
-    assert info["UNETLoader"]["input"]["required"]["weight_dtype"][0] == ["default"]
+    assert info["UNETLoader"]["input"]["required"]["weight_dtype"][0] == [
+        "default",
+        "fp8_e4m3fn",
+        "fp8_e4m3fn_fast",
+        "fp8_e5m2",
+    ]
     assert info["CLIPLoader"]["input"]["required"]["type"][0] == ["stable_diffusion"]
     assert info["CLIPLoader"]["input"]["required"]["device"] == [
         ["default"],

@@ -214,3 +214,25 @@ def weight_bytes(module: nn.Module) -> int:
     """Bytes of the module's parameters and buffers as stored (what residency costs)."""
     tensors = [*module.parameters(), *module.buffers()]
     return sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+
+
+# Bytes per number of each choice's storage, without touching torch's dtypes (costs are
+# estimated before anything runs, on any torch).
+_STORED_BYTES: Final[dict[str, int]] = {
+    "fp32": 4,
+    "fp16": 2,
+    "bf16": 2,
+    "fp8_e4m3fn": 1,
+    "fp8_e4m3fn_fast": 1,
+    "fp8_e5m2": 1,
+}
+
+
+def weight_storage_bytes(file_bytes: int, choice: str, compute_bytes: int) -> int:
+    """Memory a model file's weights take once loaded with `choice`, for the cost budget.
+
+    Like `CostQuery.weights`, files are taken to hold fp16 (as checkpoints usually do);
+    "default" holds them in the engine's compute width (`compute_bytes` per number).
+    """
+    per_number = _STORED_BYTES.get(choice, max(2, compute_bytes))
+    return file_bytes * per_number // 2

@@ -106,7 +106,8 @@ _OUR_SCHEDULES: Final = MappingProxyType({"scheduler": ("align_your_steps",)})
 
 # fmt: off
 CLASSES: Final[tuple[ClassMapping, ...]] = (
-    _entry("CheckpointLoaderSimple", "loaders.checkpoint", rename={"ckpt_name": "checkpoint"}, fixed={"prediction": "auto"}),
+    _entry("CheckpointLoaderSimple", "loaders.checkpoint", rename={"ckpt_name": "checkpoint"},
+           fixed={"prediction": "auto", "weight_dtype": "default"}),
     _entry("LoraLoader", "loaders.lora", rename={"lora_name": "lora"}),
     _entry("CLIPTextEncode", "conditioning.encode_prompt", fixed={"weighting": "comfy"}, approximates=("weighting",)),
     _entry("EmptyLatentImage", "latent.empty", rename={"batch_size": "batch"}, ours_only=("model",)),
@@ -137,9 +138,10 @@ CLASSES: Final[tuple[ClassMapping, ...]] = (
     _entry("CLIPSetLastLayer", "loaders.clip_set_last_layer"),
     _entry("LoraLoaderModelOnly", "loaders.lora_model_only", rename={"lora_name": "lora"}),
     _entry("CheckpointSave", "loaders.checkpoint_save"),
-    # ComfyUI's weight_dtype offers fp8 storage; ours float widths. Only "default" is both.
+    # ComfyUI's weight_dtype values are all ours too; ours adds fp32 / fp16 / bf16 storage.
     _entry("UNETLoader", "loaders.unet", rename={"unet_name": "unet"}, fixed={"prediction": "auto"},
-           shared_values={"weight_dtype": ("default",)}, trailing=("weight_dtype",)),
+           shared_values={"weight_dtype": ("default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2")},
+           trailing=("weight_dtype",)),
     # `type` and then `device` came in later versions: older files store the widgets before them.
     _entry("CLIPLoader", "loaders.clip", rename={"clip_name": "text_encoder"}, widgets=("clip_name", "type", "device"),
            shared_values={"type": ("stable_diffusion",)}, neutral={"device": ("default",)}, trailing=("type", "device")),
