@@ -35,3 +35,12 @@ def test_encode_shifts_then_scales() -> None:
     assert latent.shape == (1, 16, 4, 6)
     assert torch.allclose(latent, (mean - 0.0609) * 1.5305, atol=1e-6)
     assert not torch.allclose(latent, mean * 1.5305, atol=1e-3)  # the shift is really applied
+
+
+def test_sd3_family_numbers_are_the_published_ones() -> None:
+    assert (SD3.latent_channels, SD3.downscale) == (16, 8)
+    assert (SD3.vae_scaling_factor, SD3.vae_shift_factor) == (1.5305, 0.0609)
+    assert len(SD3.preview_factors) == 16
+    assert SD3.preview_factors[0] == (-0.0922, -0.0175, 0.0749)
+    assert SD3.preview_factors[15] == (-0.1448, -0.1463, -0.1189)
+    assert SD3.preview_bias == (0.2394, 0.2135, 0.1925)
