@@ -1,8 +1,8 @@
 """ControlNet and T2I-Adapter: the loader and the apply nodes.
 
-Load ControlNet Model reads a file or diffusers folder from `controlnet/` (ControlNets and
-T2I-Adapters alike, told apart by their keys, as ComfyUI's ControlNetLoader does). Apply
-ControlNet attaches one source (model + image + strength + start/end percent) to every entry
+Load ControlNet Model reads a file or diffusers folder from `controlnet/` (ControlNets,
+T2I-Adapters and Control-LoRAs alike, told apart by their keys, as ComfyUI's ControlNetLoader
+does). Apply ControlNet attaches one source (model + image + strength + start/end percent) to every entry
 of positive and negative, after any sources they already carry, so applying twice stacks
 (ComfyUI's `previous_controlnet`). The same source object on both sides lets the denoiser run
 the ControlNet once on [uncond, cond], as diffusers' pipelines do. Strength 0 returns the
@@ -19,6 +19,7 @@ import torch
 from latentloom.api import (
     AdapterSource,
     Conditioning,
+    ControlLoraSource,
     ControlModel,
     ControlNetSource,
     Cost,
@@ -50,6 +51,8 @@ def load_controlnet(ctx: NodeContext, control_net_name: str) -> dict[str, object
 def _source(
     model: ControlModel, image: torch.Tensor, strength: float, start: float, end: float
 ) -> ControlNetSource | AdapterSource:
+    # A Control-LoRA's source builds its ControlNet on the model being sampled (as ComfyUI's
+    # Apply ControlNet does with its control-lora files): no MODEL input is needed here.
     if image.ndim != 4 or image.shape[-1] != 3:
         raise ValueError(
             f"Apply ControlNet: image must be an IMAGE [batch, height, width, 3], got shape "
@@ -60,7 +63,8 @@ def _source(
             f"Apply ControlNet: start_percent {start} is after end_percent {end}; the "
             "ControlNet would never apply"
         )
-    kind = ControlNetSource if model.kind == "controlnet" else AdapterSource
+    kinds = {"controlnet": ControlNetSource, "control_lora": ControlLoraSource}
+    kind = kinds.get(model.kind, AdapterSource)
     return kind(model, image, strength=strength, start_percent=start, end_percent=end)
 
 

@@ -67,6 +67,7 @@ from latentloom.masks import (
 )
 from latentloom.models.clip_vision import CROPS as CLIP_VISION_CROPS
 from latentloom.models.clip_vision import ClipVision, ClipVisionOutput
+from latentloom.models.control_lora import ControlLoraSource
 from latentloom.models.controlnet_source import AdapterSource, ControlModel, ControlNetSource
 from latentloom.models.family import FAMILIES, SD2, SD3, SD15, SDXL, Family
 from latentloom.models.handles import (
@@ -385,6 +386,7 @@ __all__ = [
     "ConditioningEntry",
     "ControlModel",
     "ControlNetSource",
+    "ControlLoraSource",
     "Cost",
     "CostQuery",
     "DiffusionModel",

@@ -15,6 +15,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from latentloom.models.control_lora import CONTROL_LORA_MARKER, load_control_lora
 from latentloom.models.controlnet_keys import (
     FileLayout,
     adapter_blocks_per_level,
@@ -58,6 +59,8 @@ def load_control_model(
     if not source.is_file():
         raise CheckpointError(source, "no such file or folder")
     with SafetensorsFile(source) as file:
+        if CONTROL_LORA_MARKER in file:
+            return load_control_lora(file, source, place, cast_to)
         found = detect_layout(file.keys(), source)
         stripped = {
             k[len(found.prefix) :]: v

@@ -25,7 +25,7 @@ from latentloom.models.handles import ControlCall, ControlResiduals
 if TYPE_CHECKING:
     from diffusers import ControlNetModel, T2IAdapter
 
-ControlKind = Literal["controlnet", "t2i_adapter"]
+ControlKind = Literal["controlnet", "t2i_adapter", "control_lora"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ class ControlModel:
 
     @property
     def display_kind(self) -> str:
-        return "ControlNet" if self.kind == "controlnet" else "T2I-Adapter"
+        names = {"controlnet": "ControlNet", "t2i_adapter": "T2I-Adapter"}
+        return names.get(self.kind, "Control-LoRA")
 
 
 def fit_image(image: Tensor, height: int, width: int) -> Tensor:
@@ -90,7 +91,11 @@ class ControlNetSource:
 
     def residuals(self, call: ControlCall) -> ControlResiduals:
         check_family(self.model, call)
-        module: Any = self.model.module
+        return self.run(self.model.module, call)
+
+    def run(self, controlnet: Any, call: ControlCall) -> ControlResiduals:
+        """`controlnet`'s residuals for the call, on this source's image."""
+        module: Any = controlnet
         scale = self.model.family.downscale
         hint = self.hint(call.x_in.shape[-2] * scale, call.x_in.shape[-1] * scale, *_place(module))
         hint = broadcast_to_call(hint, call.batch, call.x_in.shape[0])

@@ -13,7 +13,7 @@ ControlNet) and summed in the order the sources were stacked, as ComfyUI chains
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from torch import Tensor
 
@@ -21,12 +21,23 @@ from latentloom.models.handles import ControlCall, ControlResiduals, ControlSour
 from latentloom.sampling.discrete import DiscreteSchedule
 from latentloom.sampling.regions import percent_to_sigma
 
+if TYPE_CHECKING:
+    from latentloom.models.handles import DiffusionModel
+
+
+@runtime_checkable
+class BuiltOnModel(Protocol):
+    """A control source that needs the model being sampled (Control-LoRA)."""
+
+    def residuals_on(self, call: ControlCall, base: DiffusionModel) -> ControlResiduals: ...
+
 
 class ControlApplier:
     """Turns a call's sources into the UNet's residual keyword arguments."""
 
-    def __init__(self, schedule: DiscreteSchedule) -> None:
+    def __init__(self, schedule: DiscreteSchedule, model: DiffusionModel | None = None) -> None:
         self.schedule = schedule
+        self.model = model
         self._ranges: dict[int, tuple[float, float]] = {}
 
     def sigma_range(self, source: ControlSource) -> tuple[float, float]:
@@ -52,7 +63,11 @@ class ControlApplier:
     def residuals(self, sources: Sequence[ControlSource], call: ControlCall) -> ControlResiduals:
         total: ControlResiduals | None = None
         for source in self.active(sources, float(call.sigma)):
-            part = source.residuals(call).scaled(source.strength)
+            if self.model is not None and isinstance(source, BuiltOnModel):
+                unscaled = source.residuals_on(call, self.model)
+            else:
+                unscaled = source.residuals(call)
+            part = unscaled.scaled(source.strength)
             total = part if total is None else total + part
         return total or ControlResiduals()
 

@@ -93,7 +93,7 @@ class GuidedDenoiser:
         # Inpainting UNets take extra input channels (mask, masked-image latent) after x.
         self.concat = concat
         self._resolved: dict[tuple[int, ...], tuple[list[Region], list[Region]]] = {}
-        self.control = ControlApplier(self.schedule)
+        self.control = ControlApplier(self.schedule, model)
 
     @property
     def guided(self) -> bool:
