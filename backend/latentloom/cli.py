@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     nodes.set_defaults(handler=_nodes)
 
     tiny = commands.add_parser("make-tiny-checkpoint", help="write a tiny random-weight checkpoint")
-    tiny.add_argument("--family", choices=("sd15", "sd2", "sdxl"), default="sd15")
+    tiny.add_argument("--family", choices=("sd15", "sd2", "sdxl", "sd3"), default="sd15")
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument("--v-prediction", action="store_true")
     tiny.add_argument("out", type=Path)

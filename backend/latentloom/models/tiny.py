@@ -243,6 +243,10 @@ def make_tiny_checkpoint(
         from latentloom.models.refiner_tiny import make_tiny_refiner_checkpoint
 
         return make_tiny_refiner_checkpoint(out_path, seed=seed, dtype=dtype)
+    if family == "sd3":  # an MMDiT, a 16-channel VAE, CLIP-L/G and T5 (sd3_tiny.py)
+        from latentloom.models.sd3_tiny import make_tiny_sd3
+
+        return make_tiny_sd3(out_path, seed=seed, dtype=dtype)
     if family not in FAMILIES:
         raise ValueError(f"family {family!r} is not known; use one of {', '.join(FAMILIES)}")
     modules = tiny_modules(

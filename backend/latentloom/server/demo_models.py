@@ -14,6 +14,7 @@ from typing import Final
 DEMO_CHECKPOINT: Final = "tiny-sd15.safetensors"
 DEMO_CONTROLNET: Final = "tiny-controlnet-sd15.safetensors"
 DEMO_UPSCALER: Final = "tiny-esrgan-x4.safetensors"
+DEMO_SD3: Final = "tiny-sd3.safetensors"
 
 
 def _checkpoint(root: Path) -> None:
@@ -46,6 +47,12 @@ def _upscaler(root: Path) -> None:
     make_tiny_upscaler(root / "upscale_models" / DEMO_UPSCALER)
 
 
+def _sd3(root: Path) -> None:  # SD 3.5-shaped, with CLIP-L, CLIP-G and T5 inside
+    from latentloom.models.tiny import make_tiny_checkpoint
+
+    make_tiny_checkpoint("sd3", root / "checkpoints" / DEMO_SD3)
+
+
 def _demo_files() -> tuple[tuple[str, Callable[[Path], None]], ...]:
     from latentloom.models.ip_adapter_tiny import EXAMPLE_IP_ADAPTER
     from latentloom.models.tiny_parts import EXAMPLE_VAE
@@ -56,6 +63,7 @@ def _demo_files() -> tuple[tuple[str, Callable[[Path], None]], ...]:
         (f"ipadapter/{EXAMPLE_IP_ADAPTER}", _ip_adapters),
         (f"controlnet/{DEMO_CONTROLNET}", _controlnet),
         (f"upscale_models/{DEMO_UPSCALER}", _upscaler),
+        (f"checkpoints/{DEMO_SD3}", _sd3),
     )
 
 
