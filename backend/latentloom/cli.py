@@ -6,8 +6,10 @@ import argparse
 import json
 import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 # Only light imports here: `latentloom serve` must open its socket before torch loads.
 from latentloom.engine.events import NodeCached, NodeFailed, NodeFinished, NodeProgress, NodeStarted
@@ -49,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     nodes.set_defaults(handler=_nodes)
 
     tiny = commands.add_parser("make-tiny-checkpoint", help="write a tiny random-weight checkpoint")
-    tiny.add_argument("--family", choices=("sd15", "sd2", "sdxl", "sd3"), default="sd15")
+    tiny.add_argument("--family", choices=("sd15", "sd2", "sdxl"), default="sd15")
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument("--v-prediction", action="store_true")
     tiny.add_argument("out", type=Path)
@@ -279,12 +281,12 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from latentloom.engine.context import Cancelled, CancelToken
-    from latentloom.engine.executor import NodeExecutionError
-    from latentloom.engine.setup import make_engine
-    from latentloom.graph.validate import WorkflowInvalid
     from latentloom.graph.workflow import WorkflowFormatError, load_workflow_file
+    from latentloom.warmup import Warmup, cli_steps
 
+    # torch, diffusers and transformers import on a thread meanwhile; this thread imports
+    # nothing of theirs until the warm-up says so (warmup.py: no two threads in one package).
+    warmup = Warmup(cli_steps(args.device)).start()
     try:
         workflow = load_workflow_file(args.workflow)
         for override in args.set:
@@ -292,6 +294,12 @@ def _run(args: argparse.Namespace) -> int:
     except (WorkflowFormatError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID
+    warmup.wait("engine")
+    from latentloom.engine.context import Cancelled, CancelToken
+    from latentloom.engine.executor import NodeExecutionError
+    from latentloom.engine.setup import make_engine
+    from latentloom.graph.validate import WorkflowInvalid
+
     engine = make_engine(
         model_dirs=args.models or [Path("models")],
         output_dir=args.output,
@@ -302,8 +310,15 @@ def _run(args: argparse.Namespace) -> int:
     cancel = CancelToken()
     signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     progress = _ProgressPrinter()
+
+    def on_event(event: Any) -> None:
+        # Validation is done when the first node starts: from here on nodes import the stack.
+        if isinstance(event, (NodeStarted, NodeCached)):
+            warmup.wait()
+        progress(event)
+
     try:
-        result = engine.run(workflow, on_event=progress, cancel=cancel)
+        result = engine.run(workflow, on_event=on_event, cancel=cancel)
     except WorkflowInvalid as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID
@@ -334,28 +349,47 @@ def _print_outputs(reports: dict[str, Any], output_dir: Path) -> None:
 
 
 class _ProgressPrinter:
-    """Node lines and one progress bar per sampling node, on stderr."""
+    """Node lines and one progress bar per sampling node, on stderr.
 
-    def __init__(self) -> None:
+    Progress arrives after each step (from 1), so a bar made at the first event would start
+    its clock after the first step — the slowest one (first kernels, caches) — and report a
+    rate that leaves it out. The bar is dated back to when its node started, and shows the
+    plain average (steps / elapsed) rather than tqdm's smoothed recent rate."""
+
+    def __init__(
+        self, *, clock: Callable[[], float] = time.perf_counter, file: IO[str] | None = None
+    ) -> None:
         from tqdm import tqdm
 
         self.new_bar = tqdm
+        self.clock = clock
+        self.file = file or sys.stderr
         self.bars: dict[str, Any] = {}
+        self.started: dict[str, float] = {}  # node -> clock() when it started
 
     def __call__(self, event: Any) -> None:
         if isinstance(event, NodeStarted):
-            print(f"[{event.node}] {event.type}", file=sys.stderr)
+            self.started[event.node] = self.clock()
+            print(f"[{event.node}] {event.type}", file=self.file)
         elif isinstance(event, NodeCached):
-            print(f"[{event.node}] {event.type} (cached)", file=sys.stderr)
+            print(f"[{event.node}] {event.type} (cached)", file=self.file)
         elif isinstance(event, NodeProgress):
             bar = self.bars.get(event.node)
             if bar is None:
-                bar = self.bars[event.node] = self.new_bar(
-                    total=event.total, desc=f"[{event.node}]", file=sys.stderr, unit="step"
-                )
+                bar = self.bars[event.node] = self._new_bar(event.node, event.total)
             bar.update(event.step - bar.n)
-        elif isinstance(event, (NodeFinished, NodeFailed)) and event.node in self.bars:
-            self.bars.pop(event.node).close()
+        elif isinstance(event, (NodeFinished, NodeFailed)):
+            self.started.pop(event.node, None)
+            if event.node in self.bars:
+                self.bars.pop(event.node).close()
+
+    def _new_bar(self, node: str, total: int) -> Any:
+        bar = self.new_bar(total=total, desc=f"[{node}]", file=self.file, unit="step", smoothing=0)
+        # tqdm keeps its own clock: shift its start by what ours saw pass since the node began.
+        since_start = self.clock() - self.started.get(node, self.clock())
+        bar.start_t -= since_start
+        bar.last_print_t = bar.start_t
+        return bar
 
     def close(self) -> None:
         for bar in self.bars.values():

@@ -76,8 +76,9 @@ def serve(connection: Connection, config: WorkerConfig) -> None:
 
 def _build_engine(config: WorkerConfig) -> Engine:
     from latentloom.engine.setup import make_engine
+    from latentloom.warmup import warm_up_engine_stack
 
-    return make_engine(
+    engine = make_engine(
         model_dirs=config.model_dirs,
         output_dir=config.output_dir,
         input_dir=config.input_dir,
@@ -85,6 +86,9 @@ def _build_engine(config: WorkerConfig) -> Engine:
         node_packs=config.node_packs,
         **config.cost_budget,
     )
+    # Before `Ready`: the first job finds diffusers, tokenizers and kernels warm (warmup.py).
+    warm_up_engine_stack(engine.settings.device, engine.settings.dtype)
+    return engine
 
 
 def _limit_address_space(extra_bytes: int) -> None:

@@ -26,6 +26,7 @@ from latentloom.server.login import login_routes
 from latentloom.server.security import HostOriginGuard
 from latentloom.server.services import EngineUnavailable, Services
 from latentloom.server.settings import ServerSettings
+from latentloom.warmup import WarmupStep
 
 ROUTERS = [
     routes_jobs.router,
@@ -46,10 +47,15 @@ EDITOR_MISSING = """<!doctype html><meta charset="utf-8"><title>Latentloom</titl
 (<code>make run</code> builds it). The API is documented at <a href="/docs">/docs</a>.</p>"""
 
 
-def create_app(settings: ServerSettings) -> FastAPI:
+def create_app(
+    settings: ServerSettings, *, warm_up_steps: list[tuple[str, WarmupStep]] | None = None
+) -> FastAPI:
+    """`warm_up_steps` replace the thread worker's engine-stack warm-up (tests gate it)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services.open(settings, asyncio.get_running_loop())
+        services.warm_up_steps = warm_up_steps
         # Event ids (and workflow revisions) continue above every id of earlier runs.
         services.hub.begin_epoch(services.ledger.begin_event_epoch())
         app.state.services = services

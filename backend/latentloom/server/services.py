@@ -8,6 +8,11 @@ Jobs run in one worker child process by default (`settings.worker = "process"`,
 `jobs/worker_process.py`), which warms up its own engine alongside this one; this process's
 engine validates, lists models and describes nodes but never runs a job. With
 `worker = "thread"` jobs run on a thread here instead (`LocalWorker`).
+
+Either way the process that runs jobs warms the engine stack before its first job
+(`warmup.py`: diffusers and transformers imported, tokenizers built, first kernels run) while
+the server is idle: the worker child before it says `Ready`, the thread worker before it
+claims a job. A job queued meanwhile waits in the ledger; routes never wait for it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from latentloom.server.job_pages import PageBuilder
 from latentloom.server.settings import ServerSettings
 from latentloom.server.workflow_store import WorkflowStore
 from latentloom.server.workflow_sync import WorkflowSync
+from latentloom.warmup import Warmup, WarmupStep, engine_stack_steps
 
 if TYPE_CHECKING:
     from latentloom.engine.executor import Engine
@@ -60,6 +66,10 @@ class Services:
     queue_counts: FreshEnough[dict[str, int]] = field(init=False)
     # Job-list pages, built in a child process so paging never holds this process's GIL.
     job_pages: PageBuilder = field(default_factory=PageBuilder)
+    # The thread worker's warm-up steps (None: the engine stack's); the child process
+    # warms itself (jobs/worker_main.py).
+    warm_up_steps: list[tuple[str, WarmupStep]] | None = None
+    warmup: Warmup | None = None
 
     def __post_init__(self) -> None:
         ledger = self.ledger
@@ -119,8 +129,18 @@ class Services:
             if self.dispatcher is None:
                 from latentloom.jobs.local_worker import LocalWorker
 
+                engine = self.engine
+                steps = self.warm_up_steps
+                if steps is None:
+                    steps = engine_stack_steps(engine.settings.device, engine.settings.dtype)
+                warmup = self.warmup = Warmup(steps).start()
+
+                def warm_engine() -> Engine:
+                    warmup.wait()  # on the worker's thread: queued jobs wait, routes do not
+                    return engine
+
                 self.dispatcher = LocalWorker(
-                    self.ledger, self.engine, self.hub.publish, self.hub.publish_preview
+                    self.ledger, warm_engine, self.hub.publish, self.hub.publish_preview
                 )
                 self.dispatcher.start()
             self.queue = JobQueue(self.ledger, self.dispatcher, self.hub.publish)
@@ -152,7 +172,10 @@ class Services:
         """The dispatcher's own report (pid, ready, restarts...), for /api/system."""
         dispatcher = self.dispatcher
         if isinstance(dispatcher, ReportsStatus):
-            return dispatcher.status()
+            status = dispatcher.status()
+            if self.warmup is not None:
+                status["warm_up"] = "done" if self.warmup.done() else "running"
+            return status
         return None
 
     def _model_dirs(self) -> list[Path]:
