@@ -10,7 +10,7 @@ import pytest
 
 from latentloom.models.errors import UnrecognizedCheckpointError
 from latentloom.models.safetensors_file import SafetensorsFile
-from latentloom.models.sd3_config import text_towers, transformer_config, vae_config
+from latentloom.models.sd3_config import describe, text_towers, transformer_config, vae_config
 from latentloom.models.sd3_keys import is_sd3
 from latentloom.models.sd3_tiny import (
     SD3_FULL_VAE,
@@ -66,9 +66,19 @@ def test_full_size_sd35_is_detected_with_its_published_config(published: dict[st
     assert is_sd3(shapes)
     assert transformer_config(shapes, "sd3.5.safetensors") == published
     assert vae_config(shapes, "sd3.5.safetensors") == SD3_FULL_VAE
+    size = "medium" if published is SD35_MEDIUM else "large"
+    assert describe(published, {}).startswith(f"SD 3.5 {size}-shaped")
     # The published 3.5 medium: 24 blocks of width 1536, attn2 in blocks 0-12, 384^2 positions.
     assert shapes["model.diffusion_model.pos_embed"] == (
         1,
         published["pos_embed_max_size"] ** 2,
         64 * published["num_layers"],
     )
+
+
+def test_large_turbo_is_named_from_the_metadata_with_its_settings() -> None:
+    assert describe(SD35_LARGE, {"modelspec.title": "Stable Diffusion 3.5 Large Turbo"}) == (
+        "SD 3.5 large turbo (38 blocks): distilled, use cfg 1 and about 4 steps; "
+        "rectified flow, shift 3.0"
+    )
+    assert describe(SD35_LARGE, {}) == "SD 3.5 large-shaped (38 blocks); rectified flow, shift 3.0"

@@ -140,3 +140,18 @@ def empty_transformer(config: Mapping[str, Any]) -> SD3Transformer2DModel:
     """The MMDiT with shapes and no storage (the streaming loader fills it)."""
     with torch.device("meta"):
         return SD3Transformer2DModel.from_config(dict(config))  # type: ignore[no-any-return]
+
+
+def describe(config: Mapping[str, Any], metadata: Mapping[str, str]) -> str:
+    """Which published SD 3.x model the shapes match, for the Load Checkpoint report; large turbo
+    has large's shapes, so only a file that says "turbo" in its metadata is called that."""
+    blocks, dual = config["num_layers"], bool(config["dual_attention_layers"])
+    if dual:
+        name = f"SD 3.5 medium-shaped ({blocks} blocks with a second image attention)"
+    elif config["qk_norm"]:
+        name = f"SD 3.5 large-shaped ({blocks} blocks)"
+        if any("turbo" in value.lower() for value in metadata.values()):
+            name = f"SD 3.5 large turbo ({blocks} blocks): distilled, use cfg 1 and about 4 steps"
+    else:
+        name = f"SD 3 medium-shaped ({blocks} blocks, no q/k norms)"
+    return f"{name}; rectified flow, shift 3.0"
