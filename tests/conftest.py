@@ -24,6 +24,8 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sd15 = root / "checkpoints" / "tiny-sd15.safetensors"
     make_tiny_checkpoint("sd15", sd15, seed=0)
     make_tiny_checkpoint("sdxl", root / "checkpoints" / "tiny-sdxl.safetensors", seed=0)
+    refiner = root / "checkpoints" / "tiny-sdxl-refiner.safetensors"
+    make_tiny_checkpoint("sdxl-refiner", refiner, seed=0)  # shares tiny-sdxl's VAE and bigG
     make_tiny_checkpoint("sd3", root / "checkpoints" / "tiny-sd3.safetensors", seed=0)
     loaded = load_checkpoint(sd15, device=None, dtype=None)
     make_tiny_lora(loaded.model.unet, loaded.clip, root / "loras" / "tiny-lora-sd15.safetensors")

@@ -14,6 +14,8 @@ from typing import Final
 DEMO_CHECKPOINT: Final = "tiny-sd15.safetensors"
 DEMO_CONTROLNET: Final = "tiny-controlnet-sd15.safetensors"
 DEMO_UPSCALER: Final = "tiny-esrgan-x4.safetensors"
+DEMO_SDXL: Final = "tiny-sdxl.safetensors"
+DEMO_SDXL_REFINER: Final = "tiny-sdxl-refiner.safetensors"  # shares tiny-sdxl's VAE and bigG
 DEMO_SD3: Final = "tiny-sd3.safetensors"
 
 
@@ -53,6 +55,13 @@ def _sd3(root: Path) -> None:  # SD 3.5-shaped, with CLIP-L, CLIP-G and T5 insid
     make_tiny_checkpoint("sd3", root / "checkpoints" / DEMO_SD3)
 
 
+def _sdxl_pair(root: Path) -> None:  # the base -> refiner example's two checkpoints
+    from latentloom.models.tiny import make_tiny_checkpoint
+
+    make_tiny_checkpoint("sdxl", root / "checkpoints" / DEMO_SDXL)
+    make_tiny_checkpoint("sdxl-refiner", root / "checkpoints" / DEMO_SDXL_REFINER)
+
+
 def _demo_files() -> tuple[tuple[str, Callable[[Path], None]], ...]:
     from latentloom.models.ip_adapter_tiny import EXAMPLE_IP_ADAPTER
     from latentloom.models.tiny_parts import EXAMPLE_VAE
@@ -63,6 +72,7 @@ def _demo_files() -> tuple[tuple[str, Callable[[Path], None]], ...]:
         (f"ipadapter/{EXAMPLE_IP_ADAPTER}", _ip_adapters),
         (f"controlnet/{DEMO_CONTROLNET}", _controlnet),
         (f"upscale_models/{DEMO_UPSCALER}", _upscaler),
+        (f"checkpoints/{DEMO_SDXL_REFINER}", _sdxl_pair),
         (f"checkpoints/{DEMO_SD3}", _sd3),
     )
 
