@@ -33,19 +33,21 @@ dispatcher side feeds what comes back to a `JobReporter` (`finish(outcome)`), wh
 the ledger and publishes with the job id stamped, so clients see one event sequence from
 every dispatcher.
 
-How a Ray pool plugs in (`RayDispatcher`, not written yet), with no change to the API layer:
+How the Ray pool plugs in (`ray_dispatch.RayDispatcher`, written as described here, with
+`ray_actor.py`, `ray_slots.py`, `ray_outputs.py`, `ray_cluster.py` and `affinity.py`), with no
+change to the API layer:
 
 * `start()` connects to the cluster and creates one actor per GPU; each actor wraps the
   same worker loop (`worker_main`), building its `Engine` from a `WorkerConfig`, so models
   stay resident on its GPU between jobs. The SQLite ledger stays in the server process:
   actors never touch it.
 * A dispatch thread, woken by `wake()` like the others, claims the head of the queue
-  whenever an actor is idle and routes it by model affinity: prefer the idle actor whose
-  resident checkpoints/LoRAs overlap most with the model files the workflow names, then the
-  one with the most free memory. (Should affinity ever need to reorder the queue, the ledger
+  whenever an actor is idle and routes it by model affinity (`affinity.choose_worker`: the
+  idle actor holding all the workflow's model files, then the one holding most, then a short
+  wait for a busy one holding them all, then the least recently used idle one). (Should affinity ever need to reorder the queue, the ledger
   grows a `claim(job_id)`; the API is unaffected.)
 * The actor's `run(RunJob)` is a streaming generator yielding the protocol's `EventOut`,
-  `PreviewOut` and finally `Outcome` messages; the dispatcher handles them exactly as
+  `PreviewOut`, then `JobFiles` (outputs as bytes) and `WorkerState`, and finally `Outcome`; the dispatcher handles them exactly as
   `WorkerProcess._run` does. `cancel(job_id)` sends `CancelJob` to the owning actor;
   `running()` is the union over actors.
 * An actor that dies mid-job (`ActorDiedError`) is handled as `WorkerProcess` handles a

@@ -69,6 +69,13 @@ class ServerSettings(BaseModel):
     worker_memory_limit_bytes: int | None = Field(
         None, ge=1, description="address space the worker may map beyond its warm size"
     )
+    ray: str | None = Field(
+        None, description="run jobs on Ray: 'auto' starts a local instance, else a cluster address"
+    )
+    ray_workers: int | None = Field(
+        None, ge=1, description="Ray worker actors (default: one per GPU in the cluster)"
+    )
+    ray_dashboard: bool = False  # Ray's dashboard, on 127.0.0.1, for a local instance
 
     @field_validator("token")
     @classmethod
