@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	# spandrel (upscale models) without its dependencies: it names torchvision, which has no
 	# CPU build for this torch; models/upscale_model.py imports it without torchvision.
 	$(PIP) install --quiet --no-deps "spandrel>=0.4,<0.5"
-	$(PIP) install --quiet -e ".[dev]"
+	$(PIP) install --quiet -e ".[dev,ray]"
 	touch $(STAMP)
 
 # Node.js comes from the distribution when the machine has none.

@@ -73,6 +73,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--device", choices=("cpu", "cuda", "mps"))
     serve.add_argument("--config", type=Path, help="a TOML file with the same settings")
+    serve.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run jobs on Ray worker actors: 'auto' starts a local instance, an address joins "
+        "a cluster (needs the ray extra)",
+    )
+    serve.add_argument("--ray-workers", type=int, help="Ray worker actors (default: one per GPU)")
+    serve.add_argument(
+        "--ray-dashboard", action="store_true", default=None, help="start Ray's dashboard too"
+    )
     serve.set_defaults(handler=_serve)
 
     typescript = commands.add_parser(
@@ -174,6 +184,9 @@ def _serve_settings(args: argparse.Namespace) -> Any:
         "data": args.data,
         "token": args.token,
         "device": args.device,
+        "ray": args.ray,
+        "ray_workers": args.ray_workers,
+        "ray_dashboard": args.ray_dashboard,
     }
     try:
         settings = load_settings(args.config, overrides)

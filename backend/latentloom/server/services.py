@@ -113,7 +113,10 @@ class Services:
             sweep_temp_files(self.settings.data, self.settings.output_dir)  # left by a crash
             model_dirs = self._model_dirs()
             settings = self.settings
-            if settings.worker == "process":
+            if settings.ray is not None:  # Ray worker actors run the jobs (jobs/ray_dispatch.py)
+                self.dispatcher = self._ray_dispatcher(model_dirs)
+                self.dispatcher.start()
+            elif settings.worker == "process":
                 # Started first: the child warms up while this process builds its own engine
                 # (for validation and the catalog; it never runs a job).
                 self.dispatcher = self._worker_process(model_dirs)
@@ -167,6 +170,17 @@ class Services:
             memory_limit_bytes=settings.worker_memory_limit_bytes,
         )
         return WorkerProcess(self.ledger, config, self.hub.publish, self.hub.publish_preview)
+
+    def _ray_dispatcher(self, model_dirs: list[Path]) -> Dispatcher:
+        from latentloom.jobs.ray_cluster import RayOptions
+        from latentloom.jobs.ray_dispatch import RayDispatcher
+
+        settings = self.settings
+        config = self._worker_process(model_dirs).config  # what a child would get (not started)
+        options = RayOptions(settings.ray or "auto", settings.ray_workers, settings.ray_dashboard)
+        return RayDispatcher(
+            self.ledger, config, self.hub.publish, self.hub.publish_preview, options
+        )
 
     def worker_status(self) -> dict[str, Any] | None:
         """The dispatcher's own report (pid, ready, restarts...), for /api/system."""
