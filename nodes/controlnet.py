@@ -17,6 +17,8 @@ from dataclasses import replace
 import torch
 
 from latentloom.api import (
+    UNION_CHOICES,
+    UNION_TYPES,
     AdapterSource,
     Conditioning,
     ControlLoraSource,
@@ -105,6 +107,19 @@ def apply_controlnet(
     return {"conditioning": _attached(conditioning, _source(control_net, image, strength, 0, 1))}
 
 
+def set_union_controlnet_type(
+    ctx: NodeContext, control_net: ControlModel, type: str
+) -> dict[str, object]:
+    if not control_net.is_union:
+        raise ValueError(
+            f"Set Union ControlNet Type: {control_net.source} is a {control_net.display_kind}, "
+            "not a union ControlNet; load a union model (xinsir's controlnet-union-sdxl-1.0 or "
+            "its ProMax) or leave this node out"
+        )
+    number = None if type == "auto" else UNION_TYPES[type]
+    return {"control_net": replace(control_net, union_type=number)}
+
+
 def controlnet_loader_cost(query: CostQuery) -> Cost:
     size = query.files.size("controlnet", str(query.literals.get("control_net_name", ""))) or 0
     return Cost(weights_bytes=query.weights(size))
@@ -168,5 +183,20 @@ NODES = [
         inputs=(socket("conditioning", SocketType.CONDITIONING), *_COMMON_INPUTS),
         outputs=(Output("conditioning", SocketType.CONDITIONING),),
         function=apply_controlnet,
+    ),
+    NodeSpec(
+        id="conditioning.controlnet_union_type",
+        display_name="Set Union ControlNet Type",
+        aliases=("SetUnionControlNetType", "Set Union ControlNet Type"),
+        category="conditioning/controlnet",
+        description="Tells a union ControlNet (xinsir's controlnet-union-sdxl-1.0, ProMax) "
+        "what its image is: openpose, depth, hed/pidi/scribble/ted, canny/lineart, normal, "
+        "segment, tile or repaint (the last two ProMax only). auto: no type, as ComfyUI does.",
+        inputs=(
+            socket("control_net", SocketType.CONTROL_NET),
+            enum_input("type", UNION_CHOICES, default="auto"),
+        ),
+        outputs=(Output("control_net", SocketType.CONTROL_NET),),
+        function=set_union_controlnet_type,
     ),
 ]

@@ -141,3 +141,23 @@ def test_canny_example_is_steered_and_strength_zero_is_no_controlnet(engine: Eng
     without = engine.run(plain, targets=["sampler"]).outputs["sampler"]["latent"].samples
     assert torch.equal(unsteered, without)
     assert (steered - without).abs().max().item() > 0.1
+
+
+def test_set_union_type_numbers_types_as_comfyui_and_refuses_plain_controlnets(
+    call: Any, tmp_path: Path
+) -> None:
+    from latentloom.models.controlnet import load_control_model
+    from latentloom.models.controlnet_union_tiny import make_tiny_union_controlnet
+
+    union = load_control_model(make_tiny_union_controlnet(tmp_path / "u.safetensors"))
+    set_type = "conditioning.controlnet_union_type"
+    typed = call(set_type, control_net=union, type="canny/lineart/anime_lineart/mlsd")
+    assert typed["control_net"].union_type == 3 and union.union_type is None  # a copy
+    assert (
+        call(set_type, control_net=typed["control_net"], type="auto")["control_net"].union_type
+        is None
+    )
+    assert call(set_type, control_net=union, type="repaint")["control_net"].union_type == 7
+    plain = call("loaders.controlnet", control_net_name="tiny-controlnet-sdxl.safetensors")
+    with pytest.raises(ValueError, match=r"is a ControlNet, not a union ControlNet; load a union"):
+        call(set_type, control_net=plain["control_net"], type="depth")

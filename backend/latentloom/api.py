@@ -69,6 +69,7 @@ from latentloom.models.clip_vision import CROPS as CLIP_VISION_CROPS
 from latentloom.models.clip_vision import ClipVision, ClipVisionOutput
 from latentloom.models.control_lora import ControlLoraSource
 from latentloom.models.controlnet_source import AdapterSource, ControlModel, ControlNetSource
+from latentloom.models.controlnet_union import UNION_CHOICES, UNION_TYPES
 from latentloom.models.family import FAMILIES, SD2, SD3, SD15, SDXL, Family
 from latentloom.models.handles import (
     Checkpoint,
@@ -387,6 +388,8 @@ __all__ = [
     "ControlModel",
     "ControlNetSource",
     "ControlLoraSource",
+    "UNION_CHOICES",
+    "UNION_TYPES",
     "Cost",
     "CostQuery",
     "DiffusionModel",

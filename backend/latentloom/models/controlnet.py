@@ -3,7 +3,8 @@
 As checkpoints are (`load.py`): the module is built on the meta device from a config read
 off the tensor shapes (`controlnet_keys.py`), every tensor is checked before any byte is read,
 then streamed in, renamed and cast. A diffusers folder's config.json names the class
-(`ControlNetModel` or `T2IAdapter`) and its weights keep their names. Pickles are refused.
+(`ControlNetModel`, `ControlNetUnionModel` or `T2IAdapter`) and its weights keep their names;
+a union ControlNet's single file is in diffusers' layout (`controlnet_union.py`). Pickles are refused.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from latentloom.models.controlnet_keys import (
     hint_levels,
 )
 from latentloom.models.controlnet_source import ControlKind, ControlModel
+from latentloom.models.controlnet_union import UNION_PREFIXES, is_union, union_config
 from latentloom.models.device import choose_device, choose_dtype
 from latentloom.models.diffusers_folder import weight_files
 from latentloom.models.errors import CheckpointError, UnrecognizedCheckpointError
@@ -68,13 +70,14 @@ def load_control_model(
             if k.startswith(found.prefix)
         }
         kind, family, module, rename = _plan(found, stripped, source)
+        layout = found.describe + (" (union)" if is_union(stripped) else "")
         transfers = [
             Transfer(file, key, Target(_COMPONENT, (rename(key[len(found.prefix) :]),), "copy"))
             for key in file
             if key.startswith(found.prefix)
         ]
         _fill(module, transfers, source, place, cast_to)
-    return ControlModel(module, kind, family, str(source), found.describe)
+    return ControlModel(module, kind, family, str(source), layout)
 
 
 def _plan(found: FileLayout, shapes: dict[str, tuple[int, ...]], source: Path) -> tuple[Any, ...]:
@@ -93,8 +96,14 @@ def _plan(found: FileLayout, shapes: dict[str, tuple[int, ...]], source: Path) -
 
         return "controlnet", family, _empty(ControlNetModel, config), rename
     if found.layout == "controlnet_diffusers":
-        original, _ = controlnet_shapes_from_diffusers(shapes)
+        plain = {k: v for k, v in shapes.items() if not k.startswith(UNION_PREFIXES)}
+        original, _ = controlnet_shapes_from_diffusers(plain)
         family, config = controlnet_config(original, source)
+        if is_union(shapes):
+            from diffusers import ControlNetUnionModel
+
+            config |= union_config(shapes)
+            return "controlnet", family, _empty(ControlNetUnionModel, config), _same
         return "controlnet", family, _empty(ControlNetModel, config), _same
     per_level = adapter_blocks_per_level(shapes, found.layout)
     if found.layout == "t2i_diffusers":
@@ -131,7 +140,7 @@ def _fill(
 
 
 def _load_folder(folder: Path, device: torch.device, dtype: torch.dtype) -> ControlModel:
-    from diffusers import ControlNetModel, T2IAdapter
+    from diffusers import ControlNetModel, ControlNetUnionModel, T2IAdapter
 
     config_path = folder / "config.json"
     try:
@@ -141,6 +150,7 @@ def _load_folder(folder: Path, device: torch.device, dtype: torch.dtype) -> Cont
     classes: dict[str, tuple[ControlKind, Any]] = {
         "ControlNetModel": ("controlnet", ControlNetModel),
         "T2IAdapter": ("t2i_adapter", T2IAdapter),
+        "ControlNetUnionModel": ("controlnet", ControlNetUnionModel),
     }
     name = config.get("_class_name")
     if name not in classes:

@@ -37,6 +37,12 @@ class ControlModel:
     family: Family
     source: str  # the file or folder it came from, for messages
     layout: str = ""  # how it was recognised, for the loader's report
+    # A union ControlNet's control type (controlnet_union.UNION_TYPES); None: "auto".
+    union_type: int | None = None
+
+    @property
+    def is_union(self) -> bool:
+        return hasattr(self.module, "task_embedding")
 
     @property
     def display_kind(self) -> str:
@@ -99,6 +105,19 @@ class ControlNetSource:
         scale = self.model.family.downscale
         hint = self.hint(call.x_in.shape[-2] * scale, call.x_in.shape[-1] * scale, *_place(module))
         hint = broadcast_to_call(hint, call.batch, call.x_in.shape[0])
+        if self.model.is_union:
+            from latentloom.models.controlnet_union import union_residuals
+
+            down, mid = union_residuals(
+                module,
+                call.x_in,
+                call.timestep,
+                call.context,
+                hint,
+                call.added_cond,
+                self.model.union_type,
+            )
+            return ControlResiduals(down=tuple(down), mid=mid)
         down, mid = module(
             call.x_in,
             call.timestep,

@@ -230,6 +230,7 @@ CLASSES: Final[tuple[ClassMapping, ...]] = (
     _entry("ControlNetLoader", "loaders.controlnet"),
     _entry("ControlNetApplyAdvanced", "conditioning.controlnet_apply_advanced"),
     _entry("ControlNetApply", "conditioning.controlnet_apply"),
+    _entry("SetUnionControlNetType", "conditioning.controlnet_union_type"),
     _entry("UpscaleModelLoader", "loaders.upscale_model"),
     _entry("ImageUpscaleWithModel", "image.upscale_with_model", fixed={"tile_size": 512, "overlap": 32},
            approximates=("tile_size", "overlap")),
