@@ -33,7 +33,9 @@ from latentloom.models.weight_dtype import (
     WeightDtypeError,
     WeightStorage,
     compute_dtype,
+    weight_bytes,
     weight_storage,
+    weight_storage_bytes,
 )
 from tests.models.conftest import TinyFile
 
@@ -219,3 +221,29 @@ def test_misaligned_tensor_is_read_not_mapped(tmp_path: Path) -> None:
         assert file.map("b") is None
         assert file.map("a") is not None
         assert file.read("b").tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("choice", "compute_bytes", "held"),
+    [
+        ("default", 4, 2000),  # fp16 file held in fp32 on the CPU, as CostQuery.weights says
+        ("default", 2, 1000),
+        ("fp32", 2, 2000),
+        ("fp16", 4, 1000),
+        ("bf16", 4, 1000),
+        ("fp8_e4m3fn", 4, 500),
+        ("fp8_e4m3fn_fast", 2, 500),
+        ("fp8_e5m2", 4, 500),
+    ],
+)
+def test_cost_budget_counts_weights_as_stored(choice: str, compute_bytes: int, held: int) -> None:
+    assert weight_storage_bytes(1000, choice, compute_bytes) == held
+
+
+def test_loaded_bytes_match_the_cost_estimate(tiny_file: TinyFile) -> None:
+    # Linear/Conv weights are over 90% of the tiny UNet; the rest stays in fp32, so the fp8
+    # model holds a little more than the estimate's quarter of fp32.
+    path = tiny_file("sd15")
+    fp32 = weight_bytes(_unet(_load(path, "fp32")))
+    fp8 = weight_bytes(_unet(_load(path, "fp8_e4m3fn")))
+    assert fp32 // 4 < fp8 < 0.35 * fp32
