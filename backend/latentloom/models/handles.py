@@ -8,6 +8,7 @@ duration of a forward pass (see `models/patching.py`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     )
 
     from latentloom.models.attention_patching import AttentionPatch
+    from latentloom.sampling.model_sampling import ModelSampling
 
 PredictionType = Literal["epsilon", "v_prediction"]
 
@@ -41,9 +43,34 @@ class WeightPatch(Protocol):
     def delta(self, weight: torch.Tensor) -> torch.Tensor: ...
 
 
+class NetworkCall(Protocol):
+    """How the guided denoiser calls a network that is not a diffusers UNet (SD3, FLUX).
+
+    `x_in` [N, C, h, w] is already scaled (`ModelSampling.scale_input`) and in the network's
+    dtype; `timestep` is 0-d float32 from `ModelSampling.timestep`; `context` [N, T, D];
+    `pooled` [N, P] or None; `extras` e.g. {"guidance": Tensor[N]} for FLUX dev. Returns the
+    raw output [N, C, h, w] (what `ModelSampling.denoised` turns into x0).
+    """
+
+    def __call__(
+        self,
+        x_in: torch.Tensor,
+        timestep: torch.Tensor,
+        context: torch.Tensor,
+        pooled: torch.Tensor | None,
+        extras: Mapping[str, torch.Tensor],
+    ) -> torch.Tensor: ...
+
+
 @dataclass(frozen=True)
 class DiffusionModel:
-    """MODEL: the denoising UNet and the discrete noise schedule it was trained with."""
+    """MODEL: the denoising network and how it maps sigmas to its input and output.
+
+    `unet` holds the network (a diffusers UNet, or the SD3 / FLUX transformer), so patching,
+    LoRA and device code treat every family alike. `sampling` None means the discrete
+    schedule from `prediction_type` and `alphas_cumprod` (SD 1.x / 2.x / SDXL); read it through
+    `model_sampling`. `network_call` None means the denoiser calls the UNet as diffusers does.
+    """
 
     unet: UNet2DConditionModel
     family: Family
@@ -54,12 +81,30 @@ class DiffusionModel:
     prediction_rule: str = ""  # why it is epsilon or v (models/detect.py), for the node report
     # Extra cross-attention (IP-Adapter), installed only while sampling (attention_patching.py).
     attention_patches: tuple[AttentionPatch, ...] = ()
+    sampling: ModelSampling | None = None
+    network_call: NetworkCall | None = None
+
+    @property
+    def model_sampling(self) -> ModelSampling:
+        """How sigma maps to the network and back (sampling/model_sampling.py).
+
+        Built afresh for the discrete default (a 1000-entry table, microseconds), so the
+        handle's __dict__ holds only its fields and copies made from it stay exact.
+        """
+        if self.sampling is not None:
+            return self.sampling
+        # Imported here: handles stay importable without the sampling package's modules.
+        from latentloom.sampling.model_sampling import DiscreteSampling
+
+        return DiscreteSampling(self.prediction_type, self.alphas_cumprod)
 
     @property
     def input_channels(self) -> int:
         """Channels the UNet takes: the latent's 4, or 9 for inpainting models (latent, mask,
         masked-image latent)."""
         config: Any = getattr(self.unet, "config", None)
+        if self.family.name == "flux":  # FLUX packs 2x2 patches: 64 = 16 latent channels x 4
+            return int(getattr(config, "in_channels", 64)) // 4
         return int(getattr(config, "in_channels", 4))
 
 
@@ -236,6 +281,22 @@ class ControlSource(Protocol):
 
 
 @dataclass(frozen=True)
+class SizeConditioning:
+    """SDXL's micro-conditioning of one entry, in pixels as (height, width).
+
+    A base UNet gets [orig h, orig w, crop top, crop left, target h, target w] (`target` None:
+    the original size, as ComfyUI defaults it); a refiner UNet gets [orig h, orig w, crop top,
+    crop left, aesthetic score] (`aesthetic_score` None: 6.0 on the positive side, 2.5 on the
+    negative, as ComfyUI and diffusers default them).
+    """
+
+    original: tuple[int, int]
+    crop_top_left: tuple[int, int] = (0, 0)
+    target: tuple[int, int] | None = None
+    aesthetic_score: float | None = None
+
+
+@dataclass(frozen=True)
 class ConditioningEntry:
     """One prompt's encoding and where and when it applies (see `sampling/regions.py`).
 
@@ -246,7 +307,7 @@ class ConditioningEntry:
     """
 
     embeds: torch.Tensor  # [1, tokens, context_dim]
-    pooled: torch.Tensor | None = None  # [1, 1280] for SDXL, else None
+    pooled: torch.Tensor | None = None  # [1, 1280] SDXL, [1, 2048] SD3, [1, 768] FLUX; SD: None
     area: LatentArea | FractionArea | None = None
     strength: float = 1.0
     mask: torch.Tensor | None = None  # [1 or B, H, W] in 0..1, any resolution (resized)
@@ -258,6 +319,11 @@ class ConditioningEntry:
     start_percent: float = 0.0
     end_percent: float = 1.0
     control: tuple[ControlSource, ...] = ()
+    # FLUX dev's distilled guidance (FluxGuidance / CLIPTextEncodeFlux); None: the model's
+    # default. Entries with different guidance never share a network call.
+    guidance: float | None = None
+    # SDXL size / crop / aesthetic conditioning; None: the latent's size, no crop.
+    size: SizeConditioning | None = None
 
 
 @dataclass(frozen=True)

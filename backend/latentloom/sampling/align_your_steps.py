@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from latentloom.sampling.discrete import DiscreteSchedule
+from latentloom.sampling.model_sampling import NoiseSchedule
 
 # Sigmas from noisiest to cleanest, 10 steps; the last is the models' sigma_min.
 # fmt: off
@@ -66,7 +66,7 @@ def loglinear_resample(table: tuple[float, ...], points: int) -> Tensor:
 
 
 def sigmas_align_your_steps(
-    schedule: DiscreteSchedule, n: int, *, family: str | None = None
+    schedule: NoiseSchedule, n: int, *, family: str | None = None
 ) -> Tensor:
     """Align Your Steps, Sabour et al. 2024: NVIDIA's table for the family, n steps, then 0."""
     if family not in AYS_TABLE_OF_FAMILY:

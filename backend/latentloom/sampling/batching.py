@@ -6,7 +6,9 @@ negative side first, so a plain guided step is the single call [uncond, cond] th
 pipelines make, and our results stay bit-identical to theirs). Prompts of different token
 lengths share a call by repetition to their least common length (repeating a whole prompt
 leaves its attention unchanged), but, as in ComfyUI, only while that is at most 4 times the
-shortest: past that a separate call costs less than the padding. A call never holds more
+shortest: past that a separate call costs less than the padding. Regions with different
+control sources, FLUX guidance or SDXL size conditioning never share a call (the network
+takes one value of each per call). A call never holds more
 latent pixels than a plain guided step over the whole latent, so a regional step needs no
 more activation memory than the budget already assumes for the sampler.
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from latentloom.models.handles import SizeConditioning
 
 MAX_TOKEN_REPEAT = 4
 
@@ -27,13 +31,16 @@ class Job:
     width: int
     tokens: int
     control: tuple[int, ...] = ()  # ids of its control sources: calls share only equal ones
+    guidance: float | None = None  # FLUX's distilled guidance: calls share only equal ones
+    size: SizeConditioning | None = None  # SDXL's size conditioning: likewise
 
 
 def plan_calls(jobs: list[Job], pixel_budget: int) -> list[list[int]]:
     """Group job indices into UNet calls, each group in job order."""
-    by_shape: dict[tuple[int, int, tuple[int, ...]], list[int]] = {}
+    by_shape: dict[tuple[object, ...], list[int]] = {}
     for index, job in enumerate(jobs):
-        by_shape.setdefault((job.height, job.width, job.control), []).append(index)
+        key = (job.height, job.width, job.control, job.guidance, job.size)
+        by_shape.setdefault(key, []).append(index)
     calls: list[list[int]] = []
     for indices in by_shape.values():
         current: list[int] = []

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from torch import Tensor
 
 from latentloom.models.handles import ControlCall, ControlResiduals, ControlSource
-from latentloom.sampling.discrete import DiscreteSchedule
+from latentloom.sampling.model_sampling import NoiseSchedule
 from latentloom.sampling.regions import percent_to_sigma
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class BuiltOnModel(Protocol):
 class ControlApplier:
     """Turns a call's sources into the UNet's residual keyword arguments."""
 
-    def __init__(self, schedule: DiscreteSchedule, model: DiffusionModel | None = None) -> None:
+    def __init__(self, schedule: NoiseSchedule, model: DiffusionModel | None = None) -> None:
         self.schedule = schedule
         self.model = model
         self._ranges: dict[int, tuple[float, float]] = {}

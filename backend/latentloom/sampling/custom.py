@@ -80,6 +80,10 @@ class SamplerChoice:
     def function(self) -> SamplerFn:
         return get_sampler(self.name)
 
+    def function_for(self, kind: str) -> SamplerFn:
+        """The sampler for a model of this sampling kind (a flow model's flow form)."""
+        return get_sampler(self.name, kind)
+
     def step_noise(self, x: Tensor, sigmas: Tensor, seed: int) -> NoiseSource:
         """The per-step noise ComfyUI gives this sampler (see noise.py)."""
         if self.name in BROWNIAN_NOISE_SAMPLERS:

@@ -1,11 +1,11 @@
-"""A diffusers UNet seen as a k-diffusion denoiser, with classifier-free guidance.
+"""A denoising network seen as a k-diffusion denoiser, with classifier-free guidance.
 
-Samplers work in sigma space (x = x0 + sigma * noise) and want the x0 prediction D(x, sigma).
-An SD UNet was trained on the variance-preserving input x / sqrt(sigma^2 + 1) at the discrete
-timestep matching sigma, and predicts either the noise (epsilon) or v = alpha*noise - s*x0 with
-alpha = 1/sqrt(sigma^2+1), s = sigma/sqrt(sigma^2+1). Solving for x0:
-    epsilon:       D = x - sigma * eps
-    v_prediction:  D = x / (sigma^2 + 1) - v * sigma / sqrt(sigma^2 + 1)
+Samplers want the x0 prediction D(x, sigma). How sigma maps to the network's input, timestep
+and output is the model's `ModelSampling` (model_sampling.py): an SD UNet sees
+x / sqrt(sigma^2 + 1) at the nearest training step and predicts epsilon or v; an SD3 / FLUX
+transformer sees x itself and predicts the flow velocity. Networks other than diffusers' UNet
+are called through the model's `network_call` (context, pooled, and extras such as FLUX's
+per-entry guidance).
 
 Each side (positive, negative) is a list of entries with optional area, mask, strength and
 timestep range (resolved into regions by `regions.py`). At each sigma the UNet runs for every
@@ -17,7 +17,10 @@ the calls, that is what makes our results bit-identical to theirs (two separate 
 up to ~6e-5 in the final latent); a side with a single everywhere-entry skips the averaging, and
 guidance is applied to the raw prediction, in diffusers' order. Entries with ControlNet or
 T2I-Adapter sources get their residuals added to the UNet call (`control.py`); only entries
-with the same sources share a call.
+with the same sources, the same FLUX guidance and the same SDXL size conditioning share a call.
+SDXL's size conditioning is per entry (`ConditioningEntry.size`), else the run's `added_cond`,
+else the latent's size; a refiner UNet (5 time ids) gets an aesthetic score instead of the
+target size, 6.0 on the positive side and 2.5 on the negative unless the entry sets one.
 """
 
 from __future__ import annotations
@@ -30,15 +33,26 @@ import torch
 from torch import Tensor
 
 from latentloom.models.attention_patching import note_unet_call
-from latentloom.models.handles import Conditioning, ControlCall, DiffusionModel
+from latentloom.models.handles import (
+    Conditioning,
+    ControlCall,
+    DiffusionModel,
+    SizeConditioning,
+)
 from latentloom.sampling.batching import Job, plan_calls
 from latentloom.sampling.control import ControlApplier
-from latentloom.sampling.discrete import DiscreteSchedule
+from latentloom.sampling.model_sampling import DiscreteSampling
 from latentloom.sampling.regions import Region, pair_areas, resolve
 
 # How a sigma becomes the UNet's timestep: ComfyUI's nearest training step (the default, so
 # the same seed gives ComfyUI's picture), or k-diffusion's and diffusers' interpolation.
 TimestepMap = Literal["nearest", "interpolated"]
+
+# An SDXL refiner UNet's added embedding: pooled bigG (1280) + 5 time ids x 256 (a base: 6).
+REFINER_PROJECTION_DIM = 2560
+# The aesthetic scores a refiner entry gets unless it sets one (ComfyUI's and diffusers').
+POSITIVE_AESTHETIC_SCORE = 6.0
+NEGATIVE_AESTHETIC_SCORE = 2.5
 
 
 @dataclass(frozen=True)
@@ -82,9 +96,12 @@ class GuidedDenoiser:
     ) -> None:
         _check_conditioning(model, positive, negative, added_cond)
         self.model = model
-        self.schedule = DiscreteSchedule.from_alphas_cumprod(model.alphas_cumprod)
+        self.sampling = model.model_sampling
+        self.schedule = self.sampling.schedule
+        interpolated = timesteps == "interpolated" and isinstance(self.sampling, DiscreteSampling)
+        # A flow model's timestep is continuous already: "interpolated" changes nothing there.
         self._to_timestep = (
-            self.schedule.sigma_to_nearest_t if timesteps == "nearest" else self.schedule.sigma_to_t
+            self.sampling.schedule.sigma_to_t if interpolated else self.sampling.timestep
         )
         self.cfg = cfg
         self.positive, self.negative = positive, negative
@@ -141,6 +158,8 @@ class GuidedDenoiser:
                 *_box_size(region, x),
                 tokens=region.entry.embeds.shape[1],
                 control=tuple(map(id, region.entry.control)),
+                guidance=region.entry.guidance,
+                size=region.entry.size,
             )
             for region in regions
         ]
@@ -156,8 +175,8 @@ class GuidedDenoiser:
         unet = _unet(self.model)
         dtype = _dtype(unet)
         batch = x.shape[0]
-        # Divide (not multiply by the reciprocal) as diffusers' scale_model_input does.
-        x_in = torch.cat([_window(x, region) for region in regions]) / (sigma**2 + 1) ** 0.5
+        windows = torch.cat([_window(x, region) for region in regions])
+        x_in = self.sampling.scale_input(windows, sigma)
         if self.concat is not None:
             extra = self.concat.to(x.device, x.dtype).expand(batch, -1, -1, -1)
             x_in = torch.cat([x_in, torch.cat([_window(extra, r) for r in regions])], dim=1)
@@ -169,14 +188,17 @@ class GuidedDenoiser:
             ]
         )
         x_in, timestep = x_in.to(dtype), self._to_timestep(sigma).to(torch.float32)
-        embeds, added_cond = embeds.to(x.device, dtype), self._added_cond_kwargs(x, regions)
+        embeds = embeds.to(x.device, dtype)
+        # Attention patches (IP-Adapter) need the sigma and which rows are the negative side's.
+        note_unet_call(sigma, [r in self._regions(x)[1] for r in regions for _ in range(batch)])
+        if self.model.network_call is not None:
+            return self._network_call(x, x_in, timestep, embeds, regions)
+        added_cond = self._added_cond_kwargs(x, regions)
         # The call's regions carry the same sources (batching keys on them): ask the first's.
         control = self.control.unet_kwargs(
             regions[0].entry.control,
             ControlCall(x_in, timestep, sigma, embeds, added_cond, batch=batch),
         )
-        # Attention patches (IP-Adapter) need the sigma and which rows are the negative side's.
-        note_unet_call(sigma, [r in self._regions(x)[1] for r in regions for _ in range(batch)])
         return cast(
             Tensor,
             unet(
@@ -189,21 +211,84 @@ class GuidedDenoiser:
             )[0].to(x.dtype),
         )
 
+    def _network_call(
+        self, x: Tensor, x_in: Tensor, timestep: Tensor, embeds: Tensor, regions: list[Region]
+    ) -> Tensor:
+        """A network other than a diffusers UNet (SD3, FLUX) through the model's network_call."""
+        call = self.model.network_call
+        assert call is not None  # the caller checked
+        if regions[0].entry.control:
+            raise ValueError(
+                f"{self.model.source}: ControlNet / T2I-Adapter sources apply to SD UNets, not "
+                f"to {self.model.family.display_name} models; remove Apply ControlNet from the "
+                f"graph"
+            )
+        pooled = self._pooled(x, regions)
+        extras: dict[str, Tensor] = {}
+        guidance = regions[0].entry.guidance  # the call's regions share it (batching keys on it)
+        if guidance is not None:
+            rows = x_in.shape[0]
+            extras["guidance"] = torch.full((rows,), guidance, dtype=torch.float32, device=x.device)
+        pooled = None if pooled is None else pooled.to(x.device, x_in.dtype)
+        return call(x_in, timestep, embeds, pooled, extras).to(x.dtype)
+
+    def _pooled(self, x: Tensor, regions: list[Region]) -> Tensor | None:
+        """The call's pooled embeddings [N, P], or None when no entry has one."""
+        pooled_list = [region.entry.pooled for region in regions]
+        if all(p is None for p in pooled_list):
+            return None
+        if any(p is None for p in pooled_list):
+            raise ValueError(
+                f"{self.model.source}: some conditioning entries have a pooled text embedding "
+                f"and some do not; encode every prompt with this model's text encoders"
+            )
+        return torch.cat([p.expand(x.shape[0], -1) for p in pooled_list if p is not None])
+
     def _added_cond_kwargs(self, x: Tensor, regions: list[Region]) -> dict[str, Tensor] | None:
         if not self.is_sdxl:
             return None
-        pooled_list = [region.entry.pooled for region in regions]
-        pooled = torch.cat([p.expand(x.shape[0], -1) for p in pooled_list if p is not None])
-        # Every entry sees the whole picture's size, areas included (ComfyUI does the same).
-        size = self.added_cond or default_size_conditioning(x, self.model.family.downscale)
-        time_ids = size.time_ids().expand(pooled.shape[0], -1)
+        pooled = self._pooled(x, regions)
+        assert pooled is not None  # _check_conditioning refused SDXL entries without one
+        negatives = self._regions(x)[1]
+        # One row of time ids per region (a refiner's aesthetic score differs by side).
+        rows = [
+            self._time_ids(x, r.entry.size, is_negative=r in negatives).expand(x.shape[0], -1)
+            for r in regions
+        ]
+        time_ids = torch.cat(rows)
         dtype = _dtype(_unet(self.model))
         return {"text_embeds": pooled.to(x.device, dtype), "time_ids": time_ids.to(x.device, dtype)}
 
+    @property
+    def _refiner(self) -> bool:
+        """Whether the UNet takes the refiner's 5 time ids (aesthetic score) instead of 6."""
+        # From the shapes (pooled width + 5 time embeddings), so tiny refiners count too.
+        from latentloom.models.refiner import is_refiner_model
+
+        return is_refiner_model(self.model)
+
+    def _time_ids(self, x: Tensor, size: SizeConditioning | None, *, is_negative: bool) -> Tensor:
+        """[1, 6] (base) or [1, 5] (refiner) float32 time ids of one entry's size conditioning."""
+        if size is None:
+            # Every entry sees the whole picture's size, areas included (ComfyUI does the same).
+            default = self.added_cond or default_size_conditioning(x, self.model.family.downscale)
+            size = SizeConditioning(
+                original=default.original_size,
+                crop_top_left=default.crop_top_left,
+                target=default.target_size,
+            )
+        values: tuple[float, ...]
+        if self._refiner:
+            score = size.aesthetic_score
+            if score is None:
+                score = NEGATIVE_AESTHETIC_SCORE if is_negative else POSITIVE_AESTHETIC_SCORE
+            values = (*size.original, *size.crop_top_left, score)
+        else:
+            values = (*size.original, *size.crop_top_left, *(size.target or size.original))
+        return torch.tensor([values], dtype=torch.float32)
+
     def _to_denoised(self, x: Tensor, sigma: Tensor, output: Tensor) -> Tensor:
-        if self.model.prediction_type == "epsilon":
-            return x - sigma * output
-        return x / (sigma**2 + 1) - output * (sigma / (sigma**2 + 1) ** 0.5)
+        return self.sampling.denoised(x, sigma, output)
 
 
 # ComfyUI's floor under the summed weights: a pixel no entry covers divides 0 by it and gets 0.

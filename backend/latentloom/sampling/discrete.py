@@ -12,6 +12,7 @@ slightly different input, so which map the denoiser uses decides whose picture w
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -74,3 +75,17 @@ class DiscreteSchedule:
         w = t - t.floor()
         log_sigma = (1 - w) * self.log_sigmas[low_idx] + w * self.log_sigmas[high_idx]
         return log_sigma.exp()
+
+    def percent_to_sigma(self, percent: float) -> float:
+        """The sigma at `percent` of the schedule (0 = its start, +inf; 1 = its end, 0)."""
+        if percent <= 0.0:
+            return math.inf
+        if percent >= 1.0:
+            return 0.0
+        # float32 throughout, as ComfyUI computes it, so boundaries fall on the same step.
+        log_sigmas = self.log_sigmas.to(torch.float32)
+        last = log_sigmas.numel() - 1
+        t = torch.tensor((1.0 - percent) * last, dtype=torch.float32).clamp(0, last)
+        low, high = int(t.floor()), int(t.ceil())
+        w = t - t.floor()
+        return float(((1 - w) * log_sigmas[low] + w * log_sigmas[high]).exp())

@@ -6,7 +6,8 @@ it) is resized to the latent bilinearly and broadcast over channels and batch
 does, so every sampler honours the mask without knowing about it:
 
 * before each model call, the unmasked region of x is replaced by the source latent
-  re-noised to the current sigma with the start noise (source + noise * sigma), so the model
+  re-noised to the current sigma with the start noise (the model's noise_scaling: SD's
+  source + noise * sigma, a flow model's sigma * noise + (1 - sigma) * source), so the model
   sees a coherent picture at the noise level it expects;
 * the x0 prediction's unmasked region is replaced by the source itself.
 
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from latentloom.sampling.model_sampling import ModelSampling
 from latentloom.sampling.protocols import Denoiser
 
 # Inpainting UNets take [mask (1), masked image latent (4)] after the latent's own channels.
@@ -70,14 +72,28 @@ class MaskedDenoiser:
     source lies on the same path the start latent began on.
     """
 
-    def __init__(self, inner: Denoiser, source: Tensor, noise: Tensor, mask: Tensor) -> None:
+    def __init__(
+        self,
+        inner: Denoiser,
+        source: Tensor,
+        noise: Tensor,
+        mask: Tensor,
+        *,
+        sampling: ModelSampling | None = None,
+    ) -> None:
         self.inner = inner
         self.source = source
         self.noise = noise
         self.mask = mask
+        self.sampling = sampling  # None: SD's sigma-space re-noising
 
     def __call__(self, x: Tensor, sigma: Tensor, /, **extra_args: Any) -> Tensor:
-        renoised = self.noise * sigma + self.source
+        if self.sampling is None:
+            renoised = self.noise * sigma + self.source
+        else:
+            renoised = self.sampling.noise_scaling(
+                sigma, self.noise, self.source, max_denoise=False
+            )
         denoised = self.inner(blend(x, renoised, self.mask), sigma, **extra_args)
         return blend(denoised, self.source, self.mask)
 

@@ -15,7 +15,8 @@ gives the picture its users expect:
   min(8, side // 4) pixels along each edge that is not the latent's own edge, so regions
   blend without seams;
 * percent p becomes the training sigma at timestep (1 - p) * 999, interpolated in float32
-  log-sigma; the entry applies while sigma_end <= sigma <= sigma_start;
+  log-sigma (a flow model: the shifted sigma at t = 1 - p); the entry applies while
+  sigma_end <= sigma <= sigma_start;
 * every area entry on one side gets a partner on the other side over the same area (the
   other side's smallest entry that contains it lends its prompt), so guidance inside a
   region compares like with like.
@@ -23,7 +24,6 @@ gives the picture its users expect:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from latentloom.models.handles import ConditioningEntry, FractionArea, LatentArea
-from latentloom.sampling.discrete import DiscreteSchedule
+from latentloom.sampling.model_sampling import NoiseSchedule
 
 FEATHER_PIXELS = 8  # the longest linear fade-in along an area's inner edges
 MIN_BOUNDS_SIDE = 8  # "mask bounds" areas are at least this many latent pixels a side
@@ -74,26 +74,20 @@ class Region:
         return self.box is None and self.entry.mask is None and self.entry.strength == 1.0
 
 
-def percent_to_sigma(schedule: DiscreteSchedule, percent: float) -> float:
-    """The sigma at `percent` of the schedule (0 = its start, +inf; 1 = its end, 0)."""
-    if percent <= 0.0:
-        return math.inf
-    if percent >= 1.0:
-        return 0.0
-    # float32 throughout, as ComfyUI computes it, so boundaries fall on the same step.
-    log_sigmas = schedule.log_sigmas.to(torch.float32)
-    last = log_sigmas.numel() - 1
-    t = torch.tensor((1.0 - percent) * last, dtype=torch.float32).clamp(0, last)
-    low, high = int(t.floor()), int(t.ceil())
-    w = t - t.floor()
-    return float(((1 - w) * log_sigmas[low] + w * log_sigmas[high]).exp())
+def percent_to_sigma(schedule: NoiseSchedule, percent: float) -> float:
+    """The sigma at `percent` of the schedule (0 = its start, +inf; 1 = its end, 0).
+
+    The schedule decides: a discrete model interpolates its training log-sigmas, a flow model
+    shifts 1 - percent (see model_sampling.py).
+    """
+    return schedule.percent_to_sigma(percent)
 
 
 def resolve(
     entries: tuple[ConditioningEntry, ...],
     latent_size: tuple[int, int],
     batch: int,
-    schedule: DiscreteSchedule,
+    schedule: NoiseSchedule,
     device: torch.device,
 ) -> list[Region]:
     """Resolve `entries` against a latent of `latent_size` (height, width) and `batch`."""

@@ -12,8 +12,12 @@ checkpoint, seed and settings:
 * the schedule: ComfyUI's sigmas (schedules.py, sigma_ops.py), computed one step longer with
   the second-to-last sigma dropped for dpm_2, dpm_2_ancestral and the uni_pc samplers, and for
   denoise < 1 the tail of an int(steps / denoise)-step schedule;
-* the start: CPU noise from the seed over the whole batch, scaled by sqrt(1 + sigma^2) when
-  the schedule starts at sigma_max and by sigma otherwise (start.py);
+* the start: CPU noise from the seed over the whole batch, put on the model's path by its
+  `ModelSampling.noise_scaling` (SD: latent + noise scaled by sqrt(1 + sigma^2) when the
+  schedule starts at sigma_max and by sigma otherwise, start.py; flow: sigma * noise +
+  (1 - sigma) * latent), and the result taken back by `inverse_noise_scaling` (flow: a
+  leftover-noise latent divided by 1 - sigma, so a second pass without added noise resumes
+  it exactly);
 * the per-step noise: a fresh generator seeded with the seed on the sampling device for
   ancestral samplers and LCM, a seeded CPU Brownian tree for dpmpp_sde and dpmpp_2m_sde
   (noise.py); a run that starts part-way (KSampler Advanced's second half) starts that noise
@@ -40,8 +44,7 @@ from latentloom.sampling.masked import (
     prepare_mask,
 )
 from latentloom.sampling.protocols import Denoiser, StepCallback
-from latentloom.sampling.sigma_ops import advanced_range, ksampler_sigmas, model_schedule
-from latentloom.sampling.start import start_latent
+from latentloom.sampling.sigma_ops import advanced_range, ksampler_sigmas
 
 
 @dataclass(frozen=True)
@@ -80,23 +83,25 @@ def run_sampling(
     device = torch.device(device) if device is not None else next(unet.parameters()).device
     source = latent_samples.detach().to(device, torch.float32)
     start_noise = noise.generate(latent_samples).to(device)
-    x = start_latent(source, start_noise, sigmas, model_schedule(model).sigma_max)
+    sampling = model.model_sampling
+    x = sampling.noise_scaling(sigmas[0], start_noise, source)
     mask = prepare_mask(noise_mask, source.shape).to(device) if noise_mask is not None else None
     denoiser: Denoiser = guider.denoiser(
         concat=_concat_input(model, source, mask), added_cond=added_cond, timesteps=timesteps
     )
     if mask is not None:
         inpaint_noise = sampler.inpaint_noise(start_noise, noise.seed)
-        denoiser = MaskedDenoiser(denoiser, source, inpaint_noise, mask)
+        denoiser = MaskedDenoiser(denoiser, source, inpaint_noise, mask, sampling=sampling)
     last = _LastDenoised(callback)
     with _weight_patches(model), _attention_patches(model):
-        result = sampler.function(
+        result = sampler.function_for(sampling.kind)(
             denoiser,
             x,
             sigmas,
             callback=last,
             noise=sampler.step_noise(x, sigmas, noise.seed),
         )
+    result = sampling.inverse_noise_scaling(sigmas[-1], result)
     if mask is not None:
         result = blend(result, source, mask)
     samples = result.to("cpu", torch.float32)

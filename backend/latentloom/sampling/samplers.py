@@ -3,7 +3,8 @@
 Samplers live in `samplers_euler.py` (single-step, Euler family), `samplers_dpmpp.py`
 (DPM-Solver++) and `samplers_multistep.py` (LMS, UniPC), and one module each for
 dpmpp_2s_ancestral, dpmpp_3m_sde, ipndm, deis, dpm_fast (`samplers_dpm_solver.py`) and
-dpm_adaptive; this module only names them.
+dpm_adaptive; this module only names them. Rectified-flow models (SD 3.x, FLUX) use the
+flow variants of the stochastic samplers (`samplers_flow.py`); the deterministic ones need none.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ from latentloom.sampling.samplers_euler import (
     sample_euler_ancestral,
     sample_heun,
     sample_lcm,
+)
+from latentloom.sampling.samplers_flow import (
+    sample_dpm_2_ancestral_flow,
+    sample_dpmpp_2m_sde_flow,
+    sample_dpmpp_2s_ancestral_flow,
+    sample_euler_ancestral_flow,
+    sample_lcm_flow,
 )
 from latentloom.sampling.samplers_ipndm import sample_ipndm
 from latentloom.sampling.samplers_multistep import sample_lms, sample_uni_pc, sample_uni_pc_bh2
@@ -65,8 +73,43 @@ DISCARD_PENULTIMATE_SAMPLERS: frozenset[str] = frozenset(
 )
 
 
-def get_sampler(name: str) -> SamplerFn:
-    """The sampler called `name`; unknown names raise UnknownNameError listing valid ones."""
+# On a rectified-flow model these samplers run their flow form (see samplers_flow.py).
+FLOW_SAMPLERS: dict[str, SamplerFn] = {
+    "euler_ancestral": sample_euler_ancestral_flow,
+    "dpm_2_ancestral": sample_dpm_2_ancestral_flow,
+    "dpmpp_2s_ancestral": sample_dpmpp_2s_ancestral_flow,
+    "dpmpp_2m_sde": sample_dpmpp_2m_sde_flow,
+    "lcm": sample_lcm_flow,
+}
+# Samplers with no flow form: what to use instead.
+FLOW_REFUSED: dict[str, str] = {
+    "dpmpp_sde": "dpmpp_2m_sde (also stochastic) or dpmpp_2m",
+    "dpmpp_3m_sde": "dpmpp_2m_sde (also stochastic) or dpmpp_2m",
+}
+
+
+class SamplerNotForFlowError(ValueError):
+    """A sampler that has no rectified-flow form was chosen for an SD3 / FLUX model."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"sampler {name!r} adds variance-exploding noise and cannot sample a "
+            f"rectified-flow model (SD 3.x, FLUX); use {FLOW_REFUSED[name]}, or euler / "
+            f"euler_ancestral"
+        )
+
+
+def get_sampler(name: str, kind: str | None = None) -> SamplerFn:
+    """The sampler called `name` for a model of sampling `kind` ("flow" picks flow forms).
+
+    Unknown names raise UnknownNameError listing valid ones; a sampler with no flow form asked
+    for a flow model raises SamplerNotForFlowError naming what to use.
+    """
     if name not in SAMPLERS:
         raise UnknownNameError("sampler", name, tuple(SAMPLERS))
+    if kind == "flow":
+        if name in FLOW_REFUSED:
+            raise SamplerNotForFlowError(name)
+        return FLOW_SAMPLERS.get(name, SAMPLERS[name])
     return SAMPLERS[name]

@@ -18,11 +18,11 @@ from torch import Tensor
 
 from latentloom.sampling.align_your_steps import sigmas_align_your_steps
 from latentloom.sampling.beta_distribution import beta_ppf
-from latentloom.sampling.discrete import DiscreteSchedule
 from latentloom.sampling.errors import UnknownNameError
+from latentloom.sampling.model_sampling import NoiseSchedule
 from latentloom.sampling.schedules_extra import sigmas_kl_optimal, sigmas_linear_quadratic
 
-ScheduleFn = Callable[[DiscreteSchedule, int], Tensor]
+ScheduleFn = Callable[[NoiseSchedule, int], Tensor]
 
 
 def _finish(sigmas: Tensor | list[float]) -> Tensor:
@@ -36,7 +36,7 @@ def _check_steps(n: int) -> None:
         raise ValueError(f"a schedule needs at least 1 step, got {n}")
 
 
-def sigmas_karras(schedule: DiscreteSchedule, n: int, *, rho: float = 7.0) -> Tensor:
+def sigmas_karras(schedule: NoiseSchedule, n: int, *, rho: float = 7.0) -> Tensor:
     """Karras et al. 2022 (EDM): uniform steps in sigma^(1/rho) between sigma_max and sigma_min."""
     _check_steps(n)
     ramp = torch.linspace(0, 1, n, dtype=torch.float64)
@@ -45,7 +45,7 @@ def sigmas_karras(schedule: DiscreteSchedule, n: int, *, rho: float = 7.0) -> Te
     return _finish((max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho)
 
 
-def sigmas_exponential(schedule: DiscreteSchedule, n: int) -> Tensor:
+def sigmas_exponential(schedule: NoiseSchedule, n: int) -> Tensor:
     """Uniform steps in log-sigma between sigma_max and sigma_min (k-diffusion)."""
     _check_steps(n)
     log_sigmas = torch.linspace(
@@ -54,7 +54,7 @@ def sigmas_exponential(schedule: DiscreteSchedule, n: int) -> Tensor:
     return _finish(log_sigmas.exp())
 
 
-def sigmas_normal(schedule: DiscreteSchedule, n: int) -> Tensor:
+def sigmas_normal(schedule: NoiseSchedule, n: int) -> Tensor:
     """Uniform timesteps from the last to the first training step, log-sigma interpolated."""
     _check_steps(n)
     # diffusers' "linspace" spacing picks the same timesteps but interpolates sigma linearly;
@@ -65,7 +65,7 @@ def sigmas_normal(schedule: DiscreteSchedule, n: int) -> Tensor:
     return _finish(schedule.t_to_sigma(timesteps))
 
 
-def sigmas_sgm_uniform(schedule: DiscreteSchedule, n: int) -> Tensor:
+def sigmas_sgm_uniform(schedule: NoiseSchedule, n: int) -> Tensor:
     """Like "normal" but over n + 1 points with the last dropped (SGM/SDXL "uniform" spacing)."""
     _check_steps(n)
     t_max = schedule.sigma_to_t(schedule.sigma_max)
@@ -74,7 +74,7 @@ def sigmas_sgm_uniform(schedule: DiscreteSchedule, n: int) -> Tensor:
     return _finish(schedule.t_to_sigma(timesteps))
 
 
-def sigmas_simple(schedule: DiscreteSchedule, n: int) -> Tensor:
+def sigmas_simple(schedule: NoiseSchedule, n: int) -> Tensor:
     """Every (T/n)-th training sigma counted down from the last one (ComfyUI "simple").
 
     Past n = T the stride falls below one step and would repeat sigmas; a zero-length step
@@ -87,7 +87,7 @@ def sigmas_simple(schedule: DiscreteSchedule, n: int) -> Tensor:
     return _finish(schedule.sigmas[list(dict.fromkeys(indices))])
 
 
-def sigmas_ddim_uniform(schedule: DiscreteSchedule, n: int) -> Tensor:
+def sigmas_ddim_uniform(schedule: NoiseSchedule, n: int) -> Tensor:
     """The DDIM paper's uniform timesteps 1, 1 + T//n, ... below T, as ComfyUI steps them."""
     _check_steps(n)
     # Every stride-th training step from 1 while it stays below T, so when T % n is large there
@@ -99,7 +99,7 @@ def sigmas_ddim_uniform(schedule: DiscreteSchedule, n: int) -> Tensor:
 
 
 def sigmas_beta(
-    schedule: DiscreteSchedule, n: int, *, alpha: float = 0.6, beta: float = 0.6
+    schedule: NoiseSchedule, n: int, *, alpha: float = 0.6, beta: float = 0.6
 ) -> Tensor:
     """Lee et al. 2024, "Beta Sampling is All You Need": timesteps at Beta(0.6, 0.6) quantiles."""
     _check_steps(n)
@@ -134,7 +134,7 @@ class FamilyScheduleFn(Protocol):
     """A schedule tuned per model family; `family` is a family name such as "sdxl"."""
 
     def __call__(
-        self, schedule: DiscreteSchedule, n: int, /, *, family: str | None = None
+        self, schedule: NoiseSchedule, n: int, /, *, family: str | None = None
     ) -> Tensor: ...
 
 
@@ -151,7 +151,7 @@ FULL_DENOISE = 0.9999  # ComfyUI treats any denoise above this as a full schedul
 
 def partial_sigmas(
     schedule_fn: ScheduleFn,
-    schedule: DiscreteSchedule,
+    schedule: NoiseSchedule,
     steps: int,
     denoise: float,
     *,
@@ -203,7 +203,7 @@ def schedule_function(scheduler: str, family: str | None = None) -> ScheduleFn:
 
 def compute_sigmas(
     scheduler: str,
-    schedule: DiscreteSchedule,
+    schedule: NoiseSchedule,
     steps: int,
     denoise: float = 1.0,
     *,

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import Tensor
 
-from latentloom.sampling.discrete import DiscreteSchedule
+from latentloom.sampling.model_sampling import NoiseSchedule
 
 LINEAR_QUADRATIC_THRESHOLD_NOISE = 0.025  # Mochi's default, which ComfyUI fixes
 
@@ -25,7 +25,7 @@ def _check_steps(n: int) -> None:
 
 
 def sigmas_linear_quadratic(
-    schedule: DiscreteSchedule,
+    schedule: NoiseSchedule,
     n: int,
     *,
     threshold_noise: float = LINEAR_QUADRATIC_THRESHOLD_NOISE,
@@ -58,7 +58,7 @@ def sigmas_linear_quadratic(
     return shape * torch.tensor(schedule.sigma_max, dtype=torch.float32)
 
 
-def sigmas_kl_optimal(schedule: DiscreteSchedule, n: int) -> Tensor:
+def sigmas_kl_optimal(schedule: NoiseSchedule, n: int) -> Tensor:
     """KL-optimal schedule, Sabour et al. 2024 ("Align Your Steps", eq. for Gaussian data).
 
     sigma_i = tan((1 - t_i) * atan(sigma_max) + t_i * atan(sigma_min)) for t_i = i / (n - 1),

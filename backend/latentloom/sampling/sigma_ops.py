@@ -15,22 +15,24 @@ import torch
 from torch import Tensor
 
 from latentloom.models.handles import DiffusionModel
-from latentloom.sampling.discrete import DiscreteSchedule
+from latentloom.sampling.model_sampling import NoiseSchedule
 from latentloom.sampling.samplers import DISCARD_PENULTIMATE_SAMPLERS, get_sampler
 from latentloom.sampling.schedules import compute_sigmas, schedule_function
 
 FLIPPED_ZERO = 0.0001  # ComfyUI's FlipSigmas: a schedule may not start at sigma 0
 
 
-def model_schedule(model: DiffusionModel) -> DiscreteSchedule:
-    return DiscreteSchedule.from_alphas_cumprod(model.alphas_cumprod)
+def model_schedule(model: DiffusionModel) -> NoiseSchedule:
+    """The table and sigma maps the schedulers read: the model's own (model_sampling.py)."""
+    return model.model_sampling.schedule
 
 
 def ksampler_sigmas(
     model: DiffusionModel, sampler: str, scheduler: str, steps: int, denoise: float = 1.0
 ) -> Tensor:
     """KSampler's schedule: `steps` (of an int(steps/denoise) schedule), penultimate rule."""
-    get_sampler(sampler)  # unknown names fail before any work, listing the valid ones
+    # Unknown names, and samplers a flow model cannot use, fail before any work.
+    get_sampler(sampler, model.model_sampling.kind)
     return compute_sigmas(
         scheduler,
         model_schedule(model),
