@@ -144,6 +144,15 @@ from latentloom.preprocess.pose_draw import draw_pose
 from latentloom.preprocess.registry import Preprocessor, PreprocessorError, preprocessor_nodes
 from latentloom.preview import latent_to_rgb
 from latentloom.sampling.custom import DisabledNoise, Guider, Noise, RandomNoise, SamplerChoice
+from latentloom.sampling.model_sampling import (
+    DiscreteSampling,
+    FlowSampling,
+    ModelSampling,
+    flux_mu,
+    flux_sampling,
+    sd3_sampling,
+    zero_terminal_snr,
+)
 from latentloom.sampling.node_steps import sigmas_report, step_callback
 from latentloom.sampling.run import SamplingResult, run_sampling, sample, sample_advanced
 from latentloom.sampling.samplers import SAMPLERS
@@ -372,6 +381,8 @@ __all__ = [
     "SD3",
     "SD15",
     "SDXL",
+    "UNION_CHOICES",
+    "UNION_TYPES",
     "UPSCALE_METHODS",
     "UPSCALE_OVERLAP",
     "UPSCALE_TILE",
@@ -385,19 +396,19 @@ __all__ = [
     "ClipVisionOutput",
     "Conditioning",
     "ConditioningEntry",
+    "ControlLoraSource",
     "ControlModel",
     "ControlNetSource",
-    "ControlLoraSource",
-    "UNION_CHOICES",
-    "UNION_TYPES",
     "Cost",
     "CostQuery",
     "DiffusionModel",
     "DisabledNoise",
+    "DiscreteSampling",
     "DynamicChoices",
     "Estimate",
     "Family",
     "FileReference",
+    "FlowSampling",
     "Folders",
     "FractionArea",
     "Guider",
@@ -405,6 +416,7 @@ __all__ = [
     "IpAdapter",
     "Latent",
     "LatentArea",
+    "ModelSampling",
     "NodeContext",
     "NodeSpec",
     "Noise",
@@ -448,6 +460,8 @@ __all__ = [
     "flip_sigmas",
     "flip_sigmas_cost",
     "float_input",
+    "flux_mu",
+    "flux_sampling",
     "from_pil",
     "grow_mask",
     "grow_mask_box",
@@ -500,6 +514,7 @@ __all__ = [
     "schedule_length",
     "scheduler_cost",
     "scribble_lines",
+    "sd3_sampling",
     "seeded_noise",
     "set_last_layer",
     "sigmas_report",
@@ -533,4 +548,5 @@ __all__ = [
     "weight_storage_bytes",
     "write_latent_file",
     "write_png",
+    "zero_terminal_snr",
 ]

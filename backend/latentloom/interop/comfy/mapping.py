@@ -187,6 +187,11 @@ CLASSES: Final[tuple[ClassMapping, ...]] = (
     _entry("KSamplerSelect", "sampling.sampler_select", rename={"sampler_name": "sampler"}),
     _entry("CFGGuider", "sampling.cfg_guider"),
     _entry("BasicGuider", "sampling.basic_guider"),
+    # Model sampling: how a model maps sigmas (discrete eps / v, rectified-flow shift).
+    _entry("ModelSamplingDiscrete", "model.model_sampling_discrete"),
+    _entry("ModelSamplingSD3", "model.model_sampling_sd3"),
+    _entry("ModelSamplingFlux", "model.model_sampling_flux"),
+    _entry("FluxGuidance", "conditioning.flux_guidance"),
     _entry("RandomNoise", "sampling.random_noise", rename={"noise_seed": "seed"}, seeds=("noise_seed",)),
     _entry("DisableNoise", "sampling.disable_noise"),
     _entry("SamplerCustom", "sampling.sampler_custom", rename={"noise_seed": "seed", "latent_image": "latent"},
