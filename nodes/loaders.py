@@ -1,4 +1,5 @@
-"""Loaders: checkpoints, LoRAs, VAEs, split UNet / CLIP files, clip skip and Checkpoint Save.
+"""Loaders: checkpoints, LoRAs, VAEs, split UNet files, clip skip and Checkpoint Save (the
+text encoder loaders are in loaders_text.py).
 
 Files come from the configured model folders (`ctx.folders`, which confines names to them);
 saved checkpoints go to the output folder, as ComfyUI's do. Each loader reports, like Load
@@ -29,7 +30,6 @@ from latentloom.api import (
     float_input,
     int_input,
     load_checkpoint,
-    load_text_encoders,
     load_unet,
     load_vae,
     lora_cost,
@@ -172,11 +172,9 @@ NODES = [
 ]
 
 
-# --- Load VAE, split UNet / CLIP files, LoRA (model only) --------------------------------
+# --- Load VAE, split UNet files, LoRA (model only) ------------------------------------
 
 VAE_FAMILIES = ("auto", "sd1", "sdxl")
-CLIP_TYPES = ("stable_diffusion",)
-DUAL_CLIP_TYPES = ("sdxl",)
 FP32_VAE_BYTES_PER_STORED = 2  # VAEs are held in fp32; files are usually fp16
 
 
@@ -218,23 +216,6 @@ def load_unet_node(
         "reason": model.prediction_rule,
     }
     return {"model": model, "report": {"detection": [detection]}}
-
-
-def load_clip_node(ctx: NodeContext, text_encoder: str, type: str) -> dict[str, object]:
-    if type not in CLIP_TYPES:
-        raise ValueError(f"type {type!r} is not one of: {', '.join(CLIP_TYPES)}")
-    path = ctx.folders.resolve("clip", text_encoder)
-    clip = load_text_encoders([path], "stable_diffusion", device=ctx.device, dtype=ctx.dtype)
-    return {"clip": clip}
-
-
-def load_dual_clip_node(
-    ctx: NodeContext, text_encoder_1: str, text_encoder_2: str, type: str
-) -> dict[str, object]:
-    if type not in DUAL_CLIP_TYPES:
-        raise ValueError(f"type {type!r} is not one of: {', '.join(DUAL_CLIP_TYPES)}")
-    paths = [ctx.folders.resolve("clip", name) for name in (text_encoder_1, text_encoder_2)]
-    return {"clip": load_text_encoders(paths, "sdxl", device=ctx.device, dtype=ctx.dtype)}
 
 
 def load_lora_model_only(
@@ -372,38 +353,6 @@ NODES += [
         outputs=(Output("model", SocketType.MODEL),),
         function=load_unet_node,
         cost=_unet_cost,
-    ),
-    NodeSpec(
-        id="loaders.clip",
-        display_name="Load CLIP",
-        aliases=("CLIPLoader", "Load CLIP"),
-        category="loaders",
-        description="Loads a text encoder saved on its own (clip or text_encoders folder): "
-        "SD 1.x's CLIP-L or SD 2.x's OpenCLIP ViT-H, in the original layout or transformers'.",
-        inputs=(
-            enum_input("text_encoder", DynamicChoices("clip")),
-            enum_input("type", CLIP_TYPES),
-        ),
-        outputs=(Output("clip", SocketType.CLIP),),
-        function=load_clip_node,
-        cost=_file_cost("clip", "text_encoder"),
-    ),
-    NodeSpec(
-        id="loaders.dual_clip",
-        display_name="Dual CLIP Loader",
-        aliases=("DualCLIPLoader", "Dual CLIP Loader"),
-        category="loaders",
-        description="Loads SDXL's two text encoders from separate files: CLIP-L and OpenCLIP "
-        "bigG (CLIP-G), in the original layout or transformers'. Real files are told apart by "
-        "width, so their order does not matter.",
-        inputs=(
-            enum_input("text_encoder_1", DynamicChoices("clip")),
-            enum_input("text_encoder_2", DynamicChoices("clip")),
-            enum_input("type", DUAL_CLIP_TYPES),
-        ),
-        outputs=(Output("clip", SocketType.CLIP),),
-        function=load_dual_clip_node,
-        cost=_file_cost("clip", "text_encoder_1", "text_encoder_2"),
     ),
     NodeSpec(
         id="loaders.checkpoint_save",

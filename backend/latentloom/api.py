@@ -247,6 +247,44 @@ def encode_prompt(
     return encode(clip, text, chosen, embeddings=embeddings)
 
 
+def encode_sd3(
+    clip: TextEncoders,
+    *,
+    clip_l: str | None,
+    clip_g: str | None,
+    t5xxl: str | None,
+    weighting: Literal["a1111", "comfy"] = "a1111",
+    embeddings: Folders | None = None,
+) -> Conditioning:
+    """SD 3.x: one prompt per encoder (CLIP-L, CLIP-G, T5-XXL); None leaves that encoder out,
+    encoders the CLIP lacks give zeros (text/t5_encode.py)."""
+    from latentloom.text.t5_encode import encode_sd3 as encode
+
+    chosen: Weighting = weighting
+    return encode(
+        clip, clip_l=clip_l, clip_g=clip_g, t5xxl=t5xxl, weighting=chosen, embeddings=embeddings
+    )
+
+
+def encode_flux(
+    clip: TextEncoders,
+    *,
+    clip_l: str,
+    t5xxl: str,
+    guidance: float | None = None,
+    weighting: Literal["a1111", "comfy"] = "a1111",
+    embeddings: Folders | None = None,
+) -> Conditioning:
+    """FLUX.1: T5-XXL's context with CLIP-L's pooled vector; `guidance` set on the entry for
+    FLUX dev's guidance embedder (None: the model's default)."""
+    from latentloom.text.t5_encode import encode_flux as encode
+
+    chosen: Weighting = weighting
+    return encode(
+        clip, clip_l=clip_l, t5xxl=t5xxl, guidance=guidance, weighting=chosen, embeddings=embeddings
+    )
+
+
 def load_vae(
     path: Path, *, device: torch.device, family: Literal["auto", "sd1", "sdxl"] = "auto"
 ) -> tuple[Vae, str]:
@@ -284,6 +322,28 @@ def load_text_encoders(
     from latentloom.models.component_load import load_text_encoders as load
 
     return load(paths, kind, device=device, dtype=dtype)
+
+
+def load_family_text_encoders(
+    paths: list[Path],
+    kind: Literal["sd3", "flux"],
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> TextEncoders:
+    """SD 3 / FLUX text encoder files (CLIP-L, CLIP-G, T5-XXL, each told by its tensors, in
+    any order) as one CLIP handle; a file no role fits is refused naming what it holds."""
+    from latentloom.models.t5_clip_load import load_family_text_encoders as load
+
+    return load(paths, kind, device=device, dtype=dtype)
+
+
+def text_encoder_role(path: Path) -> str | None:
+    """What a text encoder file holds ("T5-XXL", "CLIP-L", "CLIP-G", a CLIP of another width,
+    or None: neither), told from its tensors: for loader messages naming the file's role."""
+    from latentloom.models.t5_clip_load import file_role
+
+    return file_role(path)
 
 
 def save_checkpoint(
@@ -453,7 +513,9 @@ __all__ = [
     "composite_masks",
     "crop_mask",
     "draw_pose",
+    "encode_flux",
     "encode_prompt",
+    "encode_sd3",
     "enum_input",
     "exponential_sigmas",
     "feather_mask",
@@ -478,6 +540,7 @@ __all__ = [
     "load_checkpoint",
     "load_clip_vision",
     "load_control_model",
+    "load_family_text_encoders",
     "load_image_cost",
     "load_ip_adapter",
     "load_text_encoders",
@@ -526,6 +589,7 @@ __all__ = [
     "split_sigmas_denoise_cost",
     "step_callback",
     "string_input",
+    "text_encoder_role",
     "threshold_mask",
     "to_pil",
     "to_scaled",

@@ -45,6 +45,19 @@ CASES: dict[str, Case] = {
         {"text": "a cat", "clip": OURS_UP, "weighting": "comfy"},
         "conditioning.encode_prompt",
     ),
+    "CLIPTextEncodeSD3": Case(
+        {"clip": UP, "clip_l": "a cat", "clip_g": "a pet", "t5xxl": "a cat on a sofa", "empty_padding": "none"},
+        ["a cat", "a pet", "a cat on a sofa", "none"],
+        {"clip": OURS_UP, "clip_l": "a cat", "clip_g": "a pet", "t5xxl": "a cat on a sofa", "empty_padding": "none",
+         "weighting": "comfy"},
+        "conditioning.encode_prompt_sd3",
+    ),
+    "CLIPTextEncodeFlux": Case(
+        {"clip": UP, "clip_l": "a cat", "t5xxl": "a cat on a sofa", "guidance": 2.5},
+        ["a cat", "a cat on a sofa", 2.5],
+        {"clip": OURS_UP, "clip_l": "a cat", "t5xxl": "a cat on a sofa", "guidance": 2.5, "weighting": "comfy"},
+        "conditioning.encode_prompt_flux",
+    ),
     "EmptyLatentImage": Case(
         {"width": 512, "height": 768, "batch_size": 2}, [512, 768, 2],
         {"width": 512, "height": 768, "batch": 2}, "latent.empty",
@@ -121,6 +134,10 @@ CASES: dict[str, Case] = {
                            ["l.safetensors", "g.safetensors", "sdxl", "default"],
                            {"text_encoder_1": "l.safetensors", "text_encoder_2": "g.safetensors", "type": "sdxl"},
                            "loaders.dual_clip"),
+    "TripleCLIPLoader": Case({"clip_name1": "l.safetensors", "clip_name2": "g.safetensors", "clip_name3": "t5.safetensors"},
+                             ["l.safetensors", "g.safetensors", "t5.safetensors"],
+                             {"text_encoder_1": "l.safetensors", "text_encoder_2": "g.safetensors",
+                              "text_encoder_3": "t5.safetensors"}, "loaders.triple_clip"),
     # Masks and inpainting.
     "SolidMask": Case({"value": 0.5, "width": 64, "height": 32}, [0.5, 64, 32],
                       {"value": 0.5, "width": 64, "height": 32}, "mask.solid"),

@@ -137,8 +137,10 @@ def test_a_linked_boolean_does_not_export() -> None:
         ("UNETLoader", {"weight_dtype": "int4"},
          "input 'weight_dtype' is 'int4'; Latentloom only supports 'default', 'fp8_e4m3fn', "
          "'fp8_e4m3fn_fast', 'fp8_e5m2'"),
-        ("CLIPLoader", {"type": "sd3"}, "input 'type' is 'sd3'; Latentloom only supports 'stable_diffusion'"),
-        ("DualCLIPLoader", {"type": "flux"}, "input 'type' is 'flux'; Latentloom only supports 'sdxl'"),
+        ("CLIPLoader", {"type": "stable_cascade"},
+         "input 'type' is 'stable_cascade'; Latentloom only supports 'stable_diffusion', 'sd3'"),
+        ("DualCLIPLoader", {"type": "hunyuan_video"},
+         "input 'type' is 'hunyuan_video'; Latentloom only supports 'sdxl', 'sd3', 'flux'"),
         ("CLIPLoader", {"device": "cpu"}, "input 'device' is 'cpu'; Latentloom only supports 'default'"),
     ],
 )  # fmt: skip
@@ -207,7 +209,7 @@ def test_object_info_offers_the_words_and_only_the_shared_values() -> None:
         "fp8_e4m3fn_fast",
         "fp8_e5m2",
     ]
-    assert info["CLIPLoader"]["input"]["required"]["type"][0] == ["stable_diffusion"]
+    assert info["CLIPLoader"]["input"]["required"]["type"][0] == ["stable_diffusion", "sd3"]
     assert info["CLIPLoader"]["input"]["required"]["device"] == [
         ["default"],
         {"default": "default"},

@@ -144,6 +144,12 @@ def test_t5_emphasis_comfy_moves_weighted_tokens_from_the_empty_prompt(
     assert not torch.equal(weighted, plain)
 
 
+def test_flux_guidance_is_carried_on_the_entry(flux: TextEncoders) -> None:
+    entry = encode_flux(flux, clip_l=PROMPT, t5xxl=PROMPT, guidance=3.5).first
+    assert entry.guidance == 3.5
+    assert encode_prompt(flux, PROMPT).first.guidance is None
+
+
 def test_flux_without_t5_is_refused(flux: TextEncoders) -> None:
     clip_only = TextEncoders(flux.family, flux.encoders[:1], "clip_l.safetensors")
     with pytest.raises(ValueError) as caught:

@@ -126,3 +126,18 @@ def _check(
             f"FLUX takes CLIP-L and T5-XXL; the files hold {found}",
             "Pick clip_l and t5xxl files with Dual CLIP Loader (type flux)",
         )
+
+
+def file_role(path: Path) -> str | None:
+    """What one text encoder file holds, for loaders' messages: "T5-XXL", "CLIP-L", "CLIP-G",
+    "a CLIP text encoder N wide" (a width no role fits), or None for neither CLIP nor T5."""
+    refuse_pickle_path(path)
+    with SafetensorsFile(path) as file:
+        try:
+            role, tower = _role(file, path)
+        except UnrecognizedCheckpointError:
+            return None
+    if role is not None:
+        return _ROLE_NAMES[role]
+    assert tower is not None  # _role gives a tower whenever it finds no role
+    return f"a CLIP text encoder {tower.width} wide"
