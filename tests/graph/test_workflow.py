@@ -56,7 +56,7 @@ def test_newer_version_is_refused_whole() -> None:
     with pytest.raises(WorkflowFormatError) as error:
         parse_workflow(doc(version=CURRENT_VERSION + 1))
     assert str(error.value) == (
-        "workflow version 3 was written by a newer Latentloom; this one reads versions up to 2"
+        "workflow version 4 was written by a newer Latentloom; this one reads versions up to 3"
     )
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from latentloom.graph import placeholders
+from latentloom.graph import placeholders, subgraphs
 from latentloom.graph.workflow import Link, Workflow, WorkflowNode
 from latentloom.registry import Registry
 
@@ -52,6 +52,8 @@ _Resolved = tuple[Link | None, str]
 
 
 def apply_modes(workflow: Workflow, registry: Registry) -> ModesApplied:
+    # Subgraph instances become their inner nodes first, so everything after sees one graph.
+    workflow = subgraphs.flatten(workflow)
     if all(node.mode == "run" for node in workflow.nodes.values()):
         return ModesApplied(workflow, workflow, ())
     rewrite = _Rewrite(workflow, registry)

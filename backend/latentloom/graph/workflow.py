@@ -1,7 +1,8 @@
-"""The workflow document, version 2, as pydantic models.
+"""The workflow document, version 3, as pydantic models.
 
 Only `nodes[*].type`, `nodes[*].inputs` and `nodes[*].mode` are executable; `title`, `ui`,
-`groups` and `meta` are editor state and never reach results or cache keys. Documents of older versions are
+`groups` and `meta` are editor state and never reach results or cache keys. `subgraphs` holds definitions that
+`graph/subgraphs.py` checks here and flattens before validation. Documents of older versions are
 migrated forward in one step each (`MIGRATIONS`); anything else fails whole with the reason,
 so a file is never half-loaded. Before anything reads it, a document is held to the bounds in
 `graph/document_bounds.py` (depth, finite numbers, string and id lengths, node count).
@@ -18,7 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from latentloom.graph.document_bounds import DocumentBoundsError, check_document, load_json
 
 SCHEMA_ID: Final = "latentloom/workflow"
-CURRENT_VERSION: Final = 2
+CURRENT_VERSION: Final = 3
+# Version 3 added subgraphs; a document without any is still written as version 2, so the
+# files of builds that predate subgraphs (examples included) stay readable by those builds.
+PLAIN_VERSION: Final = 2
 
 Scalar = int | float | str | bool
 LiteralValue = Scalar | list[Scalar]
@@ -58,8 +62,10 @@ class Workflow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     schema_: Literal["latentloom/workflow"] = Field(SCHEMA_ID, alias="schema")
-    version: Literal[2] = CURRENT_VERSION
+    version: Literal[3] = CURRENT_VERSION
     nodes: dict[str, WorkflowNode]
+    # Subgraph definitions by id, checked and flattened by graph/subgraphs.py.
+    subgraphs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     groups: list[dict[str, Any]] = Field(default_factory=list)
     meta: dict[str, Any] = Field(default_factory=dict)
 
@@ -68,6 +74,9 @@ class Workflow(BaseModel):
         for node in document["nodes"].values():
             if node["mode"] == "run":
                 del node["mode"]  # the default: files stay as they were written
+        if not document["subgraphs"]:
+            del document["subgraphs"]
+            document["version"] = PLAIN_VERSION
         return document
 
     def with_input(self, node_id: str, input_name: str, value: LiteralValue) -> Workflow:
@@ -86,8 +95,16 @@ def _from_version_1(document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "version": 2}
 
 
+def _from_version_2(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 added subgraph definitions; a version-2 document has none."""
+    return {**document, "version": 3}
+
+
 # version -> function turning a document of that version into one of the next version.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_version_1}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _from_version_1,
+    2: _from_version_2,
+}
 
 
 def parse_workflow(document: Any) -> Workflow:
@@ -104,9 +121,16 @@ def parse_workflow(document: Any) -> Workflow:
         raise WorkflowFormatError(f"the workflow passes a bound: {error}") from None
     document = _migrate(document)
     try:
-        return Workflow.model_validate(document)
+        workflow = Workflow.model_validate(document)
     except ValidationError as error:
         raise WorkflowFormatError(_describe(error)) from None
+    # Imported here: subgraphs.py builds on this module's models.
+    from latentloom.graph import subgraphs
+
+    problems = subgraphs.check(workflow)
+    if problems:
+        raise WorkflowFormatError("invalid workflow document:\n  " + "\n  ".join(problems))
+    return workflow
 
 
 def _migrate(document: dict[str, Any]) -> dict[str, Any]:
