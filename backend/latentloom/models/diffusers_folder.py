@@ -204,6 +204,12 @@ def load_diffusers_folder(
 ) -> Checkpoint:
     """Load a diffusers pipeline folder; see the module docstring for the rules."""
     _read_json(folder / "model_index.json")
+    from latentloom.models.sd3_folder import is_sd3_folder, load_sd3_folder
+
+    if is_sd3_folder(folder):  # an MMDiT in transformer/: SD 3.x (sd3_folder.py)
+        return load_sd3_folder(
+            folder, device=device, dtype=dtype, vae_dtype=vae_dtype, weights=weights
+        )
     text_configs = _text_configs(folder)
     towers = _towers(text_configs)
     declared, schedule = _scheduler(folder)

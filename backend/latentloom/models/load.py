@@ -70,6 +70,12 @@ def load_checkpoint(
     if not source.is_file():
         raise CheckpointError(source, "no such file or folder")
     with SafetensorsFile(source) as file:
+        from latentloom.models.sd3_load import is_sd3, load_sd3_file
+
+        if is_sd3(file.keys()):
+            return load_sd3_file(
+                source, device=device, dtype=dtype, vae_dtype=vae_dtype, weights=weights
+            )
         detection = overridden(
             detect(file.keys(), file.metadata, source, weights=file), prediction_type
         )
