@@ -115,3 +115,24 @@ def test_simple_scheduler_on_sd3_picks_from_the_table() -> None:
     expected = [shifted_sigma(3.0, torch.tensor(t)) for t in (1.0, 0.75, 0.5, 0.25)]
     assert sigmas.tolist() == pytest.approx([float(e) for e in expected] + [0.0], abs=1e-7)
     assert sigmas.tolist()[:3] == [1.0, 0.8999999761581421, 0.75]
+
+
+def test_normal_scheduler_on_sd3_spaces_network_timesteps_as_comfyui() -> None:
+    # ComfyUI's "normal" on a flow model: network timesteps evenly from t(sigma_max) = 1000 to
+    # t(sigma_min) = 1000 sigma_min, each shifted once more by sigma(t / 1000).
+    sampling = sd3_sampling()
+    sigma_min = 3 * 0.001 / (1 + 2 * 0.001)
+    last = 3 * sigma_min / (1 + 2 * sigma_min)
+    middle_t = (1.0 + sigma_min) / 2
+    middle = 3 * middle_t / (1 + 2 * middle_t)
+    sigmas = compute_sigmas("normal", sampling, 3)
+    assert sigmas.tolist() == pytest.approx([1.0, middle, last, 0.0], rel=1e-6)
+
+
+def test_every_scheduler_gives_a_descending_flow_schedule() -> None:
+    for sampling in (sd3_sampling(), flux_sampling(1.15)):
+        for name in ("normal", "karras", "exponential", "sgm_uniform", "simple", "ddim_uniform",
+                     "beta", "linear_quadratic", "kl_optimal"):  # fmt: skip
+            sigmas = compute_sigmas(name, sampling, 8)
+            assert float(sigmas[0]) <= 1.0 and float(sigmas[-1]) == 0.0, name
+            assert bool((sigmas[1:] < sigmas[:-1]).all()), name

@@ -48,8 +48,6 @@ from latentloom.sampling.regions import Region, pair_areas, resolve
 # the same seed gives ComfyUI's picture), or k-diffusion's and diffusers' interpolation.
 TimestepMap = Literal["nearest", "interpolated"]
 
-# An SDXL refiner UNet's added embedding: pooled bigG (1280) + 5 time ids x 256 (a base: 6).
-REFINER_PROJECTION_DIM = 2560
 # The aesthetic scores a refiner entry gets unless it sets one (ComfyUI's and diffusers').
 POSITIVE_AESTHETIC_SCORE = 6.0
 NEGATIVE_AESTHETIC_SCORE = 2.5
