@@ -81,6 +81,7 @@ from latentloom.models.handles import (
     Latent,
     LatentArea,
     PredictionType,
+    SizeConditioning,
     TextEncoders,
     Vae,
     WeightPatch,
@@ -283,6 +284,22 @@ def encode_flux(
     return encode(
         clip, clip_l=clip_l, t5xxl=t5xxl, guidance=guidance, weighting=chosen, embeddings=embeddings
     )
+
+
+def encode_prompt_pair(
+    clip: TextEncoders,
+    text_g: str,
+    text_l: str,
+    weighting: Literal["a1111", "comfy"] = "a1111",
+    *,
+    embeddings: Folders | None = None,
+) -> Conditioning:
+    """SDXL base: `text_g` through OpenCLIP bigG and `text_l` through CLIP-L, one entry (the
+    shorter padded with the empty prompt, as ComfyUI's CLIPTextEncodeSDXL)."""
+    from latentloom.text.encode_sdxl import encode_prompt_pair as encode
+
+    chosen: Weighting = weighting
+    return encode(clip, text_g, text_l, chosen, embeddings=embeddings)
 
 
 def load_vae(
@@ -489,6 +506,7 @@ __all__ = [
     "Refusal",
     "SamplerChoice",
     "SamplingResult",
+    "SizeConditioning",
     "SizeProblem",
     "SocketType",
     "TextEncoders",
@@ -515,6 +533,7 @@ __all__ = [
     "draw_pose",
     "encode_flux",
     "encode_prompt",
+    "encode_prompt_pair",
     "encode_sd3",
     "enum_input",
     "exponential_sigmas",

@@ -58,6 +58,19 @@ CASES: dict[str, Case] = {
         {"clip": OURS_UP, "clip_l": "a cat", "t5xxl": "a cat on a sofa", "guidance": 2.5, "weighting": "comfy"},
         "conditioning.encode_prompt_flux",
     ),
+    "CLIPTextEncodeSDXL": Case(
+        {"clip": UP, "width": 2048, "height": 1536, "crop_w": 8, "crop_h": 16, "target_width": 1024,
+         "target_height": 768, "text_g": "a cat", "text_l": "a pet"},
+        [2048, 1536, 8, 16, 1024, 768, "a cat", "a pet"],
+        {"clip": OURS_UP, "width": 2048, "height": 1536, "crop_w": 8, "crop_h": 16, "target_width": 1024,
+         "target_height": 768, "text_g": "a cat", "text_l": "a pet", "weighting": "comfy"},
+        "conditioning.encode_prompt_sdxl",
+    ),
+    "CLIPTextEncodeSDXLRefiner": Case(
+        {"ascore": 2.5, "width": 768, "height": 512, "text": "blurry", "clip": UP}, [2.5, 768, 512, "blurry"],
+        {"ascore": 2.5, "width": 768, "height": 512, "text": "blurry", "clip": OURS_UP, "weighting": "comfy"},
+        "conditioning.encode_prompt_sdxl_refiner",
+    ),
     "EmptyLatentImage": Case(
         {"width": 512, "height": 768, "batch_size": 2}, [512, 768, 2],
         {"width": 512, "height": 768, "batch": 2}, "latent.empty",

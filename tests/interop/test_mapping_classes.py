@@ -34,6 +34,10 @@ COMFY: dict[str, tuple[str, str]] = {
     "CheckpointLoaderSimple": ("ckpt_name", "MODEL CLIP VAE"),
     "LoraLoader": ("model:MODEL clip:CLIP lora_name strength_model strength_clip", "MODEL CLIP"),
     "CLIPTextEncode": ("text clip:CLIP", "CONDITIONING"),
+    "CLIPTextEncodeSDXL": (
+        "clip:CLIP width height crop_w crop_h target_width target_height text_g text_l", "CONDITIONING",
+    ),
+    "CLIPTextEncodeSDXLRefiner": ("ascore width height text clip:CLIP", "CONDITIONING"),
     "EmptyLatentImage": ("width height batch_size", "LATENT"),
     "KSampler": ("model:MODEL seed steps cfg sampler_name scheduler positive:CONDITIONING negative:CONDITIONING latent_image:LATENT denoise", "LATENT"),
     "VAEDecode": ("samples:LATENT vae:VAE", "IMAGE"),
