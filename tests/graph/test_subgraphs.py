@@ -182,8 +182,8 @@ def test_a_workflow_with_a_subgraph_gives_the_image_of_its_flat_form(
     models_dir: Path, tmp_path: Path, input_dir: Path
 ) -> None:
     with_subgraph = small(fixture("txt2img_render.json"), "sampler")
-    # The hand-wired original the subgraph was made from.
-    flat = small(json.loads((REPO / "workflows" / "txt2img.json").read_text()), "sampler")
+    # The hand-wired original the subgraph was made from (a frozen copy of the example).
+    flat = small(fixture("txt2img.json"), "sampler")
     first = make_engine(models_dir, tmp_path / "a", input_dir)
     result = first.run(parse_workflow(with_subgraph))
     assert {"render:latent", "render:sampler", "render:decode"} <= set(result.executed)

@@ -9,7 +9,7 @@
  */
 
 import type { JsonObject } from "./json";
-import type { NodeMode } from "./workflow-document";
+import type { NodeMode, SubgraphDefinition } from "./workflow-document";
 
 export type Vec2 = readonly [x: number, y: number];
 export type Rect = readonly [x: number, y: number, width: number, height: number];
@@ -87,6 +87,8 @@ export interface RerouteRecord {
 export interface DocumentRecord {
   readonly id: typeof DOCUMENT_ID;
   readonly meta: JsonObject;
+  /** The workflow's subgraph definitions by id (model/subgraph.ts); absent when it has none. */
+  readonly subgraphs?: Readonly<Record<string, SubgraphDefinition>>;
 }
 
 export const DOCUMENT_ID = "document";

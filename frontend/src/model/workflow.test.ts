@@ -191,8 +191,8 @@ describe("invalid workflow documents", () => {
 
   it("refuses versions it cannot read, saying why", () => {
     const base = { schema: "latentloom/workflow", nodes: {} };
-    expect(loadError({ ...base, version: 3 }).message).toBe(
-      "workflow version 3 was written by a newer Latentloom; this one reads versions up to 2",
+    expect(loadError({ ...base, version: 4 }).message).toBe(
+      "workflow version 4 was written by a newer Latentloom; this one reads versions up to 3",
     );
     expect(loadError({ ...base, version: 0 }).message).toBe("workflow version 0 is not supported (no migration)");
     expect(loadError({ ...base, version: "1" }).message).toBe('"version" must be an integer, got "1"');
@@ -209,7 +209,7 @@ describe("invalid workflow documents", () => {
       extra: true,
     });
     expect(error.problems).toEqual([
-      "extra: unknown key (a workflow has schema, version, nodes, groups, meta)",
+      "extra: unknown key (a workflow has schema, version, nodes, subgraphs, groups, meta)",
       'nodes.a.type: expected a catalog id such as "sampling.ksampler", got ""',
       'nodes.a.inputs.x: expected a number, string, boolean, a list of those, or a link {"node": id, "output": name}; got null',
       "nodes.b.colour: unknown key (a node has type, inputs, mode, title, ui)",

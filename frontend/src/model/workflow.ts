@@ -18,6 +18,7 @@ import { describeValue, isJsonObject, type Json, type JsonObject } from "./json"
 import { gridPosition } from "./layout";
 import {
   DOCUMENT_ID,
+  type DocumentRecord,
   REROUTE_INPUT,
   REROUTE_OUTPUT,
   linkIdFor,
@@ -32,6 +33,7 @@ import {
 } from "./records";
 import { Store, type StoreReader } from "./store";
 import {
+  PLAIN_WORKFLOW_VERSION,
   WORKFLOW_SCHEMA,
   WORKFLOW_VERSION,
   WorkflowFormatError,
@@ -48,7 +50,7 @@ export interface WorkflowRecords {
   readonly link: readonly LinkRecord[];
   readonly group: readonly GroupRecord[];
   readonly reroute: readonly RerouteRecord[];
-  readonly document: readonly [{ readonly id: typeof DOCUMENT_ID; readonly meta: JsonObject }];
+  readonly document: readonly [DocumentRecord];
 }
 
 /** Loads a parsed workflow file into a new store; throws WorkflowFormatError naming every problem. */
@@ -67,10 +69,13 @@ export function toWorkflow(store: StoreReader): WorkflowDocument {
   for (const node of store.list("node")) nodes.push([node.id, nodeToWorkflow(store, node, incoming.get(node.id) ?? [])]);
   const reroutes = [...store.list("reroute")].map((reroute) => rerouteToJson(reroute, incoming.get(reroute.id)?.[0]));
   const meta: JsonObject = { ...store.document.meta, ...(reroutes.length > 0 ? { reroutes } : {}) };
+  const subgraphs = store.document.subgraphs;
+  const hasSubgraphs = subgraphs !== undefined && Object.keys(subgraphs).length > 0;
   return {
     schema: WORKFLOW_SCHEMA,
-    version: WORKFLOW_VERSION,
+    version: hasSubgraphs ? WORKFLOW_VERSION : PLAIN_WORKFLOW_VERSION,
     nodes: Object.fromEntries(nodes),
+    ...(hasSubgraphs ? { subgraphs } : {}),
     groups: [...store.list("group")].map(groupToJson),
     meta,
   };
@@ -103,7 +108,7 @@ export function recordsFromWorkflow(input: unknown): WorkflowRecords {
     link: links,
     group: groups.filter((group): group is GroupRecord => group !== undefined),
     reroute: reroutes.map((entry) => entry.record),
-    document: [{ id: DOCUMENT_ID, meta }],
+    document: [{ id: DOCUMENT_ID, meta, ...(document.subgraphs === undefined ? {} : { subgraphs: document.subgraphs }) }],
   };
 }
 

@@ -106,6 +106,11 @@ export function patchFor(store: StoreReader, touched: Touched, shadow: JsonObjec
     if (touched.groups && !jsonEqual(shadow["groups"] ?? [], groups)) patch["groups"] = groups;
     const meta = (whole.meta ?? {}) as Json;
     if (touched.meta && !jsonEqual(shadow["meta"] ?? {}, meta)) patch["meta"] = createMergePatch(shadow["meta"], meta);
+    // Subgraph definitions live on the document record too (null: none left).
+    const subgraphs = (whole.subgraphs ?? null) as Json;
+    if (touched.meta && !jsonEqual(shadow["subgraphs"] ?? null, subgraphs)) {
+      patch["subgraphs"] = subgraphs === null ? null : createMergePatch(shadow["subgraphs"], subgraphs);
+    }
   }
   return patch;
 }
