@@ -1,6 +1,7 @@
 """IP-Adapter: an image as a prompt. CLIP vision loader and encoder, IP-Adapter loader and apply.
 
-Apply IP-Adapter returns a new MODEL that attends to the image's tokens beside the prompt in
+Apply IP-Adapter (ComfyUI_IPAdapter_plus's IPAdapter Advanced, the parts we implement)
+returns a new MODEL that attends to the image's tokens beside the prompt in
 every cross-attention layer while sampling (the UNet itself is shared and never changed), with
 a weight and the part of the schedule (start_at .. end_at) where it acts. It takes the CLIP
 vision model and the image itself, as the community's IPAdapter Advanced does, because plus
@@ -16,6 +17,7 @@ import torch
 
 from latentloom.api import (
     CLIP_VISION_CROPS,
+    IPADAPTER_COMBINE_EMBEDS,
     ClipVision,
     Cost,
     CostQuery,
@@ -73,18 +75,42 @@ def apply_ip_adapter_node(
     ctx: NodeContext,
     model: DiffusionModel,
     ipadapter: IpAdapter,
-    clip_vision: ClipVision,
     image: torch.Tensor,
     weight: float,
     start_at: float,
     end_at: float,
+    combine_embeds: str = "concat",
+    image_negative: torch.Tensor | None = None,
+    attn_mask: torch.Tensor | None = None,
+    clip_vision: ClipVision | None = None,
 ) -> dict[str, object]:
+    if clip_vision is None:
+        raise ValueError(
+            "Apply IP-Adapter needs clip_vision: connect a Load CLIP Vision node with the "
+            "model the adapter was trained with (ComfyUI's IPAdapter Unified Loader bundles it "
+            "with the adapter; our IP-Adapter Loader loads the adapter alone)"
+        )
+    if attn_mask is not None:
+        raise ValueError(
+            "Apply IP-Adapter: attn_mask is not implemented; the adapter acts on the whole "
+            "image. Disconnect it, or restrict the prompt with a conditioning mask instead"
+        )
     if start_at > end_at:
         raise ValueError(
             f"start_at ({start_at}) is after end_at ({end_at}): the adapter would never act; "
             "set start_at <= end_at"
         )
-    patched = apply_ip_adapter(model, ipadapter, clip_vision, image, weight, start_at, end_at)
+    patched = apply_ip_adapter(
+        model,
+        ipadapter,
+        clip_vision,
+        image,
+        weight,
+        start_at,
+        end_at,
+        negative=image_negative,
+        combine=combine_embeds,
+    )
     return {"model": patched}
 
 
@@ -138,15 +164,32 @@ NODES = [
         description="Makes the model attend to an image as well as the prompt: the image is "
         "encoded with the CLIP vision model (center crop) and projected to tokens the "
         "adapter adds to every cross-attention layer, scaled by weight, between start_at and "
-        "end_at of the schedule. Several images are used together; weight 0 changes nothing.",
+        "end_at of the schedule. Several images are kept side by side (concat) or combined "
+        "into one (combine_embeds); image_negative, if given, is what the negative prompt "
+        "sees instead of a blank image. Weight 0 changes nothing. (IPAdapter Advanced's "
+        "weight types other than linear, embeds scaling other than V only and attention "
+        "masks are not implemented.)",
         inputs=(
             socket("model", SocketType.MODEL),
             socket("ipadapter", SocketType.IPADAPTER),
-            socket("clip_vision", SocketType.CLIP_VISION),
             socket("image", SocketType.IMAGE),
             float_input("weight", 1.0, min=-1.0, max=5.0, step=0.05),
             float_input("start_at", 0.0, min=0.0, max=1.0, step=0.001),
             float_input("end_at", 1.0, min=0.0, max=1.0, step=0.001),
+            enum_input("combine_embeds", IPADAPTER_COMBINE_EMBEDS, default="concat"),
+            socket(
+                "image_negative",
+                SocketType.IMAGE,
+                optional=True,
+                tooltip="what the negative prompt's rows see (default: a blank image)",
+            ),
+            socket("attn_mask", SocketType.MASK, optional=True, tooltip="not implemented yet"),
+            socket(
+                "clip_vision",
+                SocketType.CLIP_VISION,
+                optional=True,
+                tooltip="required: the CLIP vision model the adapter was trained with",
+            ),
         ),
         outputs=(Output("model", SocketType.MODEL),),
         function=apply_ip_adapter_node,

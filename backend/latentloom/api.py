@@ -70,6 +70,7 @@ from latentloom.models.clip_vision import ClipVision, ClipVisionOutput
 from latentloom.models.control_lora import ControlLoraSource
 from latentloom.models.controlnet_source import AdapterSource, ControlModel, ControlNetSource
 from latentloom.models.controlnet_union import UNION_CHOICES, UNION_TYPES
+from latentloom.models.ip_adapter_patch import COMBINE_EMBEDS as IPADAPTER_COMBINE_EMBEDS
 from latentloom.models.family import FAMILIES, SD2, SD3, SD15, SDXL, Family
 from latentloom.models.handles import (
     Checkpoint,
@@ -425,11 +426,24 @@ def apply_ip_adapter(
     weight: float,
     start_at: float = 0.0,
     end_at: float = 1.0,
+    *,
+    negative: torch.Tensor | None = None,
+    combine: str = "concat",
 ) -> DiffusionModel:
     """A new MODEL handle attending to `images` through the adapter while sampling."""
     from latentloom.models.ip_adapter_patch import apply_ip_adapter as apply
 
-    return apply(model, adapter, clip_vision, images, weight, start_at, end_at)
+    return apply(
+        model,
+        adapter,
+        clip_vision,
+        images,
+        weight,
+        start_at,
+        end_at,
+        negative=negative,
+        combine=combine,
+    )
 
 
 __all__ = [
@@ -460,6 +474,7 @@ __all__ = [
     "SDXL",
     "UNION_CHOICES",
     "UNION_TYPES",
+    "IPADAPTER_COMBINE_EMBEDS",
     "UPSCALE_METHODS",
     "UPSCALE_OVERLAP",
     "UPSCALE_TILE",

@@ -336,6 +336,13 @@ CASES: dict[str, Case] = {
                              {"clip_vision": OURS_UP, "image": OURS_UP, "crop": "none"}, "clip_vision.encode"),
     "IPAdapterModelLoader": Case({"ipadapter_file": "ip.safetensors"}, ["ip.safetensors"],
                                  {"ipadapter_file": "ip.safetensors"}, "ipadapter.loader"),
+    "IPAdapterAdvanced": Case(
+        {"model": UP, "ipadapter": UP, "image": UP, "clip_vision": UP, "weight": 0.7, "weight_type": "linear",
+         "combine_embeds": "average", "start_at": 0.1, "end_at": 0.9, "embeds_scaling": "V only"},
+        [0.7, "linear", "average", 0.1, 0.9, "V only"],
+        {"model": OURS_UP, "ipadapter": OURS_UP, "image": OURS_UP, "clip_vision": OURS_UP, "weight": 0.7,
+         "combine_embeds": "average", "start_at": 0.1, "end_at": 0.9},
+        "ipadapter.apply"),
     "ControlNetLoader": Case({"control_net_name": "c.safetensors"}, ["c.safetensors"],
                              {"control_net_name": "c.safetensors"}, "loaders.controlnet"),
     "ControlNetApplyAdvanced": Case(

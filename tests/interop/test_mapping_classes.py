@@ -134,6 +134,12 @@ COMFY: dict[str, tuple[str, str]] = {
         "CONDITIONING CONDITIONING",
     ),
     "ControlNetApply": ("conditioning:CONDITIONING control_net:CONTROL_NET image:IMAGE strength", "CONDITIONING"),
+    "SetUnionControlNetType": ("control_net:CONTROL_NET type", "CONTROL_NET"),
+    "IPAdapterAdvanced": (  # ComfyUI_IPAdapter_plus's
+        "model:MODEL ipadapter:IPADAPTER image:IMAGE weight weight_type combine_embeds start_at end_at "
+        "embeds_scaling ?image_negative:IMAGE ?attn_mask:MASK ?clip_vision:CLIP_VISION",
+        "MODEL",
+    ),
     "UpscaleModelLoader": ("model_name", "UPSCALE_MODEL"),
     "ImageUpscaleWithModel": ("upscale_model:UPSCALE_MODEL image:IMAGE", "IMAGE"),
     "VAEDecodeTiled": ("samples:LATENT vae:VAE tile_size overlap temporal_size temporal_overlap", "IMAGE"),
@@ -199,6 +205,7 @@ TITLES: dict[str, str] = {
     "ControlNetLoader": "Load ControlNet Model",
     "ControlNetApplyAdvanced": "Apply ControlNet",
     "ControlNetApply": "Apply ControlNet (OLD)",
+    "IPAdapterAdvanced": "IPAdapter Advanced",
     "UpscaleModelLoader": "Load Upscale Model",
     "ImageUpscaleWithModel": "Upscale Image (using Model)",
     "VAEDecodeTiled": "VAE Decode (Tiled)",

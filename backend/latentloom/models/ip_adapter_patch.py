@@ -10,8 +10,10 @@ scaling.
 
 Rows of the negative prompt get unconditional image tokens, as both reference
 implementations do: the projection of zero image embeddings for base adapters, and of a
-black image's hidden states for plus and full ones. Several images are concatenated along
-the tokens (ComfyUI's "concat"; diffusers' several images per adapter). The patch applies
+black image's hidden states for plus and full ones, or the encoding of a given negative
+image (IPAdapter Advanced's image_negative). Several images are concatenated along the tokens
+(ComfyUI's "concat"; diffusers' several images per adapter) or combined into one before the
+projection (add, subtract, average, norm average: `combine_embeddings`). The patch applies
 while `sigma_end <= sigma <= sigma_start`, the sigmas at `start_at` and `end_at` of the
 model's schedule, converted as conditioning timestep ranges are (`regions.percent_to_sigma`).
 """
@@ -74,12 +76,23 @@ class IpAdapterPatch:
 
 
 def image_tokens(
-    adapter: IpAdapter, clip_vision: ClipVision, images: Tensor
+    adapter: IpAdapter,
+    clip_vision: ClipVision,
+    images: Tensor,
+    negative: Tensor | None = None,
+    combine: str = "concat",
 ) -> tuple[Tensor, Tensor]:
-    """(cond, uncond) image tokens, [1, images x tokens, cross dim] each, for IMAGE `images`."""
+    """(cond, uncond) image tokens, [1, images x tokens, cross dim] each, for IMAGE `images`.
+
+    `negative`: images whose encoding the negative rows get instead of the black image / zero
+    embeddings (its first image). `combine`: how several images make one (COMBINE_EMBEDS).
+    """
     encoded = encode_image(clip_vision, images, "center")
-    cond_embeds = clip_embeddings(adapter, encoded, clip_vision)
-    if adapter.reads_hidden_states:
+    cond_embeds = combine_embeddings(clip_embeddings(adapter, encoded, clip_vision), combine)
+    if negative is not None:
+        encoded_negative = encode_image(clip_vision, negative[:1], "center")
+        uncond_embeds = clip_embeddings(adapter, encoded_negative, clip_vision)
+    elif adapter.reads_hidden_states:
         black = torch.zeros(1, UNCOND_IMAGE_SIDE, UNCOND_IMAGE_SIDE, 3)
         uncond_embeds = clip_embeddings(adapter, encode_image(clip_vision, black), clip_vision)
     else:
@@ -90,6 +103,26 @@ def image_tokens(
     # Repeating the unconditional tokens to the same count leaves its attention unchanged.
     uncond = uncond[:1].repeat(1, cond.shape[1] // uncond.shape[1], 1)
     return cond, uncond
+
+
+COMBINE_EMBEDS = ("concat", "add", "subtract", "average", "norm average")
+
+
+def combine_embeddings(embeds: Tensor, combine: str) -> Tensor:
+    """Several images' CLIP embeddings as ComfyUI_IPAdapter_plus's combine_embeds makes them:
+    kept side by side (concat), summed, the first minus the mean of the others, averaged, or
+    averaged after dividing each feature by its norm over the images. One image: unchanged."""
+    if combine not in COMBINE_EMBEDS:
+        raise ValueError(f"combine_embeds {combine!r} is not one of: {', '.join(COMBINE_EMBEDS)}")
+    if embeds.shape[0] == 1 or combine == "concat":
+        return embeds
+    if combine == "add":
+        return embeds.sum(dim=0, keepdim=True)
+    if combine == "subtract":
+        return embeds[:1] - embeds[1:].mean(dim=0, keepdim=True)
+    if combine == "average":
+        return embeds.mean(dim=0, keepdim=True)
+    return (embeds / embeds.norm(dim=0, keepdim=True)).mean(dim=0, keepdim=True)
 
 
 def clip_embeddings(adapter: IpAdapter, encoded: ClipVisionOutput, clip: ClipVision) -> Tensor:
@@ -138,6 +171,9 @@ def apply_ip_adapter(
     weight: float,
     start_at: float = 0.0,
     end_at: float = 1.0,
+    *,
+    negative: Tensor | None = None,
+    combine: str = "concat",
 ) -> DiffusionModel:
     """A new MODEL handle that attends to `images` through `adapter` while sampling."""
     from latentloom.sampling.discrete import DiscreteSchedule
@@ -146,7 +182,7 @@ def apply_ip_adapter(
     if not 0.0 <= start_at <= end_at <= 1.0:
         raise ValueError(f"start_at and end_at must satisfy 0 <= {start_at} <= {end_at} <= 1")
     check_fits(adapter, model)
-    cond, uncond = image_tokens(adapter, clip_vision, images)
+    cond, uncond = image_tokens(adapter, clip_vision, images, negative, combine)
     schedule = DiscreteSchedule.from_alphas_cumprod(model.alphas_cumprod)
     patch = IpAdapterPatch(
         adapter,

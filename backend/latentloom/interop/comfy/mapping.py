@@ -240,6 +240,11 @@ CLASSES: Final[tuple[ClassMapping, ...]] = (
     _entry("CLIPVisionLoader", "clip_vision.loader"),
     _entry("CLIPVisionEncode", "clip_vision.encode", trailing=("crop",)),
     _entry("IPAdapterModelLoader", "ipadapter.loader"),
+    # IPAdapter Advanced (ComfyUI_IPAdapter_plus): our Apply IP-Adapter implements the linear
+    # weight type and "V only" scaling (diffusers' IP-Adapter); it refuses an attn_mask.
+    _entry("IPAdapterAdvanced", "ipadapter.apply",
+           widgets=("weight", "weight_type", "combine_embeds", "start_at", "end_at", "embeds_scaling"),
+           neutral={"weight_type": ("linear",), "embeds_scaling": ("V only",)}),
     _entry("LatentAdd", "latent.add"),
     _entry("LatentSubtract", "latent.subtract"),
     _entry("LatentMultiply", "latent.multiply"),
