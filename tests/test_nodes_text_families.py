@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import torch
 
+from latentloom.engine.executor import Engine
+from latentloom.graph.workflow import parse_workflow
 from latentloom.models.errors import UnrecognizedCheckpointError
 from latentloom.models.handles import ClipTextEncoder, Conditioning, T5TextEncoder, TextEncoders
 from latentloom.models.safetensors_write import save_tensors
@@ -419,3 +421,38 @@ def test_flux_files_as_users_keep_them_through_dual_clip_and_encode_prompt_flux(
     # The widths the tiny FLUX transformer is built for: T5's 32 context, CLIP-L's 32 pooled.
     assert out.first.embeds.shape == (1, 256, 32)
     assert out.first.pooled.shape == (1, 32)
+
+
+def test_sd3_checkpoint_clip_through_the_engine(engine: Engine) -> None:
+    """The tiny SD 3 checkpoint carries CLIP-L, CLIP-G and T5 inside; the node runs in a graph."""
+    document = {
+        "schema": "latentloom/workflow",
+        "version": 2,
+        "nodes": {
+            "checkpoint": {
+                "type": "loaders.checkpoint",
+                "inputs": {"checkpoint": "tiny-sd3.safetensors"},
+            },
+            "positive": {
+                "type": "conditioning.encode_prompt_sd3",
+                "inputs": {
+                    "clip": {"node": "checkpoint", "output": "clip"},
+                    "clip_l": CAT,
+                    "clip_g": "",
+                    "t5xxl": SOFA,
+                },
+            },
+            # A workflow needs an output node; the targets below run only what they need.
+            "empty": {"type": "latent.empty_sd3", "inputs": {"width": 64, "height": 64}},
+            "save": {
+                "type": "latent.save",
+                "inputs": {"latent": {"node": "empty", "output": "latent"}},
+            },
+        },
+    }
+    result = engine.run(parse_workflow(document), targets=["positive", "checkpoint"])
+    clip = result.outputs["checkpoint"]["clip"]
+    assert _roles(clip) == ["clip_l", "clip_g", "t5/77"]
+    # Defaults: empty_padding none (CLIP-G reads the empty prompt beside CLIP-L), a1111 weights.
+    expected = encode_sd3(clip, clip_l=CAT, clip_g="", t5xxl=SOFA)
+    assert_same(result.outputs["positive"]["conditioning"], expected)
