@@ -27,6 +27,7 @@ BENCHMARKS = [
     "bench.model_listing",
     "bench.controlnet_step",
     "bench.tiled_vae",
+    "bench.flux_step",
     "bench.sd35_load",  # writes a ~5 GB file and needs ~11 GB of memory
 ]
 

@@ -43,6 +43,7 @@ from latentloom.models.detect import (
 )
 from latentloom.models.errors import UnrecognizedCheckpointError
 from latentloom.models.family import FAMILIES, SD2, SD15, SDXL, Family
+from latentloom.models.flux_keys import flux_prefix
 from latentloom.models.handles import (
     ClipTextEncoder,
     DiffusionModel,
@@ -163,6 +164,12 @@ def load_unet(
     `weights`: storage and compute dtypes (`weight_dtype.py`); None: everything in `dtype`.
     """
     refuse_pickle_path(path)
+    with SafetensorsFile(path) as file:
+        flux = flux_prefix(file.keys()) is not None
+    if flux:  # a FLUX.1 transformer (models/flux_model.py)
+        from latentloom.models.flux_model import load_flux_unet
+
+        return load_flux_unet(path, device=device, dtype=weights or dtype)
     with SafetensorsFile(path) as file:
         names, diffusers = _unet_original_names(file.keys(), path)
         shapes = {name: file.shape(key) for name, key in names.items()}
