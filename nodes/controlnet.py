@@ -2,12 +2,14 @@
 
 Load ControlNet Model reads a file or diffusers folder from `controlnet/` (ControlNets,
 T2I-Adapters and Control-LoRAs alike, told apart by their keys, as ComfyUI's ControlNetLoader
-does). Apply ControlNet attaches one source (model + image + strength + start/end percent) to every entry
-of positive and negative, after any sources they already carry, so applying twice stacks
-(ComfyUI's `previous_controlnet`). The same source object on both sides lets the denoiser run
+does). Apply ControlNet attaches one source (model + image + strength + start/end percent) to
+every entry of positive and negative, after any sources they already carry, so applying twice
+stacks (ComfyUI's `previous_controlnet`). The same source object on both sides lets the denoiser run
 the ControlNet once on [uncond, cond], as diffusers' pipelines do. Strength 0 returns the
 conditioning unchanged: exactly no ControlNet. The denoiser fits the image to each UNet
-call's size (`models/controlnet_source.py`).
+call's size (`models/controlnet_source.py`). A Control-LoRA needs no MODEL input: its
+ControlNet is built on the model being sampled when sampling starts, as in ComfyUI. Set Union
+ControlNet Type returns a copy of a union ControlNet with its control type chosen.
 """
 
 from __future__ import annotations
