@@ -12,7 +12,7 @@ DATA ?= data
 HOST ?= 127.0.0.1
 PORT ?= 8188
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench gpu-check clean
 
 install: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
 
@@ -59,6 +59,11 @@ lint: $(STAMP)
 bench: $(STAMP) $(NODE_STAMP) $(CHROMIUM) $(EDITOR)
 	$(PY) -m bench.run_all
 	npm run bench:editor
+
+# Our engine against diffusers' pipelines on the GPU (it/s, oracle, SDXL VAE NaN, peak VRAM);
+# without CUDA a dry run of the same plumbing at tiny sizes on the CPU.
+gpu-check: $(STAMP)
+	$(PY) -m bench.gpu_check
 
 clean:
 	rm -rf $(VENV) node_modules frontend/dist .pytest_cache

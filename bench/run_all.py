@@ -16,6 +16,7 @@ BENCHMARKS = [
     "bench.inpaint_vs_img2img",
     "bench.load",
     "bench.server_startup",
+    "bench.first_image",
     "bench.server_queue",
     "bench.server_fanout",
     "bench.server_wall_time",

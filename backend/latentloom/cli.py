@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -297,6 +298,9 @@ def _run(args: argparse.Namespace) -> int:
     from latentloom.graph.workflow import WorkflowFormatError, load_workflow_file
     from latentloom.warmup import Warmup, cli_steps
 
+    # As in the server's worker child (jobs/worker_process.py CHILD_ENVIRONMENT): OpenMP
+    # threads that sleep while they wait, set before torch loads; a user's own choice stands.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # torch, diffusers and transformers import on a thread meanwhile; this thread imports
     # nothing of theirs until the warm-up says so (warmup.py: no two threads in one package).
     warmup = Warmup(cli_steps(args.device)).start()

@@ -79,12 +79,18 @@ def build_tokenizers() -> None:
 
 
 def first_kernels(device: torch.device | str = "cpu", dtype: torch.dtype | None = None) -> None:
-    """Run each kind of op a UNet step uses once, tiny: the first call of each sets up its
-    kernels (oneDNN primitives on the CPU; the CUDA context, cuBLAS and cuDNN on a GPU)."""
+    """Run each kind of op a UNet step uses once, tiny, on an accelerator: the first call of
+    each sets up the CUDA context, cuBLAS and cuDNN (or MPS's), shared by every thread.
+
+    Not on the CPU: its kernels are set up per shape (a tiny warm-up does not reach the real
+    ones), and an op run on the warm-up thread would start a second OpenMP thread team beside
+    the one jobs use — on a busy machine, idle teams that spin cost more than they save."""
     import torch
     import torch.nn.functional as functional
 
     target = torch.device(device)
+    if target.type == "cpu":
+        return
     dtype = dtype or torch.float32
     with torch.inference_mode():
         image = torch.zeros(1, 8, 8, 8, device=target, dtype=dtype)

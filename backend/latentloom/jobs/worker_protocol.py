@@ -115,10 +115,13 @@ FromWorker = Ready | StartupFailed | EventOut | PreviewOut | Outcome
 
 
 def encode_latent(latent: torch.Tensor) -> tuple[tuple[int, ...], bytes]:
-    """A preview latent as (shape, float16 bytes): half the size, plenty for a preview."""
+    """A preview latent as (shape, float16 bytes): half the size, plenty for a preview.
+
+    Only the first item of the batch (the one previews show), cast on its own device, so a
+    GPU hands over one small fp16 latent, not the batch in fp32."""
     import torch
 
-    values = latent.detach().to("cpu", torch.float16).contiguous()
+    values = latent[:1].detach().to(dtype=torch.float16).to("cpu").contiguous()
     return tuple(values.shape), values.numpy().tobytes()
 
 
