@@ -456,3 +456,52 @@ def test_sd3_checkpoint_clip_through_the_engine(engine: Engine) -> None:
     # Defaults: empty_padding none (CLIP-G reads the empty prompt beside CLIP-L), a1111 weights.
     expected = encode_sd3(clip, clip_l=CAT, clip_g="", t5xxl=SOFA)
     assert_same(result.outputs["positive"]["conditioning"], expected)
+
+
+def test_comfyui_flux_and_sd3_text_graphs_import_and_export() -> None:
+    from latentloom.interop.comfy.api_format import import_api_prompt
+    from latentloom.interop.comfy.convert import default_registry
+    from latentloom.interop.comfy.exporter import export_api
+
+    prompt = {
+        "1": {
+            "class_type": "DualCLIPLoader",
+            "inputs": {
+                "clip_name1": "l.safetensors",
+                "clip_name2": "t5.safetensors",
+                "type": "flux",
+            },
+        },
+        "2": {
+            "class_type": "CLIPTextEncodeFlux",
+            "inputs": {"clip": ["1", 0], "clip_l": "a cat", "t5xxl": "a cat", "guidance": 4.0},
+        },
+        "3": {
+            "class_type": "TripleCLIPLoader",
+            "inputs": {"clip_name1": "l", "clip_name2": "g", "clip_name3": "t5"},
+        },
+    }
+    imported = import_api_prompt(prompt)
+    assert imported.report.unsupported == []
+    nodes = imported.workflow["nodes"]
+    assert (nodes["1"]["type"], nodes["1"]["inputs"]["type"]) == ("loaders.dual_clip", "flux")
+    assert nodes["2"]["type"] == "conditioning.encode_prompt_flux"
+    assert (nodes["2"]["inputs"]["guidance"], nodes["2"]["inputs"]["weighting"]) == (4.0, "comfy")
+    assert nodes["3"]["inputs"] == {
+        "text_encoder_1": "l",
+        "text_encoder_2": "g",
+        "text_encoder_3": "t5",
+    }
+    # Load CLIP's type flux is ours alone (ComfyUI's CLIPLoader has no flux): it stays home.
+    ours = {
+        "schema": "latentloom/workflow",
+        "version": 2,
+        "nodes": {"1": {"type": "loaders.clip", "inputs": {"text_encoder": "t5", "type": "flux"}}},
+    }
+    _, report = export_api(parse_workflow(ours), default_registry())
+    assert [(u.node, u.reason) for u in report.unexportable] == [
+        (
+            "1",
+            "loaders.clip: type is 'flux'; ComfyUI's CLIPLoader only does 'stable_diffusion', 'sd3'",
+        )
+    ]
