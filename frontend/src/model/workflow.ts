@@ -32,6 +32,7 @@ import {
   type Vec2,
 } from "./records";
 import { Store, type StoreReader } from "./store";
+import { defineSubgraphs } from "./subgraph-catalog";
 import {
   PLAIN_WORKFLOW_VERSION,
   WORKFLOW_SCHEMA,
@@ -55,7 +56,10 @@ export interface WorkflowRecords {
 
 /** Loads a parsed workflow file into a new store; throws WorkflowFormatError naming every problem. */
 export function fromWorkflow(document: unknown, catalog: Catalog): Store {
-  return new Store(catalog, recordsFromWorkflow(document));
+  const records = recordsFromWorkflow(document);
+  // Instances of the document's subgraphs get their sockets from these specs.
+  defineSubgraphs(catalog, records.document[0].subgraphs);
+  return new Store(catalog, records);
 }
 
 export function toWorkflow(store: StoreReader): WorkflowDocument {
