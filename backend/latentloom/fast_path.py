@@ -63,16 +63,17 @@ def apply_fast_path(
     data_dir: Path | None = None,
     force: bool = False,
 ) -> torch.nn.Module:
-    """`unet` converted to channels-last and/or compiled per `settings`; CPU untouched
-    unless `force`. Returns the module to call (compiled, or `unet` itself)."""
+    """`unet` converted to channels-last and/or compiled in place per `settings`; on the CPU
+    untouched unless `force`. Returns `unet`."""
     if device.type != "cuda" and not force:
         return unet
     if settings.channels_last:
         # nn.Module.to takes memory_format at run time; its type stubs do not say so.
         cast(Any, unet).to(memory_format=torch.channels_last)
-    if not settings.compile:
-        return unet
-    if data_dir is not None:
-        use_compile_cache(data_dir)
-    compiled: torch.nn.Module = torch.compile(unet, mode=settings.compile_mode, dynamic=False)  # type: ignore[assignment]
-    return compiled
+    if settings.compile:
+        if data_dir is not None:
+            use_compile_cache(data_dir)
+        # In place (nn.Module.compile), not torch.compile's wrapper: the module keeps its
+        # identity and state_dict names, so LoRA and attention patches still find their layers.
+        unet.compile(mode=settings.compile_mode, dynamic=False)
+    return unet
