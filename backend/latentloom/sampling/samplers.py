@@ -37,6 +37,10 @@ from latentloom.sampling.samplers_flow import (
     sample_euler_ancestral_flow,
     sample_lcm_flow,
 )
+from latentloom.sampling.samplers_flow_sde import (
+    sample_dpmpp_3m_sde_flow,
+    sample_dpmpp_sde_flow,
+)
 from latentloom.sampling.samplers_ipndm import sample_ipndm
 from latentloom.sampling.samplers_multistep import sample_lms, sample_uni_pc, sample_uni_pc_bh2
 
@@ -80,12 +84,12 @@ FLOW_SAMPLERS: dict[str, SamplerFn] = {
     "dpmpp_2s_ancestral": sample_dpmpp_2s_ancestral_flow,
     "dpmpp_2m_sde": sample_dpmpp_2m_sde_flow,
     "lcm": sample_lcm_flow,
+    "dpmpp_sde": sample_dpmpp_sde_flow,
+    "dpmpp_3m_sde": sample_dpmpp_3m_sde_flow,
 }
-# Samplers with no flow form: what to use instead.
-FLOW_REFUSED: dict[str, str] = {
-    "dpmpp_sde": "dpmpp_2m_sde (also stochastic) or dpmpp_2m",
-    "dpmpp_3m_sde": "dpmpp_2m_sde (also stochastic) or dpmpp_2m",
-}
+# Samplers with no flow form, and what to use instead (today every sampler has one; a new
+# variance-exploding sampler goes here until its flow form exists).
+FLOW_REFUSED: dict[str, str] = {}
 
 
 class SamplerNotForFlowError(ValueError):
@@ -94,9 +98,8 @@ class SamplerNotForFlowError(ValueError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(
-            f"sampler {name!r} adds variance-exploding noise and cannot sample a "
-            f"rectified-flow model (SD 3.x, FLUX); use {FLOW_REFUSED[name]}, or euler / "
-            f"euler_ancestral"
+            f"sampler {name!r} has no rectified-flow form and cannot sample an SD 3.x or "
+            f"FLUX model; use {FLOW_REFUSED[name]}"
         )
 
 

@@ -17,8 +17,7 @@ noise. The variants here keep every x on the flow path, from the definitions:
   its midpoint / SDE decay from s = 0.9999, as ComfyUI does.
 * LCM: jump to x0, then re-noise to s_next on the flow path: s_next n + (1 - s_next) x0.
 
-dpmpp_sde and dpmpp_3m_sde are refused on flow models (samplers.FLOW_REFUSED): their
-variance-exploding noise has no flow form here yet.
+dpmpp_sde and dpmpp_3m_sde have their flow forms in samplers_flow_sde.py.
 """
 
 from __future__ import annotations
