@@ -29,6 +29,8 @@ import { Runner } from "./runner";
 import { Workspace, message } from "./workspace";
 import { KeysDialog } from "../ui/keys-dialog";
 import { ImageActions } from "./image-actions";
+import { SubgraphView } from "../ui/subgraph-view";
+import { SubgraphCatalog, definitionOf, inlineSubgraphNode, makeSubgraphFromSelection } from "../model";
 
 const KEYS_STORAGE = "latentloom.keys";
 
@@ -49,6 +51,7 @@ export class App implements InteractionHost {
   private readonly status = el("span", { className: "save-status" });
   private readonly toasts = el("div", { className: "toasts" });
   private readonly nodeMenu: ContextMenu;
+  private readonly subgraphView: SubgraphView;
   private readonly filePicker = el("input", { className: "file-picker", data: { file: "open" } });
   private readonly previewImage = el("img", { className: "preview-image" });
   private readonly runsInput = el("input", { className: "runs", title: "Runs per queue" });
@@ -60,6 +63,8 @@ export class App implements InteractionHost {
     this.widgetEditor = new WidgetEditor(canvasHost, (input) => (input.choices_from === "inputs" ? this.imageActions.uploaded : []));
     this.search = new SearchBox(canvasHost);
     this.nodeMenu = new ContextMenu(canvasHost);
+    this.subgraphView = new SubgraphView(catalog, { show: (tab) => this.show(tab), toast: (text) => this.toast(text) });
+    canvasHost.append(this.subgraphView.element);
     this.keys = new KeyBindings(readKeys());
     this.imageActions = new ImageActions(root, (text) => this.toast(text));
     const clientId = crypto.randomUUID();
@@ -77,7 +82,10 @@ export class App implements InteractionHost {
     });
     this.workspace = new Workspace(catalog, this.socket, clientId, {
       onTabsChanged: () => this.renderTabs(),
-      onActiveChanged: (tab) => this.show(tab),
+      onActiveChanged: (tab) => {
+        this.subgraphView.closeAll();
+        this.show(tab);
+      },
       onRunChange: (tab) => {
         if (tab === this.workspace.active) this.renderer.markDirty();
       },
@@ -132,7 +140,7 @@ export class App implements InteractionHost {
   }
 
   get tab(): DocumentTab | undefined {
-    return this.workspace.active;
+    return this.subgraphView.current ?? this.workspace.active;
   }
 
   async start(): Promise<void> {
@@ -199,6 +207,7 @@ export class App implements InteractionHost {
       { label: "Mute", checked: all("mute"), hint: keys.mute, run: () => this.commands.toggleMode(tab, "mute", nodes) },
       { label: node.collapsed ? "Expand" : "Collapse", hint: keys.collapse, run: () => this.commands.toggleCollapse(tab, nodes) },
       { label: "Rename…", run: () => this.rename(nodeId) },
+      ...this.subgraphEntries(tab, nodeId, nodes),
       {
         label: "Delete",
         hint: keys.delete,
@@ -208,6 +217,27 @@ export class App implements InteractionHost {
         },
       },
     ]);
+  }
+
+  /** Node menu entries for subgraphs: make one of the selection, open or unpack an instance. */
+  private subgraphEntries(tab: DocumentTab, nodeId: string, nodes: readonly string[]): { label: string; hint?: string; run: () => void }[] {
+    const instance = definitionOf(tab.store, nodeId) !== undefined && nodes.length === 1;
+    return [
+      { label: "Make subgraph", hint: this.keys.bindings.subgraph, run: () => this.makeSubgraph(tab, nodes) },
+      ...(instance ? [
+        { label: "Open subgraph", run: () => this.subgraphView.open(tab, nodeId) },
+        { label: "Unpack subgraph", run: () => this.select(inlineSubgraphNode(tab.store, nodeId)) },
+      ] : []),
+    ];
+  }
+
+  private makeSubgraph(tab: DocumentTab, nodes: readonly string[]): void {
+    const ids = nodes.filter((id) => tab.store.has("node", id));
+    if (ids.length === 0) {
+      this.toast("select the nodes to fold into a subgraph first");
+      return;
+    }
+    this.select([makeSubgraphFromSelection(tab.store, ids)]);
   }
 
   nodeAction(nodeId: string, action: ActionSlot): void {
@@ -263,6 +293,8 @@ export class App implements InteractionHost {
   }
 
   run(action: Action): void {
+    // The workflow runs, not the subgraph being edited: write it back first.
+    if (action === "queue" || action === "queueFront") this.subgraphView.closeAll();
     const tab = this.tab;
     if (tab === undefined) return;
     const commands = this.commands;
@@ -314,6 +346,9 @@ export class App implements InteractionHost {
       case "mute":
       case "bypass":
         commands.toggleMode(tab, action);
+        return;
+      case "subgraph":
+        this.makeSubgraph(tab, [...tab.selection]);
         return;
     }
   }
@@ -555,7 +590,8 @@ function readKeys(): Record<string, string> {
 }
 
 export async function startApp(root: HTMLElement): Promise<App> {
-  const catalog = parseCatalog(await api.nodes());
+  // Subgraph instances get their specs from the definitions of the documents that load.
+  const catalog = new SubgraphCatalog(parseCatalog(await api.nodes()));
   const app = new App(root, catalog);
   await app.start();
   return app;

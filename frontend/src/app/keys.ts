@@ -24,6 +24,7 @@ export const ACTIONS = {
   collapse: "Collapse / expand selection",
   mute: "Mute / unmute selection",
   bypass: "Bypass / unbypass selection",
+  subgraph: "Make a subgraph of the selection",
 } as const;
 
 export type Action = keyof typeof ACTIONS;
@@ -49,6 +50,8 @@ export const DEFAULT_BINDINGS: Readonly<Record<Action, string>> = {
   // ComfyUI's keys, so its users' hands already know them.
   mute: "Ctrl+M",
   bypass: "Ctrl+B",
+  // ComfyUI's "Convert to subgraph".
+  subgraph: "Ctrl+Shift+E",
 };
 
 export interface KeyChord {
