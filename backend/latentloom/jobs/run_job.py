@@ -39,9 +39,15 @@ def run_job(
     from latentloom.graph.validate import WorkflowInvalid
     from latentloom.graph.workflow import WorkflowFormatError, parse_workflow
 
+    # Run to here: POST /api/jobs puts the chosen nodes in meta.run_targets.
+    targets = (workflow.get("meta") or {}).get("run_targets")
     try:
         result = engine.run(
-            parse_workflow(workflow), on_event=on_event, on_preview=on_preview, cancel=cancel
+            parse_workflow(workflow),
+            on_event=on_event,
+            on_preview=on_preview,
+            cancel=cancel,
+            targets=targets if isinstance(targets, list) else None,
         )
     except Cancelled:
         return Outcome(job_id, "cancelled")

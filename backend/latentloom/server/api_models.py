@@ -21,6 +21,11 @@ class JobRequest(BaseModel):
     front: bool = Field(False, description="Put ahead of every queued job of the same priority")
     runs: int = Field(1, ge=1, description="Queue this many jobs of the same workflow")
     client_id: str | None = Field(None, max_length=200)
+    targets: list[str] | None = Field(
+        None,
+        max_length=1000,
+        description="Run only what these nodes need (run to here); default: every output node",
+    )
 
 
 class JobView(BaseModel):

@@ -18,7 +18,14 @@ from fastapi.staticfiles import StaticFiles
 
 import latentloom
 from latentloom.interop.comfy import routes_http as comfy_http
-from latentloom.server import routes_catalog, routes_files, routes_jobs, routes_workflows, routes_ws
+from latentloom.server import (
+    routes_catalog,
+    routes_files,
+    routes_jobs,
+    routes_plan,
+    routes_workflows,
+    routes_ws,
+)
 from latentloom.server.body_limit import BodyLimit
 from latentloom.server.docs import docs_routes
 from latentloom.server.headers import SecurityHeaders
@@ -31,6 +38,7 @@ from latentloom.warmup import WarmupStep
 ROUTERS = [
     routes_jobs.router,
     routes_jobs.queue_router,
+    routes_plan.router,
     routes_catalog.router,
     routes_files.router,
     routes_workflows.router,

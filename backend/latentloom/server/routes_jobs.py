@@ -64,6 +64,7 @@ class StrictJsonRoute(APIRoute):
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], route_class=StrictJsonRoute)
 TERMINAL = {"succeeded", "failed", "cancelled"}
+RUN_TARGETS = "run_targets"  # jobs/run_job.py reads it
 WAIT_LIMIT_SECONDS = 3600.0
 
 
@@ -96,6 +97,10 @@ async def queue_jobs(
         problems = [Problem(node=None, input=None, code="format", message=str(error))]
         return _invalid(problems)
     problems = await in_heavy_thread(engine.validate, workflow)
+    unknown = [target for target in body.targets or [] if target not in workflow.nodes]
+    if unknown:
+        message = f"targets name nodes the workflow lacks: {unknown}; use ids from its nodes"
+        problems.append(Problem(node=None, input="targets", code="unknown_target", message=message))
     if problems:
         return _invalid(problems)
     settings = state.settings
@@ -105,7 +110,7 @@ async def queue_jobs(
             f"runs={body.runs} is more than the {settings.max_runs_per_request} allowed per request",
         )
     queue = await state.wait_for_queue()
-    document, text = await in_heavy_thread(_dumped, workflow)
+    document, text = await in_heavy_thread(_dumped, workflow, body.targets)
     try:
         records = await in_ledger_thread(_submit, queue, document, text, body, settings.max_queue)
     except QueueFull as error:
@@ -118,8 +123,16 @@ async def queue_jobs(
     return JobsCreated(jobs=views)
 
 
-def _dumped(workflow: Workflow) -> tuple[dict[str, Any], str]:
+def _dumped(workflow: Workflow, targets: list[str] | None = None) -> tuple[dict[str, Any], str]:
+    """The stored document; run-to-here targets travel in `meta.run_targets` (set only here:
+    a document that brings its own is not trusted), which the worker hands the executor."""
     document = workflow.to_json()
+    meta = document.get("meta") or {}
+    meta.pop(RUN_TARGETS, None)
+    if targets is not None:
+        meta[RUN_TARGETS] = list(targets)
+    if meta or "meta" in document:
+        document["meta"] = meta
     return document, dump_json(document)
 
 

@@ -82,6 +82,7 @@ export interface JobRequest {
   front?: boolean;
   runs?: number;
   client_id?: string | null;
+  targets?: string[] | null;
 }
 
 export interface JobView {
