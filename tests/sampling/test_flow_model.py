@@ -20,6 +20,7 @@ from latentloom.models.family import SD3
 from latentloom.models.handles import Conditioning, ConditioningEntry, DiffusionModel
 from latentloom.models.schedule import alphas_cumprod
 from latentloom.sampling.align_your_steps import ScheduleNeedsFamilyError
+from latentloom.sampling.masked import MaskedDenoiser
 from latentloom.sampling.model_sampling import sd3_sampling
 from latentloom.sampling.run import sample, sample_advanced
 from latentloom.sampling.samplers import FLOW_REFUSED, SAMPLERS, SamplerNotForFlowError
@@ -218,3 +219,17 @@ def test_model_copy_keeps_the_network_call() -> None:
     assert shifted.network_call is call
     assert shifted.model_sampling.percent_to_sigma(0.5) == pytest.approx(6 * 0.5 / (1 + 5 * 0.5))
     assert model.model_sampling.percent_to_sigma(0.5) == 0.75
+
+
+def test_masked_denoiser_renoises_the_kept_region_on_the_flow_path() -> None:
+    seen: list[Tensor] = []
+
+    def inner(x: Tensor, sigma: Tensor, /, **extra_args: object) -> Tensor:
+        seen.append(x)
+        return x
+
+    source, noise = torch.full(SHAPE, 2.0), torch.full(SHAPE, -1.0)
+    keep_all = torch.zeros(SHAPE)  # mask 0: every pixel is the re-noised source
+    denoiser = MaskedDenoiser(inner, source, noise, keep_all, sampling=sd3_sampling())
+    denoiser(torch.zeros(SHAPE), torch.tensor(0.25))
+    assert torch.equal(seen[0], torch.full(SHAPE, 0.25 * -1.0 + 0.75 * 2.0))
