@@ -174,7 +174,7 @@ NODES = [
 
 # --- Load VAE, split UNet files, LoRA (model only) ------------------------------------
 
-VAE_FAMILIES = ("auto", "sd1", "sdxl")
+VAE_FAMILIES = ("auto", "sd1", "sdxl", "sd3", "flux")
 FP32_VAE_BYTES_PER_STORED = 2  # VAEs are held in fp32; files are usually fp16
 
 
@@ -284,14 +284,16 @@ NODES += [
         "layout, or a diffusers VAE folder (config.json + weights). SD 1.x and SDXL VAEs have "
         "the same structure and differ only in their latent scale: 'family' auto takes it "
         "from a diffusers config and otherwise assumes SD 1.x (and says so); choose sdxl for "
-        "an SDXL VAE file.",
+        "an SDXL VAE file. 16-channel VAEs (SD 3, FLUX.1's ae.safetensors) are told apart the "
+        "same way: auto assumes FLUX.1; a sampled latent decodes in its model's family.",
         inputs=(
             enum_input("vae", DynamicChoices("vae")),
             enum_input(
                 "family",
                 VAE_FAMILIES,
                 tooltip="Which latent scale the VAE uses: auto (a diffusers config, else SD "
-                "1.x), sd1 (SD 1.x / 2.x, 0.18215) or sdxl (0.13025)",
+                "1.x; 16 channels: FLUX.1), sd1 (SD 1.x / 2.x, 0.18215), sdxl (0.13025), sd3 "
+                "(1.5305, shift 0.0609) or flux (0.3611, shift 0.1159)",
             ),
         ),
         outputs=(Output("vae", SocketType.VAE),),

@@ -16,6 +16,12 @@ Which family's latent scale (SD 1.x/2.x 0.18215, SDXL 0.13025) the VAE uses cann
 from the weights: the SD 1.x and SDXL VAEs have the same structure. `family` says it: "sd1"
 or "sdxl", or "auto", which takes a diffusers config's `scaling_factor` (folders) and
 otherwise assumes SD 1.x, saying so in the rule the Load VAE node reports.
+
+16-channel VAEs (SD 3's, FLUX.1's `ae.safetensors`) have no quant convs and again one
+structure for two families (scale and shift 1.5305 / 0.0609 vs 0.3611 / 0.1159). "auto"
+assumes FLUX there, the one whose users load the VAE as a separate file (SD 3.5 checkpoints
+carry theirs); "sd3" / "flux" choose. Decoding a sampled latent follows the model that made it
+anyway (`vae.decode` takes the latent's family), so the choice matters for VAE Encode.
 """
 
 from __future__ import annotations
@@ -33,21 +39,32 @@ from latentloom.models.configs import norm_groups, vae_config
 from latentloom.models.detect import Detection
 from latentloom.models.diffusers_folder import weight_files
 from latentloom.models.errors import UnrecognizedCheckpointError
-from latentloom.models.family import SD15, SDXL, Family
+from latentloom.models.family import FLUX, SD3, SD15, SDXL, Family
 from latentloom.models.handles import Vae
 from latentloom.models.keymap import KeyMap, Target
 from latentloom.models.layout import VAE_PREFIX
 from latentloom.models.safetensors_file import SafetensorsFile, refuse_pickle_path
+from latentloom.models.sd3_config import vae_config as sd3_vae_config
 from latentloom.models.streaming import ModuleFiller, Transfer, rehearse, stream
 
-VaeFamily = Literal["auto", "sd1", "sdxl"]
-VAE_FAMILIES: dict[str, Family | None] = {"auto": None, "sd1": SD15, "sdxl": SDXL}
-_BY_SCALE = {family.vae_scaling_factor: family for family in (SD15, SDXL)}
+VaeFamily = Literal["auto", "sd1", "sdxl", "sd3", "flux"]
+VAE_FAMILIES: dict[str, Family | None] = {
+    "auto": None,
+    "sd1": SD15,
+    "sdxl": SDXL,
+    "sd3": SD3,
+    "flux": FLUX,
+}
+_BY_SCALE = {family.vae_scaling_factor: family for family in (SD15, SDXL, SD3, FLUX)}
 _PREFIXES = ("first_stage_model.", "vae.")
 _PARTS = ("encoder.", "decoder.", "quant_conv.", "post_quant_conv.")
 # Older diffusers releases named the mid-block attention like this.
 _OLD_ATTENTION = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
 ASSUMED = "no config says which: SD 1.x's latent scale 0.18215 assumed; choose sdxl for an SDXL VAE"
+ASSUMED_16 = (
+    "16 latent channels and no config: FLUX.1's scale 0.3611 and shift 0.1159 assumed (SD 3's VAE "
+    "has the same structure: choose sd3 for it); a sampled latent decodes in its model's family"
+)
 
 
 @dataclass(frozen=True)
@@ -73,11 +90,12 @@ def load_vae(
     with SafetensorsFile(path) as file:
         names = _vae_names(file.keys(), path)
         shapes = {name: file.shape(key) for key, name in names.items()}
-        resolved = chosen or SD15
-        rule = f"set to {resolved.display_name}" if chosen else ASSUMED
+        wide = _latent_channels(shapes) == FLUX.latent_channels
+        resolved = chosen or (FLUX if wide else SD15)
+        rule = f"set to {resolved.display_name}" if chosen else ASSUMED_16 if wide else ASSUMED
         if any(name.startswith("encoder.down.") for name in names.values()):
             config = _original_config(shapes, resolved, path)
-            targets = _original_targets(names, config, resolved)
+            targets = _original_targets(names, config)
         else:
             config = _diffusers_config(shapes, resolved, path)
             targets = {key: _diffusers_target(name) for key, name in names.items()}
@@ -105,30 +123,52 @@ def _vae_names(keys: list[str], path: Path) -> dict[str, str]:
     return names
 
 
+def _latent_channels(shapes: Mapping[str, tuple[int, ...]]) -> int | None:
+    """What the decoder takes in (both layouts name its first conv `decoder.conv_in`)."""
+    shape = shapes.get("decoder.conv_in.weight")
+    return shape[1] if shape is not None and len(shape) == 4 else None
+
+
+def _quant_convs(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any]:
+    """SD 3's and FLUX's VAEs have no quant convs; the latent width is then the decoder's."""
+    if "post_quant_conv.weight" in shapes:
+        return {"latent_channels": shapes["post_quant_conv.weight"][0]}
+    return {
+        "latent_channels": _latent_channels(shapes),
+        "use_quant_conv": "quant_conv.weight" in shapes,
+        "use_post_quant_conv": False,
+    }
+
+
+_HAVE_CHANNELS = {4: "SD 1.x, SD 2.x and SDXL", 16: "SD 3.x and FLUX.1"}
+
+
 def _family_config(config: dict[str, Any], family: Family, path: Path) -> dict[str, Any]:
     if config["latent_channels"] != family.latent_channels:
         raise UnrecognizedCheckpointError(
             path,
-            f"a VAE with {config['latent_channels']} latent channels; SD 1.x, SD 2.x and SDXL "
-            f"VAEs have {family.latent_channels}",
+            f"a VAE with {config['latent_channels']} latent channels; "
+            f"{_HAVE_CHANNELS[family.latent_channels]} VAEs have {family.latent_channels}",
+            "Choose the VAE's family on the node (auto tells 4 from 16 channels)",
         )
-    return {**config, "scaling_factor": family.vae_scaling_factor}
+    shift = {"shift_factor": family.vae_shift_factor} if family.vae_shift_factor else {}
+    return {**config, "scaling_factor": family.vae_scaling_factor, **shift}
 
 
 def _original_config(
     shapes: Mapping[str, tuple[int, ...]], family: Family, path: Path
 ) -> dict[str, Any]:
     prefixed = {VAE_PREFIX + name: shape for name, shape in shapes.items()}
+    if "post_quant_conv.weight" not in shapes:  # SD 3's / FLUX's structure
+        return _family_config(sd3_vae_config(shapes, path, prefix=""), family, path)
     detection = Detection(family=family, prediction_type="epsilon", prediction_rule="")
     return _family_config(vae_config(prefixed, detection, path), family, path)
 
 
-def _original_targets(
-    names: Mapping[str, str], config: Mapping[str, Any], family: Family
-) -> dict[str, Target]:
+def _original_targets(names: Mapping[str, str], config: Mapping[str, Any]) -> dict[str, Target]:
     # Only the VAE half of the checkpoint key map is consulted; the UNet and text parts of its
-    # configuration do not matter here.
-    keymap = KeyMap(family, {"layers_per_block": 1, "up_block_types": []}, config, {})
+    # configuration do not matter here, nor does the family (VAE names are the same in all).
+    keymap = KeyMap(SD15, {"layers_per_block": 1, "up_block_types": []}, config, {})
     targets = {}
     for key, name in names.items():
         target = keymap.to_diffusers(VAE_PREFIX + name)
@@ -162,8 +202,8 @@ def _diffusers_config(
         "up_block_types": ["UpDecoderBlock2D"] * len(channels),
         "block_out_channels": channels,
         "layers_per_block": len(_indices(shapes, "encoder.down_blocks.0.resnets.")),
-        "latent_channels": shape("post_quant_conv.weight")[0],
         "norm_num_groups": norm_groups(channels),
+        **_quant_convs(shapes),
     }
     return _family_config(config, family, path)
 
@@ -217,8 +257,9 @@ def _load_folder(
     else:
         raise UnrecognizedCheckpointError(
             config_path,
-            f"scaling_factor {scale!r} is neither SD 1.x's 0.18215 nor SDXL's 0.13025",
-            "Choose the family (sd1 or sdxl) on the node",
+            f"scaling_factor {scale!r} is none of SD 1.x's 0.18215, SDXL's 0.13025, SD 3's "
+            "1.5305 or FLUX.1's 0.3611",
+            "Choose the family (sd1, sdxl, sd3 or flux) on the node",
         )
     files = weight_files(folder)
     if len(files) != 1:  # VAEs are a few hundred MB: nobody shards them
