@@ -30,6 +30,8 @@ import { Workspace, message } from "./workspace";
 import { KeysDialog } from "../ui/keys-dialog";
 import { ImageActions } from "./image-actions";
 import { SubgraphView } from "../ui/subgraph-view";
+import { Lightbox } from "../ui/lightbox";
+import { NodeResults } from "../ui/node-results";
 import { SubgraphCatalog, definitionOf, inlineSubgraphNode, makeSubgraphFromSelection } from "../model";
 
 const KEYS_STORAGE = "latentloom.keys";
@@ -52,6 +54,8 @@ export class App implements InteractionHost {
   private readonly toasts = el("div", { className: "toasts" });
   private readonly nodeMenu: ContextMenu;
   private readonly subgraphView: SubgraphView;
+  readonly lightbox: Lightbox;
+  readonly results = new NodeResults();
   private readonly filePicker = el("input", { className: "file-picker", data: { file: "open" } });
   private readonly previewImage = el("img", { className: "preview-image" });
   private readonly runsInput = el("input", { className: "runs", title: "Runs per queue" });
@@ -94,9 +98,16 @@ export class App implements InteractionHost {
       toast: (text) => this.toast(text),
     });
     this.queuePanel = new QueuePanel((text) => this.toast(text));
-    this.gallery = new Gallery((document, name) => void this.workspace.create(document, name), (text) => this.toast(text));
+    this.lightbox = new Lightbox({ open: (document, name) => void this.workspace.create(document, name), toast: (text) => this.toast(text) });
+    root.append(this.lightbox.element);
+    this.gallery = new Gallery(
+      (document, name) => void this.workspace.create(document, name),
+      (text) => this.toast(text),
+      (images, index) => this.lightbox.show(images, index),
+    );
     this.runner = new Runner(this.workspace, {
       onJobsChanged: () => this.queuePanel.refresh(),
+      onNodeImages: (run, node, images) => void this.results.show(run, node, images).catch((error: unknown) => this.toast(message(error))),
       onImages: (images) => {
         this.gallery.add(images);
         const last = images.at(-1);
@@ -130,6 +141,16 @@ export class App implements InteractionHost {
       this.pointer = [event.clientX - box.left, event.clientY - box.top];
     });
     this.listenForDrops(canvasHost);
+    // A click on a node's result strip opens that image large.
+    canvasHost.addEventListener("click", (event) => {
+      const tab = this.tab;
+      if (tab === undefined || event.button !== 0) return;
+      const box = canvasHost.getBoundingClientRect();
+      const view = this.renderer.view;
+      const world: Vec2 = [(event.clientX - box.left - view.offset[0]) / view.scale, (event.clientY - box.top - view.offset[1]) / view.scale];
+      const hit = this.results.at(tab.store, tab.run, world);
+      if (hit !== undefined) this.lightbox.show(hit.images, hit.index);
+    });
     root.append(this.toolbar(), this.tabBar, el("main", {}, canvasHost, this.sidebar()), this.toasts);
     addEventListener("keydown", (event) => this.onKey(event));
     this.onView(this.renderer.view);
@@ -283,6 +304,7 @@ export class App implements InteractionHost {
   // ---- actions --------------------------------------------------------------------------
 
   private onKey(event: KeyboardEvent): void {
+    if (this.lightbox.isOpen) return; // the lightbox's keys are its own
     const action = this.keys.match(event);
     const target = event.target;
     const typing = target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement;

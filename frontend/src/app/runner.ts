@@ -11,10 +11,13 @@ import { isSeed, nextSeed, seedControl } from "../canvas/widgets";
 import { sigmaReport } from "../canvas/sigma-plot";
 import type { DocumentTab } from "./document-tab";
 import type { Workspace } from "./workspace";
+import type { RunState } from "./run-state";
 
 export interface RunnerEvents {
   onJobsChanged(): void;
   onImages(images: readonly ImageRef[]): void;
+  /** A node (Save Image, Preview Image) reported images: shown on the node itself. */
+  onNodeImages?(run: RunState, node: string, images: readonly ImageRef[]): void;
   onPreview(image: ImageBitmap, blob: Blob): void;
   toast(message: string): void;
 }
@@ -116,6 +119,8 @@ export class Runner {
         const sigmas = sigmaReport(event.outputs);
         if (sigmas !== undefined) run?.setSigmas(event.node, sigmas);
         run?.set(event.node, { status: event.kind === "node.cached" ? "cached" : "done" });
+        const images = imagesIn(event.outputs);
+        if (run !== undefined && images.length > 0) this.events.onNodeImages?.(run, event.node, images);
         return;
       }
       case "node.failed":

@@ -1,45 +1,97 @@
 /**
- * Output gallery: thumbnails of saved images, newest first. Clicking one fetches the PNG,
- * reads the workflow it carries and opens it in a new tab: any image re-opens its graph.
+ * Output gallery: thumbnails (server-side resized previews) of saved images, newest first.
+ * It pages through the job history: the first page loads at start, "Load older" fetches the
+ * next page of succeeded jobs. Clicking a thumbnail (or Enter on it) opens the lightbox on
+ * the gallery's images, where "Open workflow" re-opens the graph the PNG carries.
  */
 
-import { api, imagesIn, outputUrl, type ImageRef } from "../api/client";
+import { imagesIn, outputUrl, type ImageRef } from "../api/client";
+import type { JobList } from "../api/types";
 import { workflowFromPng } from "../files/png-text";
 import { el } from "./dom";
 
+export const GALLERY_PAGE = 30;
+
 export class Gallery {
-  readonly element = el("section", { className: "panel gallery" });
+  readonly element = el("section", { className: "panel gallery", data: { panel: "gallery" } });
   private readonly grid = el("div", { className: "gallery-grid" });
+  private readonly more = el("button", { className: "gallery-more", text: "Load older", title: "Load the next page of past results" });
   private readonly seen = new Set<string>();
+  /** Newest first, as shown. */
+  private readonly shown: ImageRef[] = [];
+  private offset = 0;
 
   constructor(
     private readonly open: (document: unknown, name: string) => void,
     private readonly toast: (message: string) => void,
+    private readonly view?: (images: readonly ImageRef[], index: number) => void,
   ) {
-    this.element.append(el("header", {}, el("h2", { text: "Outputs" })), this.grid);
-    void this.loadHistory();
+    this.more.addEventListener("click", () => void this.loadPage());
+    this.more.hidden = true;
+    this.element.append(el("header", {}, el("h2", { text: "Outputs" })), this.grid, this.more);
+    void this.loadPage();
   }
 
+  /** All images the gallery shows, newest first. */
+  get images(): readonly ImageRef[] {
+    return this.shown;
+  }
+
+  /** New results: shown first. */
   add(images: readonly ImageRef[]): void {
     for (const image of images) {
-      const url = outputUrl(image);
-      if (this.seen.has(url)) continue;
-      this.seen.add(url);
-      const thumb = el("img", { className: "gallery-item", title: `${image.filename} — click to open its workflow`, data: { filename: image.filename } });
-      thumb.src = outputUrl(image, true);
-      thumb.alt = image.filename;
-      thumb.addEventListener("click", () => void this.reopen(image));
+      const thumb = this.thumb(image);
+      if (thumb === undefined) continue;
       this.grid.prepend(thumb);
+      this.shown.unshift(image);
     }
   }
 
-  private async loadHistory(): Promise<void> {
+  private append(images: readonly ImageRef[]): void {
+    for (const image of images) {
+      const thumb = this.thumb(image);
+      if (thumb === undefined) continue;
+      this.grid.append(thumb);
+      this.shown.push(image);
+    }
+  }
+
+  private thumb(image: ImageRef): HTMLImageElement | undefined {
+    const url = outputUrl(image);
+    if (this.seen.has(url)) return undefined;
+    this.seen.add(url);
+    const thumb = el("img", { className: "gallery-item", title: `${image.filename} — click to view`, data: { filename: image.filename } });
+    thumb.src = outputUrl(image, true);
+    thumb.alt = image.filename;
+    thumb.loading = "lazy";
+    thumb.tabIndex = 0;
+    const activate = (): void => {
+      const index = this.shown.indexOf(image);
+      if (this.view !== undefined) this.view(this.shown, index);
+      else void this.reopen(image);
+    };
+    thumb.addEventListener("click", activate);
+    thumb.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        activate();
+      }
+    });
+    return thumb;
+  }
+
+  /** The next page of succeeded jobs, newest first, appended below what is shown. */
+  private async loadPage(): Promise<void> {
     try {
-      const { jobs } = await api.jobs(["succeeded"], 30);
+      const response = await fetch(`/api/jobs?status=succeeded&limit=${GALLERY_PAGE}&offset=${this.offset}`);
+      if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+      const { jobs, total } = (await response.json()) as JobList;
+      this.offset += jobs.length;
       const images = jobs
-        .sort((a, b) => (a.finished_at ?? 0) - (b.finished_at ?? 0))
-        .flatMap((job) => Object.values(job.outputs).flatMap((outputs) => imagesIn(outputs)));
-      this.add(images);
+        .sort((a, b) => (b.finished_at ?? 0) - (a.finished_at ?? 0))
+        .flatMap((job) => Object.values(job.outputs).flatMap((outputs) => imagesIn(outputs)).reverse());
+      this.append(images);
+      this.more.hidden = this.offset >= total || jobs.length === 0;
     } catch (error) {
       this.toast(`could not load past outputs: ${String(error)}`);
     }
