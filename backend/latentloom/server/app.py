@@ -22,7 +22,9 @@ from latentloom.server import (
     routes_catalog,
     routes_files,
     routes_jobs,
+    routes_library,
     routes_plan,
+    routes_settings,
     routes_workflows,
     routes_ws,
 )
@@ -41,6 +43,8 @@ ROUTERS = [
     routes_plan.router,
     routes_catalog.router,
     routes_files.router,
+    routes_library.router,  # before the workflows router: its /{name}/versions paths
+    routes_settings.router,
     routes_workflows.router,
     routes_ws.router,
     comfy_http.router,  # ComfyUI's API; after ours, so ours win any clash
