@@ -45,13 +45,21 @@ const enc = encodeURIComponent;
 
 export const api = {
   nodes: () => request<{ nodes: unknown }>("GET", "/api/nodes"),
-  queue: (workflow: unknown, options: { runs?: number; front?: boolean; clientId?: string } = {}) =>
+  queue: (workflow: unknown, options: { runs?: number; front?: boolean; clientId?: string; targets?: readonly string[] } = {}) =>
     request<JobsCreated>("POST", "/api/jobs", {
       workflow,
       runs: options.runs ?? 1,
       front: options.front ?? false,
       client_id: options.clientId ?? null,
+      ...(options.targets === undefined ? {} : { targets: options.targets }),
     }),
+  /** Per node: would it run, come from the cache, be skipped or not be needed (POST /api/plan). */
+  plan: (workflow: unknown, targets?: readonly string[]) =>
+    request<{ nodes: Record<string, "run" | "cached" | "skipped" | "unneeded">; run: number; cached: number }>(
+      "POST",
+      "/api/plan",
+      { workflow, ...(targets === undefined ? {} : { targets }) },
+    ),
   jobs: (statuses: readonly string[], limit = 100) =>
     request<JobList>("GET", `/api/jobs?${statuses.map((status) => `status=${status}`).join("&")}&limit=${limit}`),
   cancel: (id: string) => request<JobView>("DELETE", `/api/jobs/${enc(id)}`),

@@ -17,6 +17,13 @@ import { describeExport, describeImport, exportWorkflow, importFile, type Export
 import { isOwnDocument, ownDocumentFromPng } from "../files/png-text";
 import { createNode, parseCatalog, parseJson, placeholderOf, removeItems, setTitle, toWorkflow, type Catalog, type Vec2 } from "../model";
 import { ContextMenu } from "../ui/context-menu";
+import { askConfirm, askText } from "../ui/dialog";
+import { HintBar } from "../ui/hint-bar";
+import type { Hit } from "../canvas/hit-test";
+import { arrange } from "../model/auto-layout-arrange";
+import { boxFromLayout } from "../model/auto-layout-support";
+import { isFirstVisit, missingNote, modelNeeds, openFirstRun } from "./first-run";
+import { canvasMenu, groupMenu, linkMenu, nodeMenu, type MenuContext } from "./menus";
 import { Gallery } from "../ui/gallery";
 import { QueuePanel } from "../ui/queue-panel";
 import { SearchBox } from "../ui/search-box";
@@ -53,6 +60,8 @@ export class App implements InteractionHost {
   private readonly status = el("span", { className: "save-status" });
   private readonly toasts = el("div", { className: "toasts" });
   private readonly nodeMenu: ContextMenu;
+  readonly hintBar: HintBar;
+  private readonly queueOnChangeButton = el("button", { className: "toggle", text: "Queue on change", title: "Re-queue after every change (Alt+Q)", data: { action: "queue-on-change" } });
   private readonly subgraphView: SubgraphView;
   readonly lightbox: Lightbox;
   readonly results = new NodeResults();
@@ -123,6 +132,10 @@ export class App implements InteractionHost {
     });
     this.commands = new Commands(this.renderer, (ids) => this.select(ids), (text) => this.toast(text));
     new Interaction(this.renderer, this);
+    this.hintBar = new HintBar(this.keys.bindings);
+    canvasHost.append(this.hintBar.element);
+    this.queueOnChangeButton.setAttribute("aria-pressed", "false");
+    this.queueOnChangeButton.addEventListener("click", () => this.run("queueOnChange"));
     this.renderer.onViewChange = (view) => this.onView(view);
     canvasHost.append(
       el("div", { className: "canvas-controls" },
@@ -165,7 +178,8 @@ export class App implements InteractionHost {
   }
 
   async start(): Promise<void> {
-    await this.workspace.restore();
+    // A first visit opens the txt2img example rather than an empty grid.
+    if (!isFirstVisit() || !(await openFirstRun(this.workspace).catch(() => false))) await this.workspace.restore();
   }
 
   // ---- InteractionHost ------------------------------------------------------------------
@@ -213,31 +227,63 @@ export class App implements InteractionHost {
     if (tab === undefined || node === undefined) return;
     const selected = [...tab.selection].filter((id) => tab.store.has("node", id));
     const nodes = selected.includes(nodeId) ? selected : [nodeId];
-    const all = (mode: "mute" | "bypass"): boolean => nodes.every((id) => tab.store.get("node", id)?.mode === mode);
     const title = node.title ?? this.catalog.get(node.type)?.display_name ?? placeholderOf(node)?.classType ?? node.type;
-    const keys = this.keys.bindings;
     const spec = this.catalog.get(node.type);
     const image = spec === undefined ? undefined : imageInputOf(spec);
     const imageEntries = image === undefined ? [] : [
       { label: "Upload image…", run: () => this.imageActions.chooseFile(tab, nodeId, image) },
       { label: "Edit mask…", run: () => void this.imageActions.editMask(tab, nodeId, image) },
     ];
-    this.nodeMenu.show(screen, nodes.length > 1 ? `${nodes.length} nodes` : title, [
-      ...imageEntries,
-      { label: "Bypass", checked: all("bypass"), hint: keys.bypass, run: () => this.commands.toggleMode(tab, "bypass", nodes) },
-      { label: "Mute", checked: all("mute"), hint: keys.mute, run: () => this.commands.toggleMode(tab, "mute", nodes) },
-      { label: node.collapsed ? "Expand" : "Collapse", hint: keys.collapse, run: () => this.commands.toggleCollapse(tab, nodes) },
-      { label: "Rename…", run: () => this.rename(nodeId) },
-      ...this.subgraphEntries(tab, nodeId, nodes),
-      {
-        label: "Delete",
-        hint: keys.delete,
-        run: () => {
-          removeItems(tab.store, nodes);
-          this.select([...tab.selection].filter((id) => !nodes.includes(id)));
-        },
+    this.nodeMenu.show(screen, nodes.length > 1 ? `${nodes.length} nodes` : title, nodeMenu(this.menuContext(tab), nodeId, nodes, [...imageEntries, ...this.subgraphEntries(tab, nodeId, nodes)]));
+  }
+
+  /** Right-click off a node: the link's, the group's or the canvas's menu. */
+  openMenuAt(screen: Vec2, world: Vec2, hit: Hit): void {
+    const tab = this.tab;
+    if (tab === undefined) return;
+    const context = this.menuContext(tab);
+    if (hit.kind === "link") this.nodeMenu.show(screen, "Link", linkMenu(context, hit.link.id, world), "link");
+    else if (hit.kind === "group") this.nodeMenu.show(screen, hit.group.title, groupMenu(context, hit.group.id), "group");
+    else if (hit.kind === "empty") this.nodeMenu.show(screen, "Canvas", canvasMenu(context, world), "canvas");
+  }
+
+  private menuContext(tab: DocumentTab): MenuContext {
+    return {
+      tab,
+      catalog: this.catalog,
+      keys: this.keys.bindings,
+      boxOf: (node) => boxFromLayout(this.renderer.layoutOf(node)),
+      canPaste: this.commands.canPaste,
+      select: (ids) => this.select(ids),
+      addNode: (specId, world) => {
+        const spec = this.catalog.get(specId);
+        tab.store.transact(`Add ${spec?.display_name ?? specId}`, () => this.select([createNode(tab.store, specId, [Math.round(world[0]), Math.round(world[1])]).id]));
       },
-    ]);
+      paste: (world) => this.commands.paste(tab, false, world),
+      arrange: () => this.run("arrange"),
+      renameNode: (nodeId) => this.rename(nodeId),
+      renameGroup: (groupId) => void this.renameGroup(tab, groupId),
+      runTo: (nodeId) => this.runTo(tab, nodeId),
+      toggleMode: (ids, mode) => this.commands.toggleMode(tab, mode, ids),
+      toggleCollapse: (ids) => this.commands.toggleCollapse(tab, ids),
+      deleteNodes: (ids) => {
+        removeItems(tab.store, ids);
+        this.select([...tab.selection].filter((id) => !ids.includes(id)));
+      },
+    };
+  }
+
+  private runTo(tab: DocumentTab, nodeId: string): void {
+    this.subgraphView.closeAll();
+    this.hintBar.done();
+    void this.runner.runTo(tab, nodeId);
+  }
+
+  private async renameGroup(tab: DocumentTab, groupId: string): Promise<void> {
+    const group = tab.store.get("group", groupId);
+    if (group === undefined) return;
+    const title = await askText({ title: "Group title", value: group.title });
+    if (title !== undefined && title.trim() !== "") tab.store.transact("Rename group", (tx) => tx.update("group", groupId, (current) => ({ ...current, title: title.trim() })));
   }
 
   /** Node menu entries for subgraphs: make one of the selection, open or unpack an instance. */
@@ -270,8 +316,9 @@ export class App implements InteractionHost {
     const tab = this.tab;
     const node = tab?.store.get("node", nodeId);
     if (tab === undefined || node === undefined) return;
-    const title = prompt("Node title (empty for the default)", node.title ?? "");
-    if (title !== null) setTitle(tab.store, nodeId, title.trim() === "" ? undefined : title.trim());
+    void askText({ title: "Node title", label: "Empty for the default", value: node.title ?? "" }).then((title) => {
+      if (title !== undefined && tab.store.has("node", nodeId)) setTitle(tab.store, nodeId, title.trim() === "" ? undefined : title.trim());
+    });
   }
 
   toast(text: string): void {
@@ -324,7 +371,26 @@ export class App implements InteractionHost {
       case "queue":
       case "queueFront":
         this.closeOverlays();
+        this.hintBar.done();
         void this.runner.queue(tab, this.runs(), action === "queueFront");
+        return;
+      case "runToHere": {
+        const [nodeId] = [...tab.selection].filter((id) => tab.store.has("node", id));
+        if (nodeId === undefined) this.toast("select the node to run to first");
+        else this.runTo(tab, nodeId);
+        return;
+      }
+      case "arrange": {
+        const chosen = [...tab.selection].filter((id) => tab.store.has("node", id) || tab.store.has("reroute", id));
+        // Two or more selected: arrange those; otherwise the whole graph.
+        arrange(tab.store, (node) => boxFromLayout(this.renderer.layoutOf(node)), chosen.length > 1 ? chosen : undefined);
+        return;
+      }
+      case "queueOnChange":
+        this.runner.queueOnChange = !this.runner.queueOnChange;
+        this.queueOnChangeButton.setAttribute("aria-pressed", String(this.runner.queueOnChange));
+        this.queueOnChangeButton.classList.toggle("on", this.runner.queueOnChange);
+        this.toast(`queue on change ${this.runner.queueOnChange ? "on: every change queues the graph again" : "off"}`);
         return;
       case "undo":
         tab.undo.undo();
@@ -386,6 +452,8 @@ export class App implements InteractionHost {
     this.closeOverlays();
     if (tab === undefined) return;
     this.renderer.setScene(tab.store, tab.selection, tab.run);
+    this.runner.watch(tab);
+    this.watchHints(tab);
     if (!tab.fitted) {
       tab.fitted = true;
       this.commands.fit(tab);
@@ -412,9 +480,9 @@ export class App implements InteractionHost {
       const tab = this.tab;
       if (tab !== undefined) void Promise.resolve(act(tab)).catch((error: unknown) => this.toast(message(error)));
     };
-    const ask = (question: string, fallback: string): string | undefined => {
-      const answer = prompt(question, fallback);
-      return answer === null || answer.trim() === "" ? undefined : answer.trim();
+    const ask = async (question: string, fallback: string): Promise<string | undefined> => {
+      const answer = await askText({ title: question, label: "Workflow name", value: fallback, check: (text) => (text.trim() === "" ? "a name cannot be empty" : undefined) });
+      return answer === undefined || answer.trim() === "" ? undefined : answer.trim();
     };
     return el("header", { className: "toolbar" },
       el("strong", { className: "brand", text: "Latentloom" }),
@@ -425,21 +493,28 @@ export class App implements InteractionHost {
         label: info.name,
         run: () => void this.workspace.openSaved(info.name).catch((error: unknown) => this.toast(message(error))),
       }))),
-      dropdown("Examples", () => exampleWorkflows().map((example) => ({
-        label: example.name,
-        run: () => void this.workspace.create(example.document, example.name).catch((error: unknown) => this.toast(message(error))),
-      }))),
+      dropdown("Examples", () => exampleWorkflows().map((example) => {
+        // Says which models an example needs that this server lacks, before it is opened.
+        const missing = missingNote(modelNeeds(example.document, this.catalog));
+        return {
+          label: missing === undefined ? example.name : `${example.name} — ${missing}`,
+          run: () => {
+            if (missing !== undefined) this.notice(`${example.name} ${missing}: add them to the model folders to run it`, "warning");
+            void this.workspace.create(example.document, example.name).catch((error: unknown) => this.toast(message(error)));
+          },
+        };
+      })),
       el("button", { text: "Save", data: { action: "save" }, onClick: () => this.run("save") }),
       el("button", { text: "Save as", onClick: withTab(async (tab) => {
-        const name = ask("Save as", `${tab.name} copy`);
+        const name = await ask("Save as", `${tab.name} copy`);
         if (name !== undefined) await this.refusedName(`not saved as "${name}"`, this.workspace.saveAs(tab, name));
       }) }),
       el("button", { text: "Rename", data: { action: "rename" }, onClick: withTab(async (tab) => {
-        const name = ask("Rename workflow", tab.name);
+        const name = await ask("Rename workflow", tab.name);
         if (name !== undefined) await this.refusedName(`"${tab.name}" was not renamed`, this.workspace.rename(tab, name));
       }) }),
       el("button", { text: "Delete", onClick: withTab(async (tab) => {
-        if (confirm(`Delete the saved workflow "${tab.name}"?`)) await this.workspace.remove(tab);
+        if (await askConfirm({ title: "Delete workflow", message: `Delete the saved workflow "${tab.name}"?`, accept: "Delete", danger: true })) await this.workspace.remove(tab);
       }) }),
       dropdown("Export", () => [
         { label: "Latentloom JSON", run: withTab((tab) => this.commands.exportJson(tab)) },
@@ -449,10 +524,23 @@ export class App implements InteractionHost {
       el("button", { text: "Keys", onClick: () => new KeysDialog(this.keys, (bindings) => localStorage.setItem(KEYS_STORAGE, JSON.stringify(bindings))).open() }),
       el("span", { className: "spacer" }),
       this.status,
+      el("button", { text: "Arrange", title: "Arrange the graph left to right (Alt+A)", data: { action: "arrange" }, onClick: () => this.run("arrange") }),
+      this.queueOnChangeButton,
       el("label", { className: "runs-label", text: "runs " }, this.runsInput),
       el("button", { className: "queue-button", text: "Queue", title: "Queue (Ctrl+Enter)", data: { action: "queue" }, onClick: () => this.run("queue") }),
     );
   }
+
+  /** The first-run hint goes once the user adds a node or connects one. */
+  private watchHints(tab: DocumentTab): void {
+    if (!this.hintBar.visible || this.hinted.has(tab)) return;
+    this.hinted.add(tab);
+    tab.store.listen((change) => {
+      if (change.origin === "user" && (change.label.startsWith("Add ") || change.label === "Connect")) this.hintBar.done();
+    });
+  }
+
+  private readonly hinted = new WeakSet<DocumentTab>();
 
   private renderTabs(): void {
     this.tabBar.replaceChildren(

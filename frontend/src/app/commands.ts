@@ -32,6 +32,11 @@ export class Commands {
     private readonly toast: (message: string) => void,
   ) {}
 
+  /** Whether Paste has anything to paste (the canvas menu greys it out otherwise). */
+  get canPaste(): boolean {
+    return this.clipboard !== undefined;
+  }
+
   deleteSelection(tab: DocumentTab): void {
     if (tab.selection.size === 0) return;
     removeItems(tab.store, tab.selection);

@@ -25,6 +25,9 @@ export const ACTIONS = {
   mute: "Mute / unmute selection",
   bypass: "Bypass / unbypass selection",
   subgraph: "Make a subgraph of the selection",
+  arrange: "Arrange the graph (layered, left to right)",
+  runToHere: "Run to here (the selected node and what it needs)",
+  queueOnChange: "Queue on change on / off",
 } as const;
 
 export type Action = keyof typeof ACTIONS;
@@ -52,6 +55,9 @@ export const DEFAULT_BINDINGS: Readonly<Record<Action, string>> = {
   bypass: "Ctrl+B",
   // ComfyUI's "Convert to subgraph".
   subgraph: "Ctrl+Shift+E",
+  arrange: "Alt+A",
+  runToHere: "Alt+Enter",
+  queueOnChange: "Alt+Q",
 };
 
 export interface KeyChord {

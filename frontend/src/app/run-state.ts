@@ -8,7 +8,11 @@
 
 import type { Problem } from "../api/types";
 
-export type NodeStatus = "queued" | "running" | "cached" | "done" | "failed";
+/**
+ * "will run" / "from cache" are the server's plan before a queue (POST /api/plan): what the
+ * next run would execute and what the cache would serve. They show until a job starts.
+ */
+export type NodeStatus = "queued" | "running" | "cached" | "done" | "failed" | "will run" | "from cache";
 
 export interface NodeRunState {
   readonly status: NodeStatus;
@@ -38,6 +42,24 @@ export class RunState {
     this.problems.clear();
     if (status !== undefined) for (const id of nodeIds) this.nodes.set(id, { status });
     this.onChange();
+  }
+
+  /** The plan's marks; ignored while this tab has a job queued or running (its states win). */
+  setPlan(plan: Readonly<Record<string, string>>): boolean {
+    for (const state of this.nodes.values()) if (state.status === "queued" || state.status === "running") return false;
+    this.nodes.clear();
+    for (const [node, what] of Object.entries(plan)) {
+      if (what === "run") this.nodes.set(node, { status: "will run" });
+      else if (what === "cached") this.nodes.set(node, { status: "from cache" });
+    }
+    this.onChange();
+    return true;
+  }
+
+  /** Whether a job of this tab is queued or running (some node shows it). */
+  get busy(): boolean {
+    for (const state of this.nodes.values()) if (state.status === "queued" || state.status === "running") return true;
+    return false;
   }
 
   setProblems(problems: readonly Problem[]): void {

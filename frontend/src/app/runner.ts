@@ -2,11 +2,18 @@
  * Running workflows: queueing (with the seed controls applied after each queue), and turning
  * server events into per-node run state on the tab that queued the job. Jobs from other
  * clients still feed the queue panel and the gallery, but light up no nodes here.
+ *
+ * Run to here queues with `targets` (the server runs only what they need). After an edit
+ * that changes what would run (types, values, links, modes; not positions), and a short
+ * pause, the runner asks the server's plan which nodes would run and which the cache serves
+ * and marks them, or, with "queue on change" on, queues the graph again; an edit made while
+ * that tab's job is still going queues once the job ends.
  */
 
 import { api, ApiError, imagesIn, type ImageRef } from "../api/client";
 import type { Event, PreviewHeader } from "../api/types";
-import { setWidgetValue, toWorkflow } from "../model";
+import { setWidgetValue, stringifyJson, toWorkflow, type Change } from "../model";
+import { runToHerePlan } from "./menu-actions";
 import { isSeed, nextSeed, seedControl } from "../canvas/widgets";
 import { sigmaReport } from "../canvas/sigma-plot";
 import type { DocumentTab } from "./document-tab";
@@ -33,12 +40,23 @@ export class Runner {
     private readonly events: RunnerEvents,
   ) {}
 
-  async queue(tab: DocumentTab, runs: number, front = false): Promise<void> {
+  /** Re-queue after every graph change that alters what would run (the toolbar toggle). */
+  queueOnChange = false;
+  /** How long an edit must rest before the plan is asked or the graph re-queued. */
+  debounceMs = 400;
+  /** Counts for tests: plans asked and applied. */
+  plansApplied = 0;
+  private readonly watched = new WeakMap<DocumentTab, { timer?: ReturnType<typeof setTimeout>; signature: string; pending: boolean }>();
+
+  async queue(tab: DocumentTab, runs: number, front = false, targets?: readonly string[]): Promise<void> {
     const workflow = toWorkflow(tab.store);
+    const state = this.watched.get(tab);
+    if (state !== undefined) state.signature = signature(workflow);
     // Marked before the request: the job may start, and report, before the response is back.
-    tab.run.reset(Object.keys(workflow.nodes), "queued");
+    const needed = targets === undefined ? Object.keys(workflow.nodes) : targets.flatMap((target) => runToHerePlan(tab.store, target));
+    tab.run.reset(needed, "queued");
     try {
-      const created = await api.queue(workflow, { runs, front, clientId: this.workspace.clientId });
+      const created = await api.queue(workflow, { runs, front, clientId: this.workspace.clientId, ...(targets === undefined ? {} : { targets }) });
       for (const job of created.jobs) tab.jobs.add(job.id);
       for (const job of created.jobs) this.replay(job.id);
       this.advanceSeeds(tab);
@@ -54,10 +72,66 @@ export class Runner {
     }
   }
 
+  /** Run to here: only what `nodeId` needs. */
+  runTo(tab: DocumentTab, nodeId: string): Promise<void> {
+    return this.queue(tab, 1, false, [nodeId]);
+  }
+
+  /** Starts following a tab's edits (plan marks, queue on change); idempotent. */
+  watch(tab: DocumentTab): void {
+    if (this.watched.has(tab)) return;
+    const state: { timer?: ReturnType<typeof setTimeout>; signature: string; pending: boolean } = { signature: signature(toWorkflow(tab.store)), pending: false };
+    this.watched.set(tab, state);
+    tab.store.listen((change: Change) => {
+      // The seeds' own advance after a queue is not an edit (it would re-queue forever).
+      if (change.label === SEEDS_LABEL || change.origin === "load") return;
+      clearTimeout(state.timer);
+      state.timer = setTimeout(() => void this.settled(tab), this.debounceMs);
+    });
+    void this.refreshPlan(tab);
+  }
+
+  /** An edit has rested: queue again (queue on change) or refresh the plan marks. */
+  private async settled(tab: DocumentTab): Promise<void> {
+    const state = this.watched.get(tab);
+    if (state === undefined || !this.workspace.tabs.includes(tab)) return;
+    const now = signature(toWorkflow(tab.store));
+    if (now === state.signature) return;
+    if (this.queueOnChange) {
+      if (tab.run.busy) {
+        state.pending = true;
+        return;
+      }
+      await this.queue(tab, 1);
+      return;
+    }
+    state.signature = now;
+    await this.refreshPlan(tab);
+  }
+
+  /** Asks the server which nodes the next run would execute and marks them; quiet on failure. */
+  async refreshPlan(tab: DocumentTab): Promise<void> {
+    if (tab.run.busy) return;
+    try {
+      const plan = await api.plan(toWorkflow(tab.store));
+      if (tab.run.setPlan(plan.nodes)) this.plansApplied += 1;
+    } catch {
+      // An invalid graph has no plan; queueing shows its problems.
+    }
+  }
+
+  /** A job of this tab ended: an edit that waited for it queues now. */
+  private jobEnded(tab: DocumentTab | undefined): void {
+    const state = tab === undefined ? undefined : this.watched.get(tab);
+    if (tab === undefined || state === undefined || !state.pending) return;
+    state.pending = false;
+    if (this.queueOnChange) void this.queue(tab, 1);
+  }
+
   /** Seeds set to increment/randomize change after every queue, as one undoable step. */
   private advanceSeeds(tab: DocumentTab): void {
     const store = tab.store;
-    store.transact("Seeds after run", () => {
+    store.transact(SEEDS_LABEL, () => {
       for (const node of store.list("node")) {
         for (const input of store.catalog.get(node.type)?.inputs ?? []) {
           if (!isSeed(input)) continue;
@@ -104,7 +178,11 @@ export class Runner {
     switch (event.kind) {
       case "job.queued":
       case "job.started":
-        if (event.kind === "job.started" && tab !== undefined) tab.run.reset([...tab.store.list("node")].map((node) => node.id), "queued");
+        if (event.kind === "job.started" && tab !== undefined) {
+          // Keep the queued marks a run to here set; a whole run marks every node.
+          const queued = [...tab.run.nodes].filter(([, state]) => state.status === "queued").map(([id]) => id);
+          tab.run.reset(queued.length > 0 ? queued : [...tab.store.list("node")].map((node) => node.id), "queued");
+        }
         this.events.onJobsChanged();
         return;
       case "node.started":
@@ -130,15 +208,18 @@ export class Runner {
         if (event.node !== null) run?.set(event.node, { status: "failed", error: event.error });
         if (tab !== undefined) this.events.toast(`the run failed: ${event.error}`);
         this.events.onJobsChanged();
+        this.jobEnded(tab);
         return;
       case "job.cancelled":
         if (tab !== undefined) tab.run.reset([], undefined);
         this.events.onJobsChanged();
+        this.jobEnded(tab);
         return;
       case "job.finished": {
         const images = Object.values(event.outputs).flatMap((outputs) => imagesIn(outputs));
         if (images.length > 0) this.events.onImages(images);
         this.events.onJobsChanged();
+        this.jobEnded(tab);
         return;
       }
     }
@@ -155,4 +236,11 @@ export class Runner {
       () => undefined,
     );
   }
+}
+
+const SEEDS_LABEL = "Seeds after run";
+
+/** What decides a run: each node's type, inputs and mode (not its position or title). */
+function signature(workflow: ReturnType<typeof toWorkflow>): string {
+  return stringifyJson(Object.entries(workflow.nodes).map(([id, node]) => [id, node.type, node.inputs, node.mode ?? "run"]));
 }

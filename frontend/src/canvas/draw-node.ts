@@ -64,10 +64,12 @@ function drawBody(ctx: CanvasRenderingContext2D, node: NodeRecord, layout: NodeL
     }
     return;
   }
-  ctx.fillStyle = bypassed ? THEME.bypassBody : THEME.nodeBody;
+  // A colour from the node menu (ComfyUI's ui keys: color = title bar, bgcolor = body).
+  const custom = node.extraUi ?? {};
+  ctx.fillStyle = bypassed ? THEME.bypassBody : typeof custom["bgcolor"] === "string" ? custom["bgcolor"] : THEME.nodeBody;
   roundRect(ctx, x, y, width, height, 6);
   ctx.fill();
-  ctx.fillStyle = bypassed ? THEME.bypassTitle : THEME.nodeTitle;
+  ctx.fillStyle = bypassed ? THEME.bypassTitle : typeof custom["color"] === "string" ? custom["color"] : THEME.nodeTitle;
   roundRect(ctx, x, y, width, TITLE_HEIGHT, 6);
   ctx.fill();
   ctx.strokeStyle = border ?? THEME.nodeBorder;

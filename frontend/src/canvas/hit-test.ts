@@ -84,6 +84,7 @@ export function hitTest(store: Store, renderer: Renderer, world: Vec2, selection
 export function dragSet(store: Store, ids: Iterable<string>): Set<string> {
   const moving = new Set<string>();
   for (const id of ids) {
+    if (store.get("node", id)?.extraUi?.["pinned"] === true) continue; // pinned (node menu): stays put
     moving.add(id);
     if (store.has("group", id)) for (const inside of nodesInGroup(store, id)) moving.add(inside);
   }

@@ -51,6 +51,8 @@ export interface InteractionHost {
   toast(message: string): void;
   /** A right-click (without dragging) on a node: its menu at a canvas point. */
   openNodeMenu(screen: Vec2, nodeId: string): void;
+  /** A right-click off any node: on a link, a group or the empty canvas. */
+  openMenuAt?(screen: Vec2, world: Vec2, hit: Hit): void;
   /** A button in a node's body was clicked (Load Image's Upload, Edit mask). */
   nodeAction(nodeId: string, action: ActionSlot): void;
 }
@@ -369,7 +371,10 @@ export class Interaction {
   private openMenu(tab: DocumentTab, event: PointerEvent): void {
     const hit = hitTest(tab.store, this.renderer, this.world(event), tab.selection, false);
     const nodeId = hit.kind === "node" || hit.kind === "widget" || hit.kind === "socket" || hit.kind === "resize" || hit.kind === "action" ? hit.node : undefined;
-    if (nodeId === undefined) return;
+    if (nodeId === undefined) {
+      this.host.openMenuAt?.(this.local(event), this.world(event), hitTest(tab.store, this.renderer, this.world(event), tab.selection, true));
+      return;
+    }
     // The menu acts on the selection when the node is part of it, else on this node alone.
     if (!tab.selection.has(nodeId)) this.host.select([nodeId]);
     this.host.openNodeMenu(this.local(event), nodeId);
