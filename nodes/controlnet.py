@@ -43,7 +43,7 @@ from latentloom.api import (
 
 def load_controlnet(ctx: NodeContext, control_net_name: str) -> dict[str, object]:
     path = ctx.folders.resolve("controlnet", control_net_name)
-    loaded = load_control_model(path, device=ctx.device, dtype=ctx.dtype)
+    loaded = load_control_model(path, device=ctx.weights_device, dtype=ctx.dtype)
     detection = {
         "kind": loaded.display_kind,
         "family": loaded.family.display_name,

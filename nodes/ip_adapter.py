@@ -50,7 +50,7 @@ def _file_cost(kind: str, name: str) -> Callable[[CostQuery], Cost]:
 
 def load_clip_vision_node(ctx: NodeContext, clip_name: str) -> dict[str, object]:
     path = ctx.folders.resolve("clip_vision", clip_name)
-    clip_vision = load_clip_vision(path, device=ctx.device, dtype=ctx.dtype)
+    clip_vision = load_clip_vision(path, device=ctx.weights_device, dtype=ctx.dtype)
     detection = {"tower": clip_vision.name, "image_size": clip_vision.image_size}
     return {"clip_vision": clip_vision, "report": {"detection": [detection]}}
 
@@ -66,7 +66,7 @@ def clip_vision_encode_node(
 
 def load_ip_adapter_node(ctx: NodeContext, ipadapter_file: str) -> dict[str, object]:
     path = ctx.folders.resolve("ipadapter", ipadapter_file)
-    adapter = load_ip_adapter(path, device=ctx.device, dtype=ctx.dtype)
+    adapter = load_ip_adapter(path, device=ctx.weights_device, dtype=ctx.dtype)
     detection = {"kind": adapter.kind, "layers": adapter.layer_count}
     return {"ipadapter": adapter, "report": {"detection": [detection]}}
 

@@ -87,7 +87,7 @@ def load_checkpoint_node(
     weights = weight_storage(weight_dtype, ctx.device, ctx.dtype)
     loaded = load_checkpoint(
         ctx.folders.resolve("checkpoints", checkpoint),
-        device=ctx.device,
+        device=ctx.weights_device,
         dtype=weights.compute,
         prediction_type=_prediction(prediction),
         weights=weights,
@@ -194,7 +194,9 @@ def load_vae_node(ctx: NodeContext, vae: str, family: str) -> dict[str, object]:
     if family not in VAE_FAMILIES:
         raise ValueError(f"family {family!r} is not one of: {', '.join(VAE_FAMILIES)}")
     chosen = cast(Literal["auto", "sd1", "sdxl"], family)
-    loaded, rule = load_vae(ctx.folders.resolve("vae", vae), device=ctx.device, family=chosen)
+    loaded, rule = load_vae(
+        ctx.folders.resolve("vae", vae), device=ctx.weights_device, family=chosen
+    )
     detection = {"family": loaded.family.display_name, "reason": rule}
     return {"vae": loaded, "report": {"detection": [detection]}}
 
@@ -205,7 +207,7 @@ def load_unet_node(
     weights = weight_storage(weight_dtype, ctx.device, ctx.dtype)
     model = load_unet(
         ctx.folders.resolve("unet", unet),
-        device=ctx.device,
+        device=ctx.weights_device,
         dtype=weights.compute,
         prediction_type=_prediction(prediction),
         weights=weights,

@@ -51,10 +51,12 @@ def load_clip_files(
     chosen = cast(ClipType, type)
     if chosen == "sd3" or chosen == "flux":
         return {
-            "clip": load_family_text_encoders(paths, chosen, device=ctx.device, dtype=ctx.dtype)
+            "clip": load_family_text_encoders(
+                paths, chosen, device=ctx.weights_device, dtype=ctx.dtype
+            )
         }
     _refuse_t5(names, paths, chosen)
-    return {"clip": load_text_encoders(paths, chosen, device=ctx.device, dtype=ctx.dtype)}
+    return {"clip": load_text_encoders(paths, chosen, device=ctx.weights_device, dtype=ctx.dtype)}
 
 
 def _refuse_t5(names: Sequence[str], paths: Sequence[Path], type: ClipType) -> None:

@@ -43,7 +43,9 @@ _TEMPORAL = "Frames per tile for video VAEs; an image has one frame, so no effec
 
 def load_upscale_model_node(ctx: NodeContext, model_name: str) -> dict[str, object]:
     model = load_upscale_model(
-        ctx.folders.resolve("upscale_models", model_name), device=ctx.device, dtype=ctx.dtype
+        ctx.folders.resolve("upscale_models", model_name),
+        device=ctx.weights_device,
+        dtype=ctx.dtype,
     )
     detected = {
         "architecture": model.architecture,

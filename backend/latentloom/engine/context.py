@@ -16,6 +16,7 @@ import torch
 
 from latentloom.engine.events import Preview
 from latentloom.engine.folders import Folders
+from latentloom.engine.residency import HOME, manages
 
 
 class Cancelled(Exception):
@@ -46,6 +47,10 @@ class RunSettings:
     dtype: torch.dtype
     folders: Folders
     output_dir: Path
+    # Device memory the residency manager may fill with weights (engine/residency.py). None:
+    # the cost budget's on CUDA / MPS, and no manager on the CPU; set on the CPU, it drives
+    # the managed path with "the device" a second copy of the weights (tests).
+    device_budget_bytes: int | None = None
 
 
 @dataclass
@@ -68,6 +73,14 @@ class NodeContext:
     @property
     def dtype(self) -> torch.dtype:
         return self.settings.dtype
+
+    @property
+    def weights_device(self) -> torch.device:
+        """Where loaders put weights: their CPU home when the engine moves them on and off the
+        device before each node (engine/residency.py), else the device itself."""
+        if manages(self.settings.device, self.settings.device_budget_bytes):
+            return HOME
+        return self.settings.device
 
     @property
     def folders(self) -> Folders:

@@ -27,6 +27,7 @@ from latentloom.engine.events import (
 )
 from latentloom.engine.file_sizes import FolderFiles
 from latentloom.engine.keys import literal_inputs, node_key
+from latentloom.engine.residency import Residency, ResidencyReport
 from latentloom.graph.budget import CostBudget, estimate
 from latentloom.graph.modes import Skipped, apply_modes
 from latentloom.graph.plan import plan
@@ -63,6 +64,8 @@ class RunResult:
     outputs: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # of the target nodes
     skipped: list[Skipped] = field(default_factory=list)  # muted, bypassed, or needing those
     seconds: float = 0.0
+    # By executed node, when the engine manages residency: what its preparation moved.
+    memory: dict[str, ResidencyReport] = field(default_factory=dict)
 
 
 class Engine:
@@ -77,6 +80,12 @@ class Engine:
         self.settings = settings
         self.cache = cache
         self.budget = budget
+        self.residency = Residency.for_device(
+            settings.device,
+            device_budget_bytes=settings.device_budget_bytes,
+            cost_device_bytes=budget.device_memory_bytes if budget else None,
+            cost_memory_bytes=budget.memory_bytes if budget else None,
+        )
 
     def list_choices(self, folder: str) -> list[str]:
         return self.settings.folders.list(folder)
@@ -90,11 +99,12 @@ class Engine:
             files=FolderFiles(self.settings.folders),
         )
 
-    def _memory_left(self, workflow: Workflow) -> dict[str, int]:
+    def _memory_left(self, workflow: Workflow) -> tuple[dict[str, int], dict[str, int]]:
         """Each node's share of the budget as validation estimated it: a node that can run in
-        less memory (VAE Decode, tiled) decides from the same number its cost did."""
+        less memory (VAE Decode, tiled) decides from the same number its cost did; and each
+        node's estimated working set, which residency leaves free on the device."""
         if self.budget is None:
-            return {}
+            return {}, {}
         job = estimate(
             workflow,
             self.registry,
@@ -103,7 +113,8 @@ class Engine:
             one_pool=self.budget.device_memory_bytes is None,
             budget=self.budget,
         )
-        return job.memory_left
+        working = {node_id: cost.working_bytes for node_id, cost in job.costs.items()}
+        return job.memory_left, working
 
     def run(
         self,
@@ -141,7 +152,7 @@ class Engine:
             self, runnable, workflow.to_json(), cancel or CancelToken(), on_event, on_preview
         )
         run.result.skipped = list(applied.skipped)
-        run.memory_left = self._memory_left(runnable)
+        run.memory_left, run.working_bytes = self._memory_left(runnable)
         started = time.perf_counter()
         for node_id in plan(runnable, targets):
             run.cancel.check()
@@ -170,6 +181,7 @@ class _Run:
         self.values: dict[str, Mapping[str, Any]] = {}
         self.result = RunResult()
         self.memory_left: dict[str, int] = {}  # by node, when the engine has a budget
+        self.working_bytes: dict[str, int] = {}  # estimated device working set, by node
 
     def execute(self, node_id: str) -> None:
         node = self.workflow.nodes[node_id]
@@ -212,6 +224,10 @@ class _Run:
         self.on_event(NodeStarted(node=node_id, type=node.type))
         started = time.perf_counter()
         try:
+            # The models this node's inputs hold go on the device first (off on the CPU).
+            moved = self.engine.residency.prepare(arguments, self.working_bytes.get(node_id, 0))
+            if moved is not None:
+                self.result.memory[node_id] = moved
             node_result = _as_result(spec, spec.function(context, **arguments))
         except Cancelled:
             raise

@@ -17,6 +17,10 @@ it runs and back home after, so a model bigger than the device runs with one blo
 
 Nothing here is specific to CUDA: on the CPU, "the device" is a second copy of the weights,
 which is how the tests watch residency (a resident tensor's storage is not its home's).
+
+Entries hold their module weakly: when the output cache lets a model go, its entry (and the
+home tensors it keeps) goes too. Tensors shared inside a model (T5's tied embedding) are
+found under every name they have and moved once.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class ModelState:
     size: int
     resident: bool
     last_used: int
+    streaming: bool = False  # not resident, but running block by block through hooks
 
 
 @dataclass(frozen=True)
@@ -79,14 +84,28 @@ def plan_room(models: Mapping[str, ModelState], needed: Sequence[str], budget: i
 
 
 def top_level_blocks(module: nn.Module) -> list[nn.Module]:
-    """The blocks streaming moves one at a time: children, and the items of ModuleLists."""
+    """The blocks streaming moves one at a time: children, and the items of ModuleLists.
+
+    A child that only wraps a ModuleList somewhere inside (transformers' `text_model`,
+    `encoder`) is opened instead of moved whole, so a text encoder streams layer by layer.
+    """
     blocks: list[nn.Module] = []
     for child in module.children():
         if isinstance(child, (nn.ModuleList, nn.Sequential)) and len(child) > 0:
             blocks.extend(child.children())
+        elif _holds_module_list(child):
+            blocks.extend(top_level_blocks(child))
         else:
             blocks.append(child)
     return blocks
+
+
+def _holds_module_list(module: nn.Module) -> bool:
+    return any(
+        isinstance(inner, nn.ModuleList) and len(inner) > 0
+        for name, inner in module.named_modules()
+        if name
+    )
 
 
 @dataclass
@@ -99,10 +118,16 @@ class _Entry:
     last_used: int = 0
     hooks: list[RemovableHandle] = field(default_factory=list)
 
+    @property
+    def streaming(self) -> bool:
+        return bool(self.hooks)
+
 
 def _tensors(module: nn.Module) -> dict[str, torch.Tensor]:
-    named: dict[str, torch.Tensor] = dict(module.named_parameters())
-    named.update(dict(module.named_buffers()))
+    # Every name of a shared (tied) tensor: a block may reach it under a name the whole
+    # model's deduplicated listing would not give.
+    named: dict[str, torch.Tensor] = dict(module.named_parameters(remove_duplicate=False))
+    named.update(dict(module.named_buffers(remove_duplicate=False)))
     return named
 
 
@@ -110,9 +135,11 @@ def _place(
     module: nn.Module, home: Mapping[str, torch.Tensor], device: torch.device | None
 ) -> None:
     """Point every tensor of `module` at a device copy of its home (device None: at home)."""
+    moved: set[int] = set()
     for name, tensor in _tensors(module).items():
         source = home.get(name)
-        if source is not None:
+        if source is not None and id(tensor) not in moved:
+            moved.add(id(tensor))  # a tied tensor gets one copy, not one per name
             tensor.data = source if device is None else source.to(device, copy=True)
 
 
@@ -124,19 +151,44 @@ class MemoryManager:
         self.budget_bytes = budget_bytes
         self._entries: dict[int, _Entry] = {}
         self._tick = 0
+        self._count = 0  # entries ever made: default names stay unique after pruning
 
-    def _entry(self, module: nn.Module) -> _Entry:
-        entry = self._entries.get(id(module))
+    def _entry(self, module: nn.Module, label: str | None = None) -> _Entry:
+        key = id(module)
+        entry = self._entries.get(key)
         if entry is None or entry.module() is not module:
             home = {name: tensor.data for name, tensor in _tensors(module).items()}
-            entry = _Entry(weakref.ref(module), f"model-{len(self._entries)}", 0, home)
+            entries = self._entries
+
+            def forget(_: object) -> None:
+                # The model is gone (the cache let it go): so are its home tensors.
+                if key in entries and entries[key].module() is None:
+                    del entries[key]
+
+            self._count += 1
+            name = self._unique(label or f"model-{self._count - 1}")
+            entry = _Entry(weakref.ref(module, forget), name, 0, home)
             entry.size = weight_bytes(module)
-            self._entries[id(module)] = entry
+            self._entries[key] = entry
         return entry
+
+    def _unique(self, label: str) -> str:
+        taken = {e.name for e in self._entries.values()}
+        if label not in taken:
+            return label
+        return next(
+            f"{label} #{n}" for n in range(2, len(taken) + 3) if f"{label} #{n}" not in taken
+        )
+
+    def name_of(self, module: nn.Module) -> str:
+        return self._entry(module).name
+
+    def is_streaming(self, module: nn.Module) -> bool:
+        return self._entry(module).streaming
 
     def states(self) -> dict[str, ModelState]:
         return {
-            e.name: ModelState(e.size, e.resident, e.last_used)
+            e.name: ModelState(e.size, e.resident, e.last_used, e.streaming)
             for e in self._entries.values()
             if e.module() is not None
         }
@@ -148,13 +200,25 @@ class MemoryManager:
     def resident_bytes(self) -> int:
         return sum(e.size for e in self._entries.values() if e.resident and e.module())
 
-    def prepare(self, modules: Sequence[nn.Module]) -> Plan:
-        """Make room for `modules` and put them on the device (or stream them); the plan."""
-        entries = [self._entry(module) for module in modules]
+    def prepare(
+        self,
+        modules: Sequence[nn.Module],
+        *,
+        labels: Sequence[str] | None = None,
+        budget_bytes: int | None = None,
+    ) -> Plan:
+        """Make room for `modules` and put them on the device (or stream them); the plan.
+
+        `labels` name models seen for the first time (in reports and plans); `budget_bytes`
+        replaces the manager's budget for this call (the device less a node's working set).
+        """
+        names = labels if labels is not None else [None] * len(modules)
+        entries = [self._entry(module, label) for module, label in zip(modules, names, strict=True)]
         self._tick += 1
         for entry in entries:
             entry.last_used = self._tick
-        plan = plan_room(self.states(), [e.name for e in entries], self.budget_bytes)
+        budget = self.budget_bytes if budget_bytes is None else budget_bytes
+        plan = plan_room(self.states(), [e.name for e in entries], budget)
         by_name = {e.name: e for e in self._entries.values()}
         for name in plan.offload:
             self._offload(by_name[name])
@@ -178,8 +242,10 @@ class MemoryManager:
 
     def _offload(self, entry: _Entry) -> None:
         module = entry.module()
+        # A streamed model keeps its own (non-block) tensors on the device: they go home too.
+        was_on_device = entry.resident or entry.streaming
         self._unhook(entry)
-        if module is not None and entry.resident:
+        if module is not None and was_on_device:
             _place(module, entry.home, None)
         entry.resident = False
 
@@ -192,23 +258,28 @@ class MemoryManager:
         module = entry.module()
         if module is None or entry.hooks:
             return
+        prefixes = {id(m): name for name, m in module.named_modules(remove_duplicate=False)}
         # Tensors of the model itself (not of a block) stay on the device while it streams.
         in_blocks: set[int] = set()
         for block in top_level_blocks(module):
-            in_blocks.update(id(t) for t in _tensors(block).values())
-            home = {n: entry.home[_full_name(module, block, n)] for n in _tensors(block)}
+            prefix = prefixes[id(block)]
+            tensors = _tensors(block)
+            in_blocks.update(id(t) for t in tensors.values())
+            home = {n: entry.home[f"{prefix}.{n}" if prefix else n] for n in tensors}
             entry.hooks.append(block.register_forward_pre_hook(_mover(home, self.device)))
             entry.hooks.append(block.register_forward_hook(_returner(home)))
-        for name, tensor in _tensors(module).items():
-            if id(tensor) not in in_blocks:
-                tensor.data = entry.home[name].to(self.device, copy=True)
+        rest = {n: t for n, t in _tensors(module).items() if id(t) not in in_blocks}
+        _place_named(rest, entry.home, self.device)
 
 
-def _full_name(root: nn.Module, block: nn.Module, name: str) -> str:
-    for prefix, module in root.named_modules():
-        if module is block:
-            return f"{prefix}.{name}" if prefix else name
-    raise LookupError("block is not part of the model")
+def _place_named(
+    tensors: Mapping[str, torch.Tensor], home: Mapping[str, torch.Tensor], device: torch.device
+) -> None:
+    moved: set[int] = set()
+    for name, tensor in tensors.items():
+        if id(tensor) not in moved:
+            moved.add(id(tensor))
+            tensor.data = home[name].to(device, copy=True)
 
 
 def _mover(
