@@ -87,3 +87,36 @@ def test_workflow_versions_list_newest_first_and_restore(server: str) -> None:
         missing.json()["detail"]
         == "workflow 'versions test' has no kept version 'nope.json' (it has 3)"
     )
+
+
+def test_components_are_saved_listed_and_checked(server: str) -> None:
+    render = json.loads(
+        (REPO / "tests" / "fixtures" / "subgraphs" / "txt2img_render.json").read_text()
+    )
+    component = {"schema": "latentloom/component", "definition": render["subgraphs"]["render"]}
+    saved = httpx.put(f"{server}/api/library/components/Render", json=component)
+    assert saved.status_code == 200
+    summary = {
+        "name": "Render",
+        "title": "Render",
+        "description": None,
+        "revision": 1,
+        "inputs": ["model", "positive", "negative", "vae"],
+        "outputs": ["image"],
+        "nodes": 3,
+    }
+    assert saved.json() == summary
+    assert httpx.get(f"{server}/api/library/components").json() == {"components": [summary]}
+    assert httpx.get(f"{server}/api/library/components/Render").json() == component
+    broken = json.loads(json.dumps(component))
+    broken["definition"]["outputs"][0]["node"] = "gone"
+    refused = httpx.put(f"{server}/api/library/components/Broken", json=broken)
+    assert refused.status_code == 422
+    assert "subgraphs.component.outputs.image: comes from node 'gone'" in refused.json()["detail"]
+    odd = httpx.put(f"{server}/api/library/components/..x", json=component)
+    assert odd.status_code == 422
+
+
+def test_packs_name_the_pack_of_each_node_type(server: str) -> None:
+    packs = httpx.get(f"{server}/api/library/packs").json()["packs"]
+    assert packs["sampling.ksampler"].startswith("nodes/")

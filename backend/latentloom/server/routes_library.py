@@ -22,6 +22,7 @@ from fastapi import APIRouter, HTTPException, Request
 
 from latentloom.graph.workflow import WorkflowFormatError
 from latentloom.server.paths import PathRefused
+from latentloom.server.routes_jobs import StrictJsonRoute
 from latentloom.server.services import Services
 from latentloom.server.workflow_store import DELETED_TAG, SAVED_TAG, SUFFIX, WorkflowExists
 
@@ -146,3 +147,120 @@ async def restore(request: Request, name: str, version: str) -> dict[str, Any]:
     except (PathRefused, WorkflowFormatError, WorkflowExists) as error:
         raise HTTPException(422, str(error)) from None
     return {"name": info.name, "restored": version, "revision": revision}
+
+
+# ---- node packs and components ------------------------------------------------------------
+
+COMPONENT_SCHEMA: Final = "latentloom/component"
+_COMPONENT_SLOT: Final = "component"
+
+
+@router.get("/api/library/packs")
+async def packs(request: Request) -> dict[str, Any]:
+    """Which pack registered each node type (the node library groups by it)."""
+    engine = await services(request).wait_for_engine()
+    return {"packs": dict(sorted(engine.registry.pack_of.items()))}
+
+
+def _components_dir(request: Request) -> Path:
+    return Path(services(request).settings.data) / "components"
+
+
+def _component_path(request: Request, name: str) -> Path:
+    from latentloom.server.paths import confined
+    from latentloom.server.workflow_store import workflow_name
+
+    try:
+        return confined(_components_dir(request), workflow_name(name) + SUFFIX)
+    except PathRefused as error:
+        raise HTTPException(422, str(error)) from None
+
+
+def check_component(body: Any) -> str | None:
+    """Why `body` is not a component file, or None. A component is one subgraph definition
+    plus the definitions its nodes use; it is checked as a workflow holding one instance."""
+    from latentloom.graph.workflow import parse_workflow
+
+    if not isinstance(body, dict) or body.get("schema") != COMPONENT_SCHEMA:
+        return f'a component is {{"schema": "{COMPONENT_SCHEMA}", "definition", "subgraphs"?}}'
+    nested = body.get("subgraphs", {})
+    if not isinstance(nested, dict) or _COMPONENT_SLOT in nested:
+        return f'"subgraphs" is an object of definitions by id, without the id {_COMPONENT_SLOT!r}'
+    document = {
+        "schema": "latentloom/workflow",
+        "version": 3,
+        "nodes": {"c": {"type": f"subgraph:{_COMPONENT_SLOT}", "inputs": {}}},
+        "subgraphs": {**nested, _COMPONENT_SLOT: body.get("definition")},
+    }
+    try:
+        parse_workflow(document)
+    except WorkflowFormatError as error:
+        return str(error)
+    return None
+
+
+def _component_summary(name: str, body: dict[str, Any]) -> dict[str, Any]:
+    definition = body["definition"]
+    return {
+        "name": name,
+        "title": definition.get("name", name),
+        "description": definition.get("description"),
+        "revision": definition.get("revision", 1),
+        "inputs": [item["name"] for item in definition.get("inputs", [])],
+        "outputs": [item["name"] for item in definition.get("outputs", [])],
+        "nodes": len(definition.get("nodes", {})),
+    }
+
+
+def _list_components(folder: Path) -> list[dict[str, Any]]:
+    summaries = []
+    for path in sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []:
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if check_component(body) is None:
+            summaries.append(_component_summary(path.name.removesuffix(SUFFIX), body))
+    return summaries
+
+
+@router.get("/api/library/components")
+async def components(request: Request) -> dict[str, Any]:
+    """Saved subgraphs (reusable across workflows), as the node library lists them."""
+    return {"components": await asyncio.to_thread(_list_components, _components_dir(request))}
+
+
+@router.get("/api/library/components/{name}")
+async def get_component(request: Request, name: str) -> dict[str, Any]:
+    path = _component_path(request, name)
+    try:
+        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+    except FileNotFoundError:
+        raise HTTPException(404, f"no component named {name!r}") from None
+    body: dict[str, Any] = json.loads(text)
+    return body
+
+
+async def put_component(request: Request, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Save (or replace with a newer revision) a component."""
+    problem = await asyncio.to_thread(check_component, body)
+    if problem is not None:
+        raise HTTPException(422, problem)
+    path = _component_path(request, name)
+    await asyncio.to_thread(_write_json, path, body)
+    return _component_summary(name, body)
+
+
+def _write_json(path: Path, body: dict[str, Any]) -> None:
+    from latentloom.server.routes_settings import write_settings
+
+    write_settings(path, body)  # the same atomic write
+
+
+# Its JSON body is parsed under the document bounds, like a workflow's.
+router.add_api_route(
+    "/api/library/components/{name}",
+    put_component,
+    methods=["PUT"],
+    route_class_override=StrictJsonRoute,
+)
