@@ -1,0 +1,102 @@
+"""The manager fixes residency relies on, on small modules shaped like the real ones: a text
+encoder's wrappers (streamed layer by layer), a tied embedding (T5), a model's own tensors
+outside its blocks, labels, a per-call budget, and entries that go with their model."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import torch
+from torch import nn
+
+from latentloom.models.memory_manager import MemoryManager, Plan, top_level_blocks
+
+CPU = torch.device("cpu")
+
+
+class Encoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(8, 8) for _ in range(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class TextModel(nn.Module):
+    """transformers' shape: a model wrapping `text_model`, wrapping an encoder's ModuleList,
+    with an embedding tied to an output head (T5 ties `shared` and `embed_tokens`) and a
+    parameter of the model itself outside every block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.text_model = nn.Module()
+        self.text_model.embeddings = nn.Embedding(10, 8)
+        self.text_model.encoder = Encoder()
+        self.head = nn.Linear(8, 10, bias=False)
+        self.head.weight = self.text_model.embeddings.weight  # tied
+        self.scale = nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        hidden = self.text_model.encoder(self.text_model.embeddings(ids)) * self.scale
+        return self.head(hidden)
+
+
+def _device_copies(module: nn.Module, home: dict[str, int]) -> set[str]:
+    return {
+        n for n, p in module.named_parameters(remove_duplicate=False) if p.data_ptr() != home[n]
+    }
+
+
+def _homes(module: nn.Module) -> dict[str, int]:
+    return {n: p.data_ptr() for n, p in module.named_parameters(remove_duplicate=False)}
+
+
+def test_wrappers_are_opened_down_to_their_layers() -> None:
+    model = TextModel()
+    inner = model.text_model
+    assert top_level_blocks(model) == [
+        inner.embeddings,
+        inner.encoder.layers[0],
+        inner.encoder.layers[1],
+        model.head,
+    ]
+
+
+def test_a_tied_model_streams_and_loads_with_one_copy_per_tensor() -> None:
+    model = TextModel()
+    ids = torch.tensor([[1, 2, 3]])
+    with torch.no_grad():
+        expected = model(ids)
+    home = _homes(model)
+    manager = MemoryManager(CPU, budget_bytes=1)
+    assert manager.prepare([model], labels=["t5"]) == Plan(stream=("t5",))
+    # Only the model's own parameter waits on the device; blocks come and go as they run.
+    assert _device_copies(model, home) == {"scale"}
+    with torch.no_grad():
+        assert torch.equal(model(ids), expected)
+    assert _device_copies(model, home) == {"scale"}
+    manager.offload_all()  # a streamed model's own tensors go home too
+    assert _device_copies(model, home) == set()
+    assert manager.prepare([model], budget_bytes=10**6) == Plan(load=("t5",))
+    tied = model.head.weight
+    assert tied is model.text_model.embeddings.weight and tied.data_ptr() != home["head.weight"]
+    with torch.no_grad():
+        assert torch.equal(model(ids), expected)
+
+
+def test_labels_stay_unique_and_entries_go_with_their_model() -> None:
+    manager = MemoryManager(CPU, budget_bytes=10**6)
+    first, second = nn.Linear(4, 4), nn.Linear(4, 4)
+    plan = manager.prepare([first, second], labels=["same.safetensors: unet"] * 2)
+    assert plan.load == ("same.safetensors: unet", "same.safetensors: unet #2")
+    home = weakref.ref(manager._entries[id(second)].home["weight"])
+    manager.offload_all()
+    del second
+    gc.collect()
+    assert list(manager.states()) == ["same.safetensors: unet"]
+    assert home() is None  # the home tensor the entry kept is freed with the model
