@@ -26,6 +26,13 @@ class Encoder(nn.Module):
         return x
 
 
+class Inner(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embeddings = nn.Embedding(10, 8)
+        self.encoder = Encoder()
+
+
 class TextModel(nn.Module):
     """transformers' shape: a model wrapping `text_model`, wrapping an encoder's ModuleList,
     with an embedding tied to an output head (T5 ties `shared` and `embed_tokens`) and a
@@ -34,9 +41,7 @@ class TextModel(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.text_model = nn.Module()
-        self.text_model.embeddings = nn.Embedding(10, 8)
-        self.text_model.encoder = Encoder()
+        self.text_model = Inner()
         self.head = nn.Linear(8, 10, bias=False)
         self.head.weight = self.text_model.embeddings.weight  # tied
         self.scale = nn.Parameter(torch.tensor(0.5))
