@@ -82,7 +82,8 @@ def load_control_lora(
     tensors = {
         key: file.read(key).to(device)
         for key in file
-        if key != CONTROL_LORA_MARKER and (key.endswith(_PAIR) or key.endswith(("weight", "bias")))
+        # What ComfyUI reads of these files: parameters and pairs, no "__" bookkeeping keys.
+        if key.endswith((*_PAIR, ".weight", ".bias")) and "__" not in key
     }
     for key in list(tensors):
         if not key.endswith(_PAIR):
