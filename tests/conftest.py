@@ -44,6 +44,9 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_tiny_controlnet("sd15", root / "controlnet" / "tiny-controlnet-sd15.safetensors")
     make_tiny_controlnet("sdxl", root / "controlnet" / "tiny-controlnet-sdxl.safetensors")
     make_tiny_t2i_adapter("sdxl", root / "controlnet" / "tiny-t2i-adapter-sdxl.safetensors")
+    from latentloom.models.flux_tiny import make_tiny_flux_parts
+
+    make_tiny_flux_parts(root)  # FLUX.1: diffusion_models/, text_encoders/ and vae/ files
     return root
 
 

@@ -62,7 +62,14 @@ def _sdxl_pair(root: Path) -> None:  # the base -> refiner example's two checkpo
     make_tiny_checkpoint("sdxl-refiner", root / "checkpoints" / DEMO_SDXL_REFINER)
 
 
+def _flux(root: Path) -> None:  # both FLUX.1 transformers, CLIP-L, T5-XXL and the AE
+    from latentloom.models.flux_tiny import make_tiny_flux_parts
+
+    make_tiny_flux_parts(root)
+
+
 def _demo_files() -> tuple[tuple[str, Callable[[Path], None]], ...]:
+    from latentloom.models.flux_tiny import FLUX_TINY_FILES
     from latentloom.models.ip_adapter_tiny import EXAMPLE_IP_ADAPTER
     from latentloom.models.tiny_parts import EXAMPLE_VAE
 
@@ -74,6 +81,7 @@ def _demo_files() -> tuple[tuple[str, Callable[[Path], None]], ...]:
         (f"upscale_models/{DEMO_UPSCALER}", _upscaler),
         (f"checkpoints/{DEMO_SDXL_REFINER}", _sdxl_pair),
         (f"checkpoints/{DEMO_SD3}", _sd3),
+        (FLUX_TINY_FILES["ae"], _flux),  # the last of the FLUX files written
     )
 
 
