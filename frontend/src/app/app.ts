@@ -39,6 +39,12 @@ import { ImageActions } from "./image-actions";
 import { SubgraphView } from "../ui/subgraph-view";
 import { Lightbox } from "../ui/lightbox";
 import { NodeResults } from "../ui/node-results";
+import { LibraryPanel } from "../ui/library-panel";
+import { ModelsLibrary, droppedModel, loaderFor, type Loader } from "../ui/library-models";
+import { NodesLibrary } from "../ui/library-nodes";
+import { WorkflowsLibrary } from "../ui/library-workflows";
+import { libraryApi } from "../ui/library-api";
+import { addComponent, componentOf, type Component } from "../model";
 import { SubgraphCatalog, definitionOf, inlineSubgraphNode, makeSubgraphFromSelection } from "../model";
 
 const KEYS_STORAGE = "latentloom.keys";
@@ -65,6 +71,7 @@ export class App implements InteractionHost {
   private readonly subgraphView: SubgraphView;
   readonly lightbox: Lightbox;
   readonly results = new NodeResults();
+  readonly library: LibraryPanel;
   private readonly filePicker = el("input", { className: "file-picker", data: { file: "open" } });
   private readonly previewImage = el("img", { className: "preview-image" });
   private readonly runsInput = el("input", { className: "runs", title: "Runs per queue" });
@@ -154,6 +161,7 @@ export class App implements InteractionHost {
       this.pointer = [event.clientX - box.left, event.clientY - box.top];
     });
     this.listenForDrops(canvasHost);
+    this.library = this.buildLibrary(canvasHost);
     // A click on a node's result strip opens that image large.
     canvasHost.addEventListener("click", (event) => {
       const tab = this.tab;
@@ -294,8 +302,65 @@ export class App implements InteractionHost {
       ...(instance ? [
         { label: "Open subgraph", run: () => this.subgraphView.open(tab, nodeId) },
         { label: "Unpack subgraph", run: () => this.select(inlineSubgraphNode(tab.store, nodeId)) },
+        { label: "Save as component", run: () => {
+          const found = definitionOf(tab.store, nodeId);
+          if (found !== undefined) this.saveComponent(tab, found.id, found.definition.name);
+        } },
       ] : []),
     ];
+  }
+
+  /** The library panels, and drops of a model from it onto the canvas (its loader, file chosen). */
+  private buildLibrary(canvasHost: HTMLElement): LibraryPanel {
+    const centre = (): Vec2 => {
+      const [width, height] = this.renderer.screenSize;
+      const view = this.renderer.view;
+      return [(width / 2 - view.offset[0]) / view.scale, (height / 2 - view.offset[1]) / view.scale];
+    };
+    const place = (loader: Loader, file: string, at: Vec2 = centre()): void => {
+      const tab = this.tab;
+      if (tab === undefined) return;
+      tab.store.transact(`Load ${file}`, (tx) => {
+        const node = createNode(tab.store, loader.type, [Math.round(at[0]), Math.round(at[1])]);
+        tx.update("node", node.id, (record) => ({ ...record, inputs: { ...record.inputs, [loader.input]: file } }));
+        this.select([node.id]);
+      });
+    };
+    canvasHost.addEventListener("drop", (event) => {
+      const model = droppedModel(event);
+      const loader = model === undefined ? undefined : loaderFor(this.catalog, model.folder);
+      if (model === undefined || loader === undefined) return;
+      const box = canvasHost.getBoundingClientRect();
+      const view = this.renderer.view;
+      place(loader, model.name, [(event.clientX - box.left - view.offset[0]) / view.scale, (event.clientY - box.top - view.offset[1]) / view.scale]);
+    });
+    const toast = (text: string): void => this.toast(text);
+    const models = new ModelsLibrary(this.catalog, (loader, file) => place(loader, file), toast);
+    const workflows = new WorkflowsLibrary({ open: (name) => void this.workspace.openSaved(name).catch((error: unknown) => toast(message(error))), toast });
+    const nodes = new NodesLibrary(this.catalog, {
+      add: (type) => {
+        const tab = this.tab;
+        if (tab !== undefined) this.select([createNode(tab.store, type, centre()).id]);
+      },
+      addComponent: (name) => {
+        const tab = this.tab;
+        if (tab === undefined) return;
+        void libraryApi.component(name).then((body) => this.select([addComponent(tab.store, name, body as Component, centre())]), (error: unknown) => toast(message(error)));
+      },
+      toast,
+    });
+    return new LibraryPanel([
+      { id: "models", label: "Models", element: models.element, refresh: () => models.refresh() },
+      { id: "workflows", label: "Workflows", element: workflows.element, refresh: () => workflows.refresh() },
+      { id: "nodes", label: "Nodes", element: nodes.element, refresh: () => nodes.refresh() },
+    ]);
+  }
+
+  private saveComponent(tab: DocumentTab, definitionId: string, name: string): void {
+    void libraryApi.saveComponent(name, componentOf(tab.store, definitionId)).then(
+      () => this.toast(`saved component "${name}"; it is in the node library`),
+      (error: unknown) => this.toast(`could not save the component: ${message(error)}`),
+    );
   }
 
   private makeSubgraph(tab: DocumentTab, nodes: readonly string[]): void {
@@ -555,7 +620,7 @@ export class App implements InteractionHost {
 
   private sidebar(): HTMLElement {
     const preview = el("section", { className: "panel preview-pane" }, el("header", {}, el("h2", { text: "Preview" })), this.previewImage);
-    return el("aside", { className: "sidebar" }, preview, this.queuePanel.element, this.gallery.element);
+    return el("aside", { className: "sidebar" }, preview, this.queuePanel.element, this.gallery.element, this.library.element);
   }
 
   /** Dropping a workflow .json, or a PNG or WebP that carries one, opens it in a new tab. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { canConnect } from "./connect";
 import { SubgraphCatalog, subgraphSpec } from "./subgraph-catalog";
-import { definitionDocument, inlineSubgraphNode, makeSubgraphFromSelection, writeBackDefinition } from "./subgraph-edit";
+import { addComponent, componentOf, definitionDocument, inlineSubgraphNode, makeSubgraphFromSelection, writeBackDefinition } from "./subgraph-edit";
 import { catalog } from "./test-support";
 import { UndoManager } from "./undo";
 import { fromWorkflow, toWorkflow } from "./workflow";
@@ -58,5 +58,22 @@ describe("subgraphs in the store", () => {
     const store = fromWorkflow(JSON.parse(renderText), new SubgraphCatalog(catalog));
     expect(canConnect(store, { node: "checkpoint", output: "vae" }, { node: "render", input: "vae" })).toEqual({ ok: true, type: "VAE" });
     expect(canConnect(store, { node: "checkpoint", output: "clip" }, { node: "render", input: "vae" }).ok).toBe(false);
+  });
+});
+
+describe("components", () => {
+  it("saves a definition as a component and adds it to another workflow as an instance", () => {
+    const source = fromWorkflow(JSON.parse(renderText), new SubgraphCatalog(catalog));
+    const component = componentOf(source, "render");
+    expect(component.schema).toBe("latentloom/component");
+    expect(component.definition.name).toBe("Render");
+    expect(component.subgraphs).toBeUndefined();
+    const subgraphs = new SubgraphCatalog(catalog);
+    const target = fromWorkflow(JSON.parse(originalText), subgraphs);
+    const id = addComponent(target, "My Render", component, [10.4, 20.6]);
+    expect(id).toBe("my_render");
+    expect(toWorkflow(target).nodes["my_render"]).toEqual({ type: "subgraph:my_render", inputs: {}, ui: { pos: [10, 21] } });
+    expect(Object.keys(toWorkflow(target).subgraphs ?? {})).toEqual(["my_render"]);
+    expect(subgraphs.get("subgraph:my_render")?.display_name).toBe("Render");
   });
 });

@@ -17,7 +17,8 @@ import type { Store, Transaction } from "./store";
 import { inlineSubgraph, instanceType, makeSubgraph, subgraphIdOf } from "./subgraph";
 import { defineSubgraphs } from "./subgraph-catalog";
 import { recordsFromWorkflow, toWorkflow, type WorkflowRecords } from "./workflow";
-import { PLAIN_WORKFLOW_VERSION, WORKFLOW_SCHEMA, type SubgraphDefinition, type WorkflowDocument } from "./workflow-document";
+import { PLAIN_WORKFLOW_VERSION, WORKFLOW_SCHEMA, type SubgraphDefinition, type WorkflowDocument, type WorkflowNode } from "./workflow-document";
+import type { Vec2 } from "./records";
 
 /** Makes the store hold `document`, changing only the records that differ. */
 export function replaceDocument(store: Store, document: WorkflowDocument, label: string): void {
@@ -116,4 +117,49 @@ export function writeBackDefinition(store: Store, definitionId: string, edited: 
   );
   replaceDocument(store, { ...document, version: 3, nodes: outer, subgraphs: { ...document.subgraphs, [definitionId]: definition } }, "Edit subgraph");
   return revision;
+}
+
+// ---- components: subgraphs saved for reuse across workflows ---------------------------------
+
+export const COMPONENT_SCHEMA = "latentloom/component";
+
+export interface Component {
+  readonly schema: typeof COMPONENT_SCHEMA;
+  readonly definition: SubgraphDefinition;
+  /** The definitions its nodes use (nested subgraphs), by id. */
+  readonly subgraphs?: Readonly<Record<string, SubgraphDefinition>>;
+}
+
+/** The component file for one of the workflow's definitions, nested definitions included. */
+export function componentOf(store: Store, definitionId: string): Component {
+  const definitions = store.document.subgraphs ?? {};
+  const definition = definitions[definitionId];
+  if (definition === undefined) throw new Error(`this workflow has no subgraph "${definitionId}"`);
+  const nested: Record<string, SubgraphDefinition> = {};
+  const visit = (current: SubgraphDefinition): void => {
+    for (const node of Object.values(current.nodes)) {
+      const id = subgraphIdOf(node.type);
+      const inner = id === undefined ? undefined : definitions[id];
+      if (id === undefined || inner === undefined || id in nested || id === definitionId) continue;
+      nested[id] = inner;
+      visit(inner);
+    }
+  };
+  visit(definition);
+  return { schema: COMPONENT_SCHEMA, definition, ...(Object.keys(nested).length > 0 ? { subgraphs: nested } : {}) };
+}
+
+/**
+ * Adds an instance of a component at `pos`: its definition (and nested ones) join the
+ * workflow's under the component's name as id, replacing an older revision of the same id;
+ * returns the instance's id.
+ */
+export function addComponent(store: Store, name: string, component: Component, pos: Vec2): string {
+  const document = toWorkflow(store);
+  const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "") || "component";
+  const instanceId = uniqueId(store, slug);
+  const node: WorkflowNode = { type: instanceType(slug), inputs: {}, ui: { pos: [Math.round(pos[0]), Math.round(pos[1])] } };
+  const subgraphs = { ...document.subgraphs, ...component.subgraphs, [slug]: component.definition };
+  replaceDocument(store, { ...document, version: 3, nodes: { ...document.nodes, [instanceId]: node }, subgraphs }, `Add ${component.definition.name}`);
+  return instanceId;
 }
