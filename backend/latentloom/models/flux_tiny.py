@@ -232,3 +232,31 @@ def make_tiny_flux_parts(root: str | Path, *, seed: int = 0) -> list[Path]:
         seed=seed,
     )
     return list(paths.values())
+
+
+def make_tiny_flux_checkpoint(
+    path: str | Path, variant: FluxVariant, *, vae_prefix: str = "vae.", seed: int = 0
+) -> Path:
+    """An all-in-one FLUX.1 file as ComfyUI saves one: the parts `make_tiny_flux_parts` writes,
+    under `model.diffusion_model.`, `text_encoders.clip_l.transformer.`,
+    `text_encoders.t5xxl.transformer.` and `vae_prefix` (`vae.` or `first_stage_model.`)."""
+    import tempfile
+
+    from latentloom.models.flux_keys import FLUX_PREFIX
+    from latentloom.models.safetensors_file import SafetensorsFile
+
+    prefixes = {
+        variant: FLUX_PREFIX,
+        "clip_l": "text_encoders.clip_l.transformer.",
+        "t5xxl": "text_encoders.t5xxl.transformer.",
+        "ae": vae_prefix,
+    }
+    tensors: dict[str, torch.Tensor] = {}
+    with tempfile.TemporaryDirectory() as parts:
+        make_tiny_flux_parts(parts, seed=seed)
+        for name, prefix in prefixes.items():
+            with SafetensorsFile(Path(parts) / FLUX_TINY_FILES[name]) as file:
+                tensors.update({prefix + key: file.read(key) for key in file})
+    metadata = {TINY_FLUX_METADATA: f"flux-{variant}-checkpoint", "latentloom.seed": str(seed)}
+    save_tensors(path, tensors, metadata)
+    return Path(path)

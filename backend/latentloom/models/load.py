@@ -76,6 +76,12 @@ def load_checkpoint(
             return load_sd3_file(
                 source, device=device, dtype=dtype, vae_dtype=vae_dtype, weights=weights
             )
+        from latentloom.models.flux_checkpoint import is_flux_checkpoint, load_flux_checkpoint
+
+        if is_flux_checkpoint(file.keys()):  # all-in-one FLUX.1 (models/flux_checkpoint.py)
+            return load_flux_checkpoint(
+                source, device=device, dtype=dtype, vae_dtype=vae_dtype, weights=weights
+            )
         detection = overridden(
             detect(file.keys(), file.metadata, source, weights=file), prediction_type
         )
