@@ -188,4 +188,10 @@ class _Worker:
         finally:
             with self._lock:
                 self._current = None
-        self.send(dataclasses.replace(outcome, cache_used_bytes=self._engine.cache.used_bytes))
+        self.send(
+            dataclasses.replace(
+                outcome,
+                cache_used_bytes=self._engine.cache.used_bytes,
+                device_memory=self._engine.residency.status(),
+            )
+        )

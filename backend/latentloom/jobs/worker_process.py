@@ -101,6 +101,7 @@ class WorkerProcess:
         self._start_failures = 0
         self._last_exit: str | None = None
         self._cache_used_bytes = 0
+        self._device_memory: dict[str, Any] | None = None  # residency after the last job
         self._node_names: dict[str, str] = {}  # type id -> display name, from the last Ready
         self._handed_back: set[str] = set()  # jobs re-queued uncounted once already
         self.last_start_seconds: float | None = None  # from spawn to Ready, last time
@@ -161,6 +162,7 @@ class WorkerProcess:
                 "last_exit": self._last_exit,
                 "warm_up_seconds": round(ready.seconds, 3) if ready is not None else None,
                 "cache_used_bytes": self._cache_used_bytes,
+                "device_memory": self._device_memory,
             }
 
     def _state(self) -> str:
@@ -253,6 +255,7 @@ class WorkerProcess:
             elif isinstance(message, Outcome):
                 with self._lock:
                     self._cache_used_bytes = message.cache_used_bytes
+                    self._device_memory = message.device_memory
                 reporter.finish(message, stopping=self._stopping.is_set())
                 return
         self._worker_died(record, reporter, running, began)

@@ -108,6 +108,8 @@ class Outcome:
     error: str | None = None  # when failed
     node: str | None = None  # the node that failed, when one did
     cache_used_bytes: int = 0  # the worker's output cache after the job
+    # The worker engine's model residency after the job (Residency.status), for /api/system.
+    device_memory: dict[str, Any] | None = None
 
 
 ToWorker = RunJob | CancelJob | Shutdown

@@ -66,6 +66,10 @@ async def system(request: Request) -> dict[str, Any]:
             "used_bytes": state.engine.cache.used_bytes,
             "budget_bytes": state.engine.cache.budget_bytes,
         }
+        # Which models the engine that runs jobs keeps on the device (engine/residency.py):
+        # a worker process reports its own after each job; else this process's engine.
+        reported = (report["worker"] or {}).get("device_memory")
+        report["device_memory"] = reported or state.engine.residency.status()
         if torch.cuda.is_available():
             free, total = torch.cuda.mem_get_info()
             report["gpu"] = {
