@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import weakref
 
+import pytest
 import torch
 from torch import nn
 
@@ -80,11 +81,13 @@ def test_a_tied_model_streams_and_loads_with_one_copy_per_tensor() -> None:
     home = _homes(model)
     manager = MemoryManager(CPU, budget_bytes=1)
     assert manager.prepare([model], labels=["t5"]) == Plan(stream=("t5",))
-    # Only the model's own parameter waits on the device; blocks come and go as they run.
-    assert _device_copies(model, home) == {"scale"}
+    # Only the model's own parameter (also its first: what `.device` reads) waits on the
+    # device; the blocks, the tied embedding's two included, come and go as they run.
+    stays = {"scale"}
+    assert _device_copies(model, home) == stays
     with torch.no_grad():
         assert torch.equal(model(ids), expected)
-    assert _device_copies(model, home) == {"scale"}
+    assert _device_copies(model, home) == stays
     manager.offload_all()  # a streamed model's own tensors go home too
     assert _device_copies(model, home) == set()
     assert manager.prepare([model], budget_bytes=10**6) == Plan(load=("t5",))
@@ -92,6 +95,33 @@ def test_a_tied_model_streams_and_loads_with_one_copy_per_tensor() -> None:
     assert tied is model.text_model.embeddings.weight and tied.data_ptr() != home["head.weight"]
     with torch.no_grad():
         assert torch.equal(model(ids), expected)
+
+
+def test_the_block_holding_the_first_parameter_stays_while_streaming() -> None:
+    """Callers read a model's device from its first parameter and put inputs there."""
+    model = Encoder()
+    home = _homes(model)
+    manager = MemoryManager(CPU, budget_bytes=1)
+    manager.prepare([model])
+    assert _device_copies(model, home) == {"layers.0.weight", "layers.0.bias"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_streaming_moves_inputs_made_on_the_cpu() -> None:  # pragma: no cover - GPU only
+    model = TextModel()
+    ids = torch.tensor([[1, 2, 3]])
+    with torch.no_grad():
+        expected = model(ids)
+    manager = MemoryManager(torch.device("cuda"), budget_bytes=1)
+    assert manager.prepare([model], labels=["t5"]) == Plan(stream=("t5",))
+    assert next(model.parameters()).device.type == "cuda"  # what `model.device` reads
+    with torch.no_grad():
+        output = model(ids)  # CPU ids: the embedding block moves them to the device
+    assert output.device.type == "cuda"
+    assert torch.allclose(output.cpu(), expected, atol=1e-5)
+    assert model.text_model.encoder.layers[0].weight.device.type == "cpu"  # back home
+    manager.offload_all()
+    assert {p.device.type for p in model.parameters()} == {"cpu"}
 
 
 def test_labels_stay_unique_and_entries_go_with_their_model() -> None:

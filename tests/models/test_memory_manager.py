@@ -126,8 +126,10 @@ def test_a_model_bigger_than_the_budget_streams_one_block_at_a_time() -> None:
     with torch.no_grad():
         streamed = model(x)
     assert torch.equal(streamed, expected)
-    assert seen == [{f"{i}.weight", f"{i}.bias"} for i in range(4)]
-    assert _on_device(model, home) == set()  # every block went back after running
+    # The first block (the model's first parameter: where callers read its device) stays.
+    pinned = {"0.weight", "0.bias"}
+    assert seen == [pinned] + [pinned | {f"{i}.weight", f"{i}.bias"} for i in range(1, 4)]
+    assert _on_device(model, home) == pinned  # every other block went back after running
     manager.prepare([])
     manager.offload_all()
     with torch.no_grad():
@@ -148,4 +150,5 @@ def test_cuda_load_offload_and_stream() -> None:  # pragma: no cover - GPU machi
     assert plan.stream == ("model-1",) and plan.offload == ()
     with torch.no_grad():
         assert torch.allclose(big(x.to(cuda)).cpu(), expected, atol=1e-5)
-    assert big[0].weight.device.type == "cpu"
+    assert big[0].weight.device.type == "cuda"  # the first block stays
+    assert big[1].weight.device.type == "cpu"

@@ -28,6 +28,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -259,14 +260,20 @@ class MemoryManager:
         if module is None or entry.hooks:
             return
         prefixes = {id(m): name for name, m in module.named_modules(remove_duplicate=False)}
-        # Tensors of the model itself (not of a block) stay on the device while it streams.
+        # Callers ask a model where it runs by its first parameter (transformers' and
+        # diffusers' `.device`, and ours) and put their inputs there: the block holding it
+        # stays on the device, with the tensors of the model itself (not of a block).
+        first = next((p for p in module.parameters() if p.is_floating_point()), None)
         in_blocks: set[int] = set()
         for block in top_level_blocks(module):
             prefix = prefixes[id(block)]
             tensors = _tensors(block)
+            if any(tensor is first for tensor in tensors.values()):
+                continue
             in_blocks.update(id(t) for t in tensors.values())
             home = {n: entry.home[f"{prefix}.{n}" if prefix else n] for n in tensors}
-            entry.hooks.append(block.register_forward_pre_hook(_mover(home, self.device)))
+            mover = _mover(home, self.device)
+            entry.hooks.append(block.register_forward_pre_hook(mover, with_kwargs=True))
             entry.hooks.append(block.register_forward_hook(_returner(home)))
         rest = {n: t for n, t in _tensors(module).items() if id(t) not in in_blocks}
         _place_named(rest, entry.home, self.device)
@@ -282,13 +289,27 @@ def _place_named(
             tensor.data = home[name].to(device, copy=True)
 
 
-def _mover(
-    home: dict[str, torch.Tensor], device: torch.device
-) -> Callable[[nn.Module, object], None]:
-    def hook(block: nn.Module, args: object) -> None:
+def _mover(home: dict[str, torch.Tensor], device: torch.device) -> Callable[..., Any]:
+    def hook(
+        block: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
         _place(block, home, device)
+        # Inputs made where the model's other tensors are still at home go to the device.
+        return _to_device(args, device), _to_device(kwargs, device)
 
     return hook
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value if value.device == device else value.to(device)
+    if isinstance(value, tuple):
+        return tuple(_to_device(item, device) for item in value)
+    if isinstance(value, list):
+        return [_to_device(item, device) for item in value]
+    if isinstance(value, dict):
+        return {key: _to_device(item, device) for key, item in value.items()}
+    return value
 
 
 def _returner(home: dict[str, torch.Tensor]) -> Callable[[nn.Module, object, object], None]:
