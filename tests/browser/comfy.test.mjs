@@ -230,7 +230,7 @@ describe("ComfyUI files in the editor", () => {
     await page.mouse.click(title[0], title[1], { button: "right" });
     const menu = page.locator('.context-menu[data-menu="node"]');
     await menu.waitFor();
-    assert.deepEqual(await menu.locator("li[data-entry]").evaluateAll((items) => items.map((item) => item.dataset.entry)), ["Bypass", "Mute", "Collapse", "Rename…", "Delete"]);
+    assert.deepEqual(await menu.locator("li[data-entry]").evaluateAll((items) => items.map((item) => item.dataset.entry)), ["Make subgraph", "Run to here", "Title…", "Colour", "Bypass", "Mute", "Pin", "Collapse", "Clone", "Widget ↔ input", "Delete"]);
     await screenshot(page, "comfy-05-node-menu");
     await menu.locator('li[data-entry="Mute"]').click();
     assert.equal(await menu.count(), 0, "choosing closes the menu");

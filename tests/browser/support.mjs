@@ -92,8 +92,18 @@ export async function launchBrowser(extraArgs = []) {
   };
 }
 
-/** Opens the editor and waits until it is ready (hooks installed, a tab shown). */
-export async function openEditor(context, url) {
+/**
+ * Opens the editor and waits until it is ready (hooks installed, a tab shown). Unless
+ * `firstVisit` is set, the browser is a returning one with nothing open (an empty tab, no
+ * first-run example, no hint bar), which is what most tests start from.
+ */
+export async function openEditor(context, url, { firstVisit = false } = {}) {
+  if (!firstVisit) {
+    await context.addInitScript(() => {
+      if (localStorage.getItem("latentloom.openTabs") === null) localStorage.setItem("latentloom.openTabs", "[]");
+      localStorage.setItem("latentloom.hintsDone", "1");
+    });
+  }
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (error) => errors.push(error.message));
