@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from latentloom.engine.residency import Residency
 from latentloom.models.memory_manager import MemoryManager, Plan, top_level_blocks
 
 CPU = torch.device("cpu")
@@ -135,3 +136,25 @@ def test_labels_stay_unique_and_entries_go_with_their_model() -> None:
     gc.collect()
     assert list(manager.states()) == ["same.safetensors: unet"]
     assert home() is None  # the home tensor the entry kept is freed with the model
+
+
+@pytest.mark.parametrize(
+    ("device", "given", "budget"),
+    [
+        ("cpu", None, None),  # off: weights run where they were loaded
+        ("cpu", 1234, 1234),  # the test stand-in: a second copy on the CPU
+        ("cuda", None, 5_000),  # the cost budget's device memory
+        ("cuda", 1234, 1234),  # a budget given wins
+        ("mps", None, 9_000),  # unified memory: the cost budget's one pool
+    ],
+)
+def test_which_budget_residency_uses(device: str, given: int | None, budget: int | None) -> None:
+    residency = Residency.for_device(
+        torch.device(device),
+        device_budget_bytes=given,
+        cost_device_bytes=5_000 if device == "cuda" else None,
+        cost_memory_bytes=9_000,
+    )
+    manager = residency.manager
+    assert (manager.budget_bytes if manager else None) == budget
+    assert residency.status()["managed"] is (budget is not None)

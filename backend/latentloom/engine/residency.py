@@ -133,16 +133,12 @@ class Residency:
         cost_memory_bytes: int | None,
     ) -> Residency:
         """Off on the CPU unless a budget is given; else the budget given, or the cost
-        budget's device memory (CUDA), or its one pool (MPS shares RAM with the host)."""
+        budget's device memory (CUDA), or its one pool (MPS shares RAM with the host), or,
+        for an engine without a cost budget, a share of the device's own memory."""
         if not manages(device, device_budget_bytes):
             return cls(None)
         budget = device_budget_bytes or cost_device_bytes or cost_memory_bytes
-        if budget is None:
-            raise ValueError(
-                f"models on {device} need a device memory budget: set device_budget_bytes "
-                "or give the engine a cost budget"
-            )
-        return cls(MemoryManager(device, budget))
+        return cls(MemoryManager(device, budget or _device_share(device)))
 
     @property
     def enabled(self) -> bool:
@@ -191,6 +187,15 @@ class Residency:
             streamed=plan.stream,
             models=_models(manager),
         )
+
+
+def _device_share(device: torch.device) -> int:
+    """90% of an accelerator's memory (the cost budget's share), for engines built without
+    a cost budget (benchmarks, scripts): loaders already put weights at home for them."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device.index or 0).total_memory * 0.9)
+    recommended = getattr(getattr(torch, "mps", None), "recommended_max_memory", None)
+    return int(recommended() * 0.9) if callable(recommended) else 8 * 2**30
 
 
 def _models(manager: MemoryManager) -> tuple[ModelResidency, ...]:
