@@ -1,6 +1,7 @@
 """The manager fixes residency relies on, on small modules shaped like the real ones: a text
 encoder's wrappers (streamed layer by layer), a tied embedding (T5), a model's own tensors
-outside its blocks, labels, a per-call budget, and entries that go with their model."""
+outside its blocks, labels, a per-call budget, entries that go with their model, and the
+budget the engine's residency takes on each kind of device."""
 
 from __future__ import annotations
 
