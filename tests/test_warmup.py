@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from latentloom.warmup import Warmup, run_steps
+from latentloom.warmup import Warmup, import_modules, run_steps
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,6 +52,18 @@ def test_a_failing_step_is_reported_and_the_rest_still_run() -> None:
     report = run_steps([("broken", broken), ("after", lambda: ran.append("after"))])
     assert report.failed == {"broken": "ImportError: No module named 'missing'"}
     assert ran == ["after"] and set(report.seconds) == {"broken", "after"}
+
+
+def test_a_module_that_fails_to_import_does_not_stop_the_rest() -> None:
+    # Both are named: the second was tried after the first failed.
+    expected = (
+        r"^latentloom\.no_such_module: ModuleNotFoundError: .*; "
+        r"latentloom\.no_other_module: ModuleNotFoundError: "
+    )
+    with pytest.raises(ImportError, match=expected):
+        import_modules(
+            ["latentloom.no_such_module", "latentloom.warmup", "latentloom.no_other_module"]
+        )
 
 
 # In a fresh interpreter: warm up, then run a tiny txt2img job and list what it imported.

@@ -33,6 +33,8 @@ log = logging.getLogger("latentloom.warmup")
 ENGINE_STACK_MODULES: tuple[str, ...] = (
     "torch",
     "latentloom.models.load",
+    # models/load.py asks it whether any file is a FLUX checkpoint, which imports T5's model.
+    "latentloom.models.flux_checkpoint",
     "latentloom.text.encode",
     "latentloom.text.tokenizer",
     "latentloom.sampling.run",
@@ -66,8 +68,15 @@ class WarmupReport:
 
 
 def import_modules(names: Sequence[str] = ENGINE_STACK_MODULES) -> None:
+    """Import each of `names`; one that fails does not keep the others from importing."""
+    failures = []
     for name in names:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except Exception as error:
+            failures.append(f"{name}: {type(error).__name__}: {error}")
+    if failures:
+        raise ImportError("; ".join(failures))
 
 
 def build_tokenizers() -> None:
