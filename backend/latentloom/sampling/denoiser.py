@@ -17,7 +17,8 @@ the calls, that is what makes our results bit-identical to theirs (two separate 
 up to ~6e-5 in the final latent); a side with a single everywhere-entry skips the averaging, and
 guidance is applied to the raw prediction, in diffusers' order. Entries with ControlNet or
 T2I-Adapter sources get their residuals added to the UNet call (`control.py`); only entries
-with the same sources, the same FLUX guidance and the same SDXL size conditioning share a call.
+with the same sources and the same FLUX guidance share a call (SDXL size conditioning is one
+row of time ids per batch row, so entries of different sizes still share one).
 SDXL's size conditioning is per entry (`ConditioningEntry.size`), else the run's `added_cond`,
 else the latent's size; a refiner UNet (5 time ids) gets an aesthetic score instead of the
 target size, 6.0 on the positive side and 2.5 on the negative unless the entry sets one.
@@ -26,7 +27,6 @@ target size, 6.0 on the positive side and 2.5 on the negative unless the entry s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import torch
@@ -43,28 +43,17 @@ from latentloom.sampling.batching import Job, plan_calls
 from latentloom.sampling.control import ControlApplier
 from latentloom.sampling.model_sampling import DiscreteSampling
 from latentloom.sampling.regions import Region, pair_areas, resolve
+from latentloom.sampling.size_conditioning import (
+    SdxlSizeConditioning,
+    default_size_conditioning,
+    time_ids,
+)
+
+__all__ = ["GuidedDenoiser", "SdxlSizeConditioning", "TimestepMap", "match_token_lengths"]
 
 # How a sigma becomes the UNet's timestep: ComfyUI's nearest training step (the default, so
 # the same seed gives ComfyUI's picture), or k-diffusion's and diffusers' interpolation.
 TimestepMap = Literal["nearest", "interpolated"]
-
-# The aesthetic scores a refiner entry gets unless it sets one (ComfyUI's and diffusers').
-POSITIVE_AESTHETIC_SCORE = 6.0
-NEGATIVE_AESTHETIC_SCORE = 2.5
-
-
-@dataclass(frozen=True)
-class SdxlSizeConditioning:
-    """SDXL's micro-conditioning on image size and crop, in pixels, as (height, width)."""
-
-    original_size: tuple[int, int]
-    target_size: tuple[int, int]
-    crop_top_left: tuple[int, int] = (0, 0)
-
-    def time_ids(self) -> Tensor:
-        """[orig_h, orig_w, crop_top, crop_left, target_h, target_w] as a [1, 6] tensor."""
-        values = (*self.original_size, *self.crop_top_left, *self.target_size)
-        return torch.tensor([values], dtype=torch.float32)
 
 
 def match_token_lengths(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
@@ -266,24 +255,8 @@ class GuidedDenoiser:
         return is_refiner_model(self.model)
 
     def _time_ids(self, x: Tensor, size: SizeConditioning | None, *, is_negative: bool) -> Tensor:
-        """[1, 6] (base) or [1, 5] (refiner) float32 time ids of one entry's size conditioning."""
-        if size is None:
-            # Every entry sees the whole picture's size, areas included (ComfyUI does the same).
-            default = self.added_cond or default_size_conditioning(x, self.model.family.downscale)
-            size = SizeConditioning(
-                original=default.original_size,
-                crop_top_left=default.crop_top_left,
-                target=default.target_size,
-            )
-        values: tuple[float, ...]
-        if self._refiner:
-            score = size.aesthetic_score
-            if score is None:
-                score = NEGATIVE_AESTHETIC_SCORE if is_negative else POSITIVE_AESTHETIC_SCORE
-            values = (*size.original, *size.crop_top_left, score)
-        else:
-            values = (*size.original, *size.crop_top_left, *(size.target or size.original))
-        return torch.tensor([values], dtype=torch.float32)
+        default = self.added_cond or default_size_conditioning(x, self.model.family.downscale)
+        return time_ids(size, default, refiner=self._refiner, is_negative=is_negative)
 
     def _to_denoised(self, x: Tensor, sigma: Tensor, output: Tensor) -> Tensor:
         return self.sampling.denoised(x, sigma, output)
@@ -338,12 +311,6 @@ def _unet(model: DiffusionModel) -> torch.nn.Module:
 def _dtype(module: torch.nn.Module) -> torch.dtype:
     """The dtype the module computes in (its parameters'), e.g. float16 on CUDA."""
     return next(module.parameters()).dtype
-
-
-def default_size_conditioning(x: Tensor, downscale: int) -> SdxlSizeConditioning:
-    """Original and target size = the latent's size in pixels, no crop (diffusers' default)."""
-    size = (x.shape[-2] * downscale, x.shape[-1] * downscale)
-    return SdxlSizeConditioning(original_size=size, target_size=size)
 
 
 def _check_conditioning(
