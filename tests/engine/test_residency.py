@@ -22,6 +22,7 @@ from torch import nn
 
 from latentloom.engine.cache import OutputCache
 from latentloom.engine.context import CancelToken, NodeContext, RunSettings
+from latentloom.engine.events import NodeFinished
 from latentloom.engine.executor import Engine, RunResult
 from latentloom.engine.folders import Folders
 from latentloom.engine.residency import HOME, modules_in
@@ -76,8 +77,9 @@ def _workflow(checkpoint: str, seed: int) -> Workflow:
     return parse_workflow(document)
 
 
-def _run(engine: Engine, checkpoint: str, seed: int) -> RunResult:
-    return engine.run(_workflow(checkpoint, seed), targets=["decode", "checkpoint"])
+def _run(engine: Engine, checkpoint: str, seed: int, events: list[Any] | None = None) -> RunResult:
+    sink = events.append if events is not None else lambda event: None
+    return engine.run(_workflow(checkpoint, seed), targets=["decode", "checkpoint"], on_event=sink)
 
 
 def _image(result: RunResult) -> torch.Tensor:
@@ -139,7 +141,8 @@ def test_two_checkpoints_alternate_within_a_budget_that_holds_one(
     manager = engine.residency.manager
     assert manager is not None and manager.device == HOME
 
-    first = _run(engine, A, 1)
+    events: list[Any] = []
+    first = _run(engine, A, 1, events)
     a_names = {f"{A}: {field}" for field in ("unet", "module", "encoders[0]: model")}
     b_names = {name.replace(A, B) for name in a_names}
     assert {name for r in first.memory.values() for name in r.loaded} == a_names
@@ -147,6 +150,11 @@ def test_two_checkpoints_alternate_within_a_budget_that_holds_one(
     assert first.memory["latent"].loaded == (f"{A}: unet",)
     assert first.memory["sampler"].loaded == ()
     assert set(first.memory["decode"].resident) == a_names
+    # The node report shows what moved for a node; nodes that moved nothing show nothing new.
+    shown = {e.node: e.outputs.get("memory") for e in events if isinstance(e, NodeFinished)}
+    assert shown["decode"] == [first.memory["decode"].to_json()]
+    assert shown["decode"][0]["loaded"] == [f"{A}: module"]
+    assert shown["sampler"] is None and shown["checkpoint"] is None
 
     second = _run(engine, B, 1)
     assert {name for r in second.memory.values() for name in r.offloaded} == a_names

@@ -237,11 +237,12 @@ class _Run:
             )
             raise NodeExecutionError(node_id, node.type, spec.display_name, error) from error
         seconds = time.perf_counter() - started
-        self.on_event(
-            NodeFinished(
-                node=node_id, type=node.type, seconds=seconds, outputs=dict(node_result.report)
-            )
-        )
+        shown = dict(node_result.report)
+        moved = self.result.memory.get(node_id)
+        if moved is not None and (moved.loaded or moved.offloaded or moved.streamed):
+            # What residency moved for this run of the node: shown, never cached with it.
+            shown["memory"] = [moved.to_json()]
+        self.on_event(NodeFinished(node=node_id, type=node.type, seconds=seconds, outputs=shown))
         return node_result
 
 
