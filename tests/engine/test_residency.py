@@ -27,6 +27,7 @@ from latentloom.engine.executor import Engine, RunResult
 from latentloom.engine.folders import Folders
 from latentloom.engine.residency import HOME, modules_in
 from latentloom.graph.workflow import Workflow, parse_workflow
+from latentloom.interop.comfy.jobs_view import node_output
 from latentloom.models.folders import ModelFolders
 from latentloom.models.handles import Checkpoint
 from latentloom.models.weight_dtype import weight_bytes
@@ -155,6 +156,8 @@ def test_two_checkpoints_alternate_within_a_budget_that_holds_one(
     assert shown["decode"] == [first.memory["decode"].to_json()]
     assert shown["decode"][0]["loaded"] == [f"{A}: module"]
     assert shown["sampler"] is None and shown["checkpoint"] is None
+    decoded = next(e for e in events if isinstance(e, NodeFinished) and e.node == "decode")
+    assert node_output(decoded.outputs) == {}  # ComfyUI clients are not shown it
 
     second = _run(engine, B, 1)
     assert {name for r in second.memory.values() for name in r.offloaded} == a_names

@@ -26,9 +26,10 @@ FolderType = Literal["output", "input", "temp"]
 FOLDER_TYPES: Final = ("output", "input", "temp")
 # Report keys holding file lists; ComfyUI shows animations as images too.
 FILE_KEYS: Final = {"images": "images", "animations": "images"}
-# Notes of ours that no ComfyUI node outputs (Load Checkpoint's detection): ComfyUI clients never
-# see them, so a loader sends no `executed` and has no history output, as in ComfyUI.
-LOCAL_KEYS: Final = frozenset({"detection"})
+# Notes of ours that no ComfyUI node outputs (Load Checkpoint's detection, the models residency
+# moved): ComfyUI clients never see them, so a loader sends no `executed` and has no history
+# output, as in ComfyUI.
+LOCAL_KEYS: Final = frozenset({"detection", "memory"})
 
 
 def folder_root(kind: str, output_dir: Path, input_dir: Path) -> Path | None:
