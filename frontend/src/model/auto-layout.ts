@@ -11,8 +11,12 @@
  *    column each node moves to where its inputs' sockets line up with the outputs feeding
  *    them, pushed down only as far as needed to clear the one above.
  * 5. Repair: a link is drawn as a curve (the same control points as the renderer's
- *    `linkCurve`), which can still cut a node it passes; such a node moves down below the
- *    curve, with the nodes under it, until no link crosses a node.
+ *    `linkCurve`), which can still cut a node it passes; such a node moves out of its way,
+ *    up or down as the column order says, pushing its neighbours, until no link cuts a node.
+ * 6. Variants: lanes above the column's nodes or in crossing order, sources pulled right or
+ *    not, layers as early or as late as possible; the first variant with no cut wins, else
+ *    the one with the fewest (graphs over 200 nodes try one, with a bounded repair).
+ * Unconnected parts of the graph are laid out one under the other.
  *
  * Pure: sizes and socket offsets come in, top-left positions go out.
  */
@@ -49,6 +53,8 @@ const LANE = 20;
 const CLEARANCE = 14;
 const SWEEPS = 8;
 const REPAIR_PASSES = 60;
+/** Repair passes for graphs beyond TRY_VARIANTS_UP_TO nodes: a bound on Arrange's time there. */
+const LARGE_REPAIR_PASSES = 4;
 
 interface Slot {
   readonly id: string;
@@ -90,6 +96,51 @@ const VARIANTS: readonly Variant[] = [
 const TRY_VARIANTS_UP_TO = 200;
 
 export function layeredLayout(graph: LayoutGraph, options: LayoutOptions = {}): Map<string, Vec2> {
+  const parts = components(graph);
+  if (parts.length <= 1) return layoutComponent(graph, options);
+  // Unconnected parts are laid out one under the other, each on its own: their columns would
+  // otherwise interleave and every link would cross the others' nodes.
+  const origin = options.origin ?? [40, 60];
+  const gapY = options.gapY ?? 40;
+  const positions = new Map<string, Vec2>();
+  let top = origin[1];
+  const sizes = new Map(graph.items.map((item) => [item.id, item.size]));
+  for (const part of parts) {
+    const placed = layoutComponent(part, { ...options, origin: [origin[0], top] });
+    let bottom = top;
+    for (const [id, pos] of placed) {
+      positions.set(id, pos);
+      bottom = Math.max(bottom, pos[1] + (sizes.get(id)?.[1] ?? 0));
+    }
+    top = bottom + gapY * 2;
+  }
+  return positions;
+}
+
+/** The graph's connected parts, in the order their first item comes. */
+function components(graph: LayoutGraph): LayoutGraph[] {
+  const parent = new Map(graph.items.map((item) => [item.id, item.id]));
+  const find = (id: string): string => {
+    let root = id;
+    while (parent.get(root) !== root) root = parent.get(root) ?? root;
+    parent.set(id, root);
+    return root;
+  };
+  for (const edge of graph.edges) {
+    if (parent.has(edge.from) && parent.has(edge.to)) parent.set(find(edge.from), find(edge.to));
+  }
+  const parts = new Map<string, { items: LayoutItem[]; edges: LayoutEdge[] }>();
+  for (const item of graph.items) {
+    const root = find(item.id);
+    const part = parts.get(root) ?? { items: [], edges: [] };
+    part.items.push(item);
+    parts.set(root, part);
+  }
+  for (const edge of graph.edges) parts.get(find(edge.from))?.edges.push(edge);
+  return [...parts.values()];
+}
+
+function layoutComponent(graph: LayoutGraph, options: LayoutOptions): Map<string, Vec2> {
   let best: { positions: Map<string, Vec2>; faults: number } | undefined;
   const variants = graph.items.length > TRY_VARIANTS_UP_TO ? VARIANTS.slice(0, 1) : VARIANTS;
   // No variant clears every link in every graph; the first that does wins, else the fewest faults.
@@ -115,7 +166,7 @@ function layoutOnce(graph: LayoutGraph, options: LayoutOptions, variant: Variant
   placeColumns(columns, segments, gapY);
   const xs = columnXs(columns, origin[0], gapX);
   const positions = new Map<string, Vec2>();
-  repair(columns, forward, slots, xs, gapY);
+  repair(columns, forward, slots, xs, gapY, graph.items.length > TRY_VARIANTS_UP_TO ? LARGE_REPAIR_PASSES : REPAIR_PASSES);
   const top = Math.min(...[...slots.values()].filter((slot) => slot.real).map((slot) => slot.y));
   for (const slot of slots.values()) {
     if (slot.real) positions.set(slot.id, [Math.round(xs[slot.layer] ?? 0), Math.round(slot.y - top + origin[1])]);
@@ -135,8 +186,10 @@ function countFaults(graph: LayoutGraph, positions: ReadonlyMap<string, Vec2>): 
     const curve = sampleCurve([from.pos[0] + edge.fromAt[0], from.pos[1] + edge.fromAt[1]], [to.pos[0] + edge.toAt[0], to.pos[1] + edge.toAt[1]]);
     const left = Math.min(from.pos[0], to.pos[0]);
     const right = Math.max(from.pos[0] + from.item.size[0], to.pos[0]);
+    const [top, bottom] = yRange(curve);
     for (const other of boxes) {
       if (other === from || other === to || other.pos[0] > right || other.pos[0] + other.item.size[0] < left) continue;
+      if (other.pos[1] > bottom || other.pos[1] + other.item.size[1] < top) continue;
       if (crossingSpan(curve, [other.pos[0], other.pos[1], other.item.size[0], other.item.size[1]]) !== undefined) faults += 1;
     }
   }
@@ -329,12 +382,12 @@ function columnXs(columns: readonly Slot[][], left: number, gapX: number): numbe
  * link's place in a column (its lane, or its source or target) goes up above the curve, a
  * node below goes down, pushing its neighbours along. Repeats until nothing moves.
  */
-function repair(columns: readonly Slot[][], edges: readonly LayoutEdge[], slots: ReadonlyMap<string, Slot>, xs: readonly number[], gapY: number): void {
+function repair(columns: readonly Slot[][], edges: readonly LayoutEdge[], slots: ReadonlyMap<string, Slot>, xs: readonly number[], gapY: number, passes: number): void {
   const place = new Map<Slot, number>();
   columns.forEach((column) => column.forEach((slot, position) => place.set(slot, position)));
   const lanes = new Map<string, Slot>();
   for (const column of columns) for (const slot of column) if (!slot.real) lanes.set(slot.id, slot);
-  for (let pass = 0; pass < REPAIR_PASSES; pass += 1) {
+  for (let pass = 0; pass < passes; pass += 1) {
     let moved = false;
     edges.forEach((edge, index) => {
       const from = slots.get(edge.from) as Slot;
@@ -343,6 +396,7 @@ function repair(columns: readonly Slot[][], edges: readonly LayoutEdge[], slots:
         [(xs[from.layer] ?? 0) + edge.fromAt[0], from.y + edge.fromAt[1]],
         [(xs[to.layer] ?? 0) + edge.toAt[0], to.y + edge.toAt[1]],
       );
+      const [top, bottom] = yRange(curve);
       for (let layer = from.layer; layer <= to.layer; layer += 1) {
         const column = columns[layer] ?? [];
         const anchor = layer === from.layer ? from : layer === to.layer ? to : lanes.get(`lane:${index}:${layer}`);
@@ -350,6 +404,8 @@ function repair(columns: readonly Slot[][], edges: readonly LayoutEdge[], slots:
         for (let position = 0; position < column.length; position += 1) {
           const slot = column[position] as Slot;
           if (!slot.real || slot === from || slot === to) continue;
+          // Most of a tall column is nowhere near the curve: a cheap test first.
+          if (slot.y - CLEARANCE > bottom || slot.y + slot.height + CLEARANCE < top) continue;
           const rect = [(xs[layer] ?? 0) - CLEARANCE / 2, slot.y - CLEARANCE / 2, slot.width + CLEARANCE, slot.height + CLEARANCE] as const;
           const span = crossingSpan(curve, rect);
           if (span === undefined) continue;
@@ -434,6 +490,16 @@ function clipSegment(a: Vec2, b: Vec2, left: number, right: number): [Vec2, Vec2
   if (hi[0] < left || lo[0] > right) return undefined;
   const at = (x: number): Vec2 => (hi[0] === lo[0] ? [x, lo[1]] : [x, lo[1] + ((x - lo[0]) / (hi[0] - lo[0])) * (hi[1] - lo[1])]);
   return [lo[0] < left ? at(left) : lo, hi[0] > right ? at(right) : hi];
+}
+
+function yRange(points: readonly Vec2[]): [number, number] {
+  let top = Infinity;
+  let bottom = -Infinity;
+  for (const [, y] of points) {
+    top = Math.min(top, y);
+    bottom = Math.max(bottom, y);
+  }
+  return [top, bottom];
 }
 
 function groupBy<T, K>(list: readonly T[], keyOf: (item: T) => K): Map<K, T[]> {
