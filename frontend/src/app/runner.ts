@@ -12,7 +12,7 @@
 
 import { api, ApiError, imagesIn, type ImageRef } from "../api/client";
 import type { Event, PreviewHeader } from "../api/types";
-import { setWidgetValue, stringifyJson, toWorkflow, type Change } from "../model";
+import { setWidgetValue, shownNode, stringifyJson, toWorkflow, type Change } from "../model";
 import { runToHerePlan } from "./menu-actions";
 import { isSeed, nextSeed, seedControl } from "../canvas/widgets";
 import { sigmaReport } from "../canvas/sigma-plot";
@@ -173,6 +173,10 @@ export class Runner {
     if ("node" in event && event.node !== null) {
       this.log.push(`${event.kind} ${event.node}${event.kind === "node.progress" ? ` ${event.step}/${event.total}` : ""}`);
       if (this.log.length > 2000) this.log.splice(0, 1000);
+    }
+    // Inner nodes of a subgraph run as "instance:inner"; their state shows on the instance.
+    if (tab !== undefined && "node" in event && event.node !== null && !tab.store.has("node", event.node)) {
+      event = { ...event, node: shownNode((id) => tab.store.has("node", id), event.node) };
     }
     const run = tab?.run;
     switch (event.kind) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { jsonEqual, type JsonObject } from "./json";
-import { flattenSubgraphs, inlineSubgraph, makeSubgraph, SubgraphError, type MakeSubgraphOptions } from "./subgraph";
+import { flattenSubgraphs, inlineSubgraph, makeSubgraph, shownNode, SubgraphError, type MakeSubgraphOptions } from "./subgraph";
 import { catalog, exampleWorkflows } from "./test-support";
 import { fromWorkflow, toWorkflow } from "./workflow";
 import { parseWorkflowDocument, type WorkflowDocument, type WorkflowLink } from "./workflow-document";
@@ -154,5 +154,16 @@ describe("the version-3 format in the store", () => {
         '  subgraphs.bad.inputs[0]: expected {"name", "type", "targets": [{"node", "input"}]}, got {"name":"x"}\n' +
         '  subgraphs.bad.outputs: expected a list, got "no"',
     );
+  });
+});
+
+describe("run state of inner nodes", () => {
+  it("shows an inner node's events on the outermost instance the graph has", () => {
+    const ids = new Set(["box", "plain", "a:b"]);
+    const has = (id: string): boolean => ids.has(id);
+    expect(shownNode(has, "box:one:add")).toBe("box");
+    expect(shownNode(has, "plain")).toBe("plain");
+    expect(shownNode(has, "a:b")).toBe("a:b");
+    expect(shownNode(has, "gone:x")).toBe("gone:x");
   });
 });

@@ -277,3 +277,17 @@ function flattenLevel(
     flattenLevel(definition.nodes, inner, innerInjected, nodeMode, definitions, [...stack, definitionId], flat, aliases);
   }
 }
+
+/**
+ * The node the editor shows for a flattened id: `flatId` itself if the graph has it, else
+ * the longest namespace prefix it has (the instance an inner node runs in), else `flatId`.
+ */
+export function shownNode(has: (id: string) => boolean, flatId: string): string {
+  if (has(flatId)) return flatId;
+  const parts = flatId.split(SUBGRAPH_SEPARATOR);
+  for (let length = parts.length - 1; length >= 1; length -= 1) {
+    const prefix = parts.slice(0, length).join(SUBGRAPH_SEPARATOR);
+    if (has(prefix)) return prefix;
+  }
+  return flatId;
+}
