@@ -124,6 +124,10 @@ def test_cuda_streaming_moves_inputs_made_on_the_cpu() -> None:  # pragma: no co
     assert model.text_model.encoder.layers[0].weight.device.type == "cpu"  # back home
     manager.offload_all()
     assert {p.device.type for p in model.parameters()} == {"cpu"}
+    built = nn.Linear(4, 4, device="cuda")  # a model a node made on the device
+    manager.prepare([built], budget_bytes=10**6)
+    manager.offload_all()
+    assert built.weight.device.type == "cpu"  # its home is a CPU copy, not the device
 
 
 def test_labels_stay_unique_and_entries_go_with_their_model() -> None:

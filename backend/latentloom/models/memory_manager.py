@@ -132,6 +132,19 @@ def _tensors(module: nn.Module) -> dict[str, torch.Tensor]:
     return named
 
 
+def _homes(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The CPU tensors a model's weights return to: the loader's own where they are on the
+    CPU; a CPU copy of a model first seen elsewhere (one a node built on the device)."""
+    copies: dict[int, torch.Tensor] = {}
+    home: dict[str, torch.Tensor] = {}
+    for name, tensor in _tensors(module).items():
+        data = tensor.data
+        if data.device.type != "cpu":
+            data = copies.setdefault(id(tensor), data.to("cpu"))  # tied tensors: one copy
+        home[name] = data
+    return home
+
+
 def _place(
     module: nn.Module, home: Mapping[str, torch.Tensor], device: torch.device | None
 ) -> None:
@@ -158,7 +171,7 @@ class MemoryManager:
         key = id(module)
         entry = self._entries.get(key)
         if entry is None or entry.module() is not module:
-            home = {name: tensor.data for name, tensor in _tensors(module).items()}
+            home = _homes(module)
             entries = self._entries
 
             def forget(_: object) -> None:
