@@ -397,8 +397,10 @@ describe("the editor", () => {
     assert.equal(put.status, 200, await put.text());
     const before = await (await fetch(`${server.url}/api/workflows/taken`)).text();
     const name = await hooks(page, () => window.__latentloom.tabName());
-    page.once("dialog", (dialog) => dialog.accept("taken"));
+    // The name is asked in the in-app dialog (ui/dialog.ts), not the browser's prompt().
     await page.click('[data-action="rename"]');
+    await page.locator(".dialog .dialog-input").fill("taken");
+    await page.keyboard.press("Enter");
     const notice = page.locator('[data-notice="warning"]', { hasText: "was not renamed" });
     await notice.waitFor({ timeout: 10_000 });
     assert.equal(
@@ -409,8 +411,9 @@ describe("the editor", () => {
     assert.equal(await (await fetch(`${server.url}/api/workflows/taken`)).text(), before, "the other workflow is untouched");
     await notice.locator(".notice-close").click();
     // A free name renames the saved workflow itself: the old name is gone, the other kept.
-    page.once("dialog", (dialog) => dialog.accept(`${name} renamed`));
     await page.click('[data-action="rename"]');
+    await page.locator(".dialog .dialog-input").fill(`${name} renamed`);
+    await page.keyboard.press("Enter");
     await page.waitForFunction((next) => window.__latentloom.tabName() === next, `${name} renamed`, { timeout: 10_000 });
     const names = (await (await fetch(`${server.url}/api/workflows`)).json()).workflows.map((info) => info.name);
     assert.ok(names.includes(`${name} renamed`) && names.includes("taken") && !names.includes(name), names.join(", "));
