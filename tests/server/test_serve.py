@@ -24,14 +24,20 @@ def test_with_no_models_the_server_offers_the_tiny_demo_checkpoint(tmp_path: Pat
     with running_server(empty, tmp_path / "data") as base_url:
         system = httpx.get(f"{base_url}/api/system").json()
         assert system["demo_checkpoint"] == "tiny-sd15.safetensors"
-        assert httpx.get(f"{base_url}/api/models").json()["checkpoints"] == [
-            "tiny-sd15.safetensors"
+        # The SDXL, refiner and SD 3 examples' checkpoints come with it.
+        checkpoints = [
+            "tiny-sd15.safetensors",
+            "tiny-sd3.safetensors",
+            "tiny-sdxl-refiner.safetensors",
+            "tiny-sdxl.safetensors",
         ]
+        assert httpx.get(f"{base_url}/api/models").json()["checkpoints"] == checkpoints
         nodes = {n["id"]: n for n in httpx.get(f"{base_url}/api/nodes").json()["nodes"]}
         loader = nodes["loaders.checkpoint"]["inputs"][0]
-        assert loader["choices"] == ["tiny-sd15.safetensors"]
-        # What the clip_skip_vae and embedding examples name comes with it.
-        assert nodes["loaders.vae"]["inputs"][0]["choices"] == ["tiny-vae.safetensors"]
+        assert loader["choices"] == checkpoints
+        # What the clip_skip_vae, embedding and FLUX examples name comes with it.
+        vaes = ["tiny-flux-ae.safetensors", "tiny-vae.safetensors"]
+        assert nodes["loaders.vae"]["inputs"][0]["choices"] == vaes
         controlnets = nodes["loaders.controlnet"]["inputs"][0]["choices"]
         assert controlnets == ["tiny-controlnet-sd15.safetensors"]
         upscalers = nodes["loaders.upscale_model"]["inputs"][0]["choices"]
