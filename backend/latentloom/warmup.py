@@ -33,8 +33,6 @@ log = logging.getLogger("latentloom.warmup")
 ENGINE_STACK_MODULES: tuple[str, ...] = (
     "torch",
     "latentloom.models.load",
-    # models/load.py asks it whether any file is a FLUX checkpoint, which imports T5's model.
-    "latentloom.models.flux_checkpoint",
     "latentloom.text.encode",
     "latentloom.text.tokenizer",
     "latentloom.sampling.run",

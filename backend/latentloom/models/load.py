@@ -70,15 +70,21 @@ def load_checkpoint(
     if not source.is_file():
         raise CheckpointError(source, "no such file or folder")
     with SafetensorsFile(source) as file:
-        from latentloom.models.sd3_load import is_sd3, load_sd3_file
+        from latentloom.models.sd3_keys import is_sd3
 
         if is_sd3(file.keys()):
+            from latentloom.models.sd3_load import load_sd3_file
+
             return load_sd3_file(
                 source, device=device, dtype=dtype, vae_dtype=vae_dtype, weights=weights
             )
-        from latentloom.models.flux_checkpoint import is_flux_checkpoint, load_flux_checkpoint
+        # The key check alone (flux_keys has no heavy imports): flux_checkpoint imports T5's
+        # model from transformers, which an SD file never needs.
+        from latentloom.models.flux_keys import FLUX_PREFIX, flux_prefix
 
-        if is_flux_checkpoint(file.keys()):  # all-in-one FLUX.1 (models/flux_checkpoint.py)
+        if flux_prefix(file.keys()) == FLUX_PREFIX:  # all-in-one FLUX.1 (flux_checkpoint.py)
+            from latentloom.models.flux_checkpoint import load_flux_checkpoint
+
             return load_flux_checkpoint(
                 source, device=device, dtype=dtype, vae_dtype=vae_dtype, weights=weights
             )
