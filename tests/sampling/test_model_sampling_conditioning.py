@@ -42,7 +42,7 @@ def entry(seed: int, pooled_width: int, size: SizeConditioning | None = None) ->
     return ConditioningEntry(embeds, torch.randn(1, pooled_width, generator=generator), size=size)
 
 
-def test_base_entries_carry_their_own_size_and_split_calls() -> None:
+def test_base_entries_carry_their_own_size_in_shared_calls() -> None:
     model = tiny_model(sdxl=True)
     seen = record_time_ids(model)
     crop = SizeConditioning(original=(512, 768), crop_top_left=(16, 32))
@@ -50,10 +50,10 @@ def test_base_entries_carry_their_own_size_and_split_calls() -> None:
     positive = Conditioning((entry(1, POOLED_DIM, crop), entry(2, POOLED_DIM, target)))
     negative = Conditioning((entry(3, POOLED_DIM),))
     GuidedDenoiser(model, positive, negative, 5.0)(X, torch.tensor(3.0))
-    # Three sizes, three calls: the negative's default (the latent's 64 x 64), then each entry.
+    # One row per entry, the negative's default (the latent's 64 x 64) first; sizes share calls,
+    # which hold at most two whole-latent regions (a plain guided step's pixels).
     assert [ids.tolist() for ids in seen] == [
-        [[64.0, 64.0, 0.0, 0.0, 64.0, 64.0]],
-        [[512.0, 768.0, 16.0, 32.0, 512.0, 768.0]],
+        [[64.0, 64.0, 0.0, 0.0, 64.0, 64.0], [512.0, 768.0, 16.0, 32.0, 512.0, 768.0]],
         [[1024.0, 1024.0, 0.0, 0.0, 896.0, 640.0]],
     ]
 

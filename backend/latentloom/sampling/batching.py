@@ -7,8 +7,10 @@ pipelines make, and our results stay bit-identical to theirs). Prompts of differ
 lengths share a call by repetition to their least common length (repeating a whole prompt
 leaves its attention unchanged), but, as in ComfyUI, only while that is at most 4 times the
 shortest: past that a separate call costs less than the padding. Regions with different
-control sources, FLUX guidance or SDXL size conditioning never share a call (the network
-takes one value of each per call). A call never holds more
+control sources or FLUX guidance never share a call (the network takes one value of each per
+call); SDXL size conditioning does not split calls, since the UNet reads one row of time ids
+per batch row (diffusers' refiner pipeline batches aesthetic scores 2.5 and 6.0 in one call,
+and a second call would differ from it by ~1e-5 in the final latent). A call never holds more
 latent pixels than a plain guided step over the whole latent, so a regional step needs no
 more activation memory than the budget already assumes for the sampler.
 """
@@ -32,14 +34,14 @@ class Job:
     tokens: int
     control: tuple[int, ...] = ()  # ids of its control sources: calls share only equal ones
     guidance: float | None = None  # FLUX's distilled guidance: calls share only equal ones
-    size: SizeConditioning | None = None  # SDXL's size conditioning: likewise
+    size: SizeConditioning | None = None  # SDXL's size conditioning: per row, shares calls
 
 
 def plan_calls(jobs: list[Job], pixel_budget: int) -> list[list[int]]:
     """Group job indices into UNet calls, each group in job order."""
     by_shape: dict[tuple[object, ...], list[int]] = {}
     for index, job in enumerate(jobs):
-        key = (job.height, job.width, job.control, job.guidance, job.size)
+        key = (job.height, job.width, job.control, job.guidance)
         by_shape.setdefault(key, []).append(index)
     calls: list[list[int]] = []
     for indices in by_shape.values():

@@ -171,7 +171,9 @@ class DiscreteSampling:
         if max_denoise is None:
             max_denoise = is_max_denoise(float(sigma), self.sigma_max)
         scale = torch.sqrt(1.0 + sigma**2.0) if max_denoise else sigma
-        return noise * scale.to(noise.device) + latent
+        # The latent first, as diffusers' add_noise: the sum then keeps the latent's memory
+        # layout (VAE Encode's latents are channels-last), and the UNet runs the same kernels.
+        return latent + noise * scale.to(noise.device)
 
     def inverse_noise_scaling(self, sigma: Tensor, x: Tensor) -> Tensor:
         return x
