@@ -97,7 +97,7 @@ def load_checkpoint_node(
     # ComfyUI's node outputs).
     detection = {
         "family": model.family.display_name,
-        "prediction": model.prediction_type,
+        "prediction": model.model_sampling.kind,  # "flow" for SD 3 / FLUX
         "reason": model.prediction_rule,
         "inpainting": model.input_channels == INPAINT_INPUT_CHANNELS,
     }
@@ -214,7 +214,7 @@ def load_unet_node(
     )
     detection = {
         "family": model.family.display_name,
-        "prediction": model.prediction_type,
+        "prediction": model.model_sampling.kind,  # "flow" for SD 3 / FLUX
         "reason": model.prediction_rule,
     }
     return {"model": model, "report": {"detection": [detection]}}

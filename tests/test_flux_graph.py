@@ -57,6 +57,8 @@ def with_guidance_node(workflow: Workflow, guidance: float) -> Workflow:
 
 def run(engine: Engine, workflow: Workflow) -> dict[str, Any]:
     result = engine.run(workflow, targets=["sampler", "model", "clip", "vae"])
+    detection = result.reports["model"]["detection"][0]
+    assert (detection["family"], detection["prediction"]) == ("FLUX.1", "flow")
     return {node: outputs for node, outputs in result.outputs.items()}
 
 

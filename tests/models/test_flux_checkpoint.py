@@ -91,6 +91,8 @@ def test_a_graph_on_the_checkpoint_equals_the_one_on_separate_files(
     assert torch.equal(result.outputs["sampler"]["latent"].samples, expected)
     detection = result.reports["checkpoint"]["detection"][0]
     assert detection["family"] == "FLUX.1"
+    assert detection["prediction"] == "flow"
+    assert detection["reason"] == "no guidance embedder (guidance_in): FLUX.1 schnell"
 
 
 def test_a_checkpoint_without_its_ae_is_refused(tmp_path: Path) -> None:
