@@ -210,4 +210,33 @@ describe("subgraphs, results and the library", () => {
     assert.equal(await page.evaluate(() => document.activeElement?.dataset.libraryTab), "workflows");
     assert.deepEqual(page.errors, []);
   });
+
+  test("settings persist on the server and the editor has a favicon", async () => {
+    await page.locator("[data-action=settings]").click();
+    await page.locator("dialog.settings-dialog[open]").waitFor();
+    await page.locator("[data-setting=linkStyle]").selectOption("orthogonal");
+    await page.locator("[data-setting=badges]").selectOption("id+pack");
+    await page.locator("[data-setting=snapToGrid]").check();
+    await page.waitForFunction(async () => {
+      const stored = await (await fetch("/api/settings")).json();
+      return stored.snapToGrid === true && stored.badges === "id+pack";
+    });
+    await screenshot(page, "library-settings");
+    await page.locator("[data-action=close-settings]").click();
+    const stored = await hooks(page, async () => (await fetch("/api/settings")).json());
+    assert.deepEqual(stored, { linkStyle: "orthogonal", badges: "id+pack", snapToGrid: true });
+    await page.reload();
+    await page.waitForFunction(() => window.__latentloom?.connected(), null, { timeout: 15_000 });
+    await page.locator("[data-action=settings]").click();
+    assert.equal(await page.locator("[data-setting=linkStyle]").inputValue(), "orthogonal");
+    await page.locator("[data-action=close-settings]").click();
+    await screenshot(page, "library-orthogonal-links-and-badges");
+    const icon = await hooks(page, async () => {
+      const link = document.querySelector("link[rel=icon]");
+      const response = await fetch(link.href);
+      return { status: response.status, type: response.headers.get("content-type") };
+    });
+    assert.equal(icon.status, 200);
+    assert.match(icon.type, /^image\/svg\+xml/);
+  });
 });

@@ -45,6 +45,11 @@ import { NodesLibrary } from "../ui/library-nodes";
 import { WorkflowsLibrary } from "../ui/library-workflows";
 import { libraryApi } from "../ui/library-api";
 import { addComponent, componentOf, type Component } from "../model";
+import { alignNodes, distributeNodes, type Alignment, type Axis } from "../model/align";
+import { SettingsDialog } from "../ui/settings";
+import { packLabel } from "../ui/library-nodes";
+import { packOf } from "../canvas/preferences";
+import type { MenuEntry } from "../ui/context-menu";
 import { SubgraphCatalog, definitionOf, inlineSubgraphNode, makeSubgraphFromSelection } from "../model";
 
 const KEYS_STORAGE = "latentloom.keys";
@@ -72,6 +77,7 @@ export class App implements InteractionHost {
   readonly lightbox: Lightbox;
   readonly results = new NodeResults();
   readonly library: LibraryPanel;
+  readonly settings: SettingsDialog;
   private readonly filePicker = el("input", { className: "file-picker", data: { file: "open" } });
   private readonly previewImage = el("img", { className: "preview-image" });
   private readonly runsInput = el("input", { className: "runs", title: "Runs per queue" });
@@ -162,6 +168,13 @@ export class App implements InteractionHost {
     });
     this.listenForDrops(canvasHost);
     this.library = this.buildLibrary(canvasHost);
+    this.settings = new SettingsDialog(() => this.renderer.markDirty(), (text) => this.toast(text));
+    root.append(this.settings.element);
+    void this.settings.load();
+    void libraryApi.packs().then((found) => {
+      for (const [type, pack] of Object.entries(found.packs)) packOf.set(type, packLabel(pack));
+      this.renderer.markDirty();
+    }, () => undefined);
     // A click on a node's result strip opens that image large.
     canvasHost.addEventListener("click", (event) => {
       const tab = this.tab;
@@ -295,9 +308,10 @@ export class App implements InteractionHost {
   }
 
   /** Node menu entries for subgraphs: make one of the selection, open or unpack an instance. */
-  private subgraphEntries(tab: DocumentTab, nodeId: string, nodes: readonly string[]): { label: string; hint?: string; run: () => void }[] {
+  private subgraphEntries(tab: DocumentTab, nodeId: string, nodes: readonly string[]): MenuEntry[] {
     const instance = definitionOf(tab.store, nodeId) !== undefined && nodes.length === 1;
     return [
+      ...(nodes.length >= 2 ? [this.alignEntry(tab, nodes)] : []),
       { label: "Make subgraph", hint: this.keys.bindings.subgraph, run: () => this.makeSubgraph(tab, nodes) },
       ...(instance ? [
         { label: "Open subgraph", run: () => this.subgraphView.open(tab, nodeId) },
@@ -361,6 +375,37 @@ export class App implements InteractionHost {
       () => this.toast(`saved component "${name}"; it is in the node library`),
       (error: unknown) => this.toast(`could not save the component: ${message(error)}`),
     );
+  }
+
+  /** Align / distribute the selected nodes by their drawn rectangles. */
+  private alignEntry(tab: DocumentTab, nodes: readonly string[]): MenuEntry {
+    const rects = (): Map<string, readonly [number, number, number, number]> => {
+      const found = new Map<string, readonly [number, number, number, number]>();
+      for (const id of nodes) {
+        const node = tab.store.get("node", id);
+        if (node !== undefined) found.set(id, this.renderer.layoutOf(node).rect);
+      }
+      return found;
+    };
+    const align = (label: string, edge: Alignment): MenuEntry => ({ label, run: () => alignNodes(tab.store, rects(), edge) });
+    const spread = (label: string, axis: Axis): MenuEntry => ({
+      label,
+      ...(nodes.length < 3 ? { disabled: "select three nodes or more" } : {}),
+      run: () => distributeNodes(tab.store, rects(), axis),
+    });
+    return {
+      label: "Align",
+      children: () => [
+        align("Left edges", "left"),
+        align("Right edges", "right"),
+        align("Top edges", "top"),
+        align("Bottom edges", "bottom"),
+        align("Centres (vertical line)", "centre-x"),
+        align("Centres (horizontal line)", "centre-y"),
+        spread("Distribute horizontally", "horizontal"),
+        spread("Distribute vertically", "vertical"),
+      ],
+    };
   }
 
   private makeSubgraph(tab: DocumentTab, nodes: readonly string[]): void {
@@ -586,6 +631,7 @@ export class App implements InteractionHost {
         { label: "ComfyUI API format", run: withTab((tab) => this.exportComfy(tab, "comfy-api")) },
         { label: "ComfyUI workflow", run: withTab((tab) => this.exportComfy(tab, "comfy-editor")) },
       ]),
+      el("button", { text: "Settings", title: "Link style, snap to grid, node badges", data: { action: "settings" }, onClick: () => this.settings.open() }),
       el("button", { text: "Keys", onClick: () => new KeysDialog(this.keys, (bindings) => localStorage.setItem(KEYS_STORAGE, JSON.stringify(bindings))).open() }),
       el("span", { className: "spacer" }),
       this.status,

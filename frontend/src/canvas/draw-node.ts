@@ -15,6 +15,7 @@ import type { NodeRunState } from "../app/run-state";
 import type { Problem } from "../api/types";
 import { REROUTE_RADIUS, SOCKET_RADIUS, TITLE_HEIGHT, type ActionSlot, type NodeLayout, type WidgetSlot } from "./geometry";
 import { drawSigmaPlot } from "./sigma-plot";
+import { packOf, preferences } from "./preferences";
 import { THEME, socketColor } from "./theme";
 import { MODE_WIDTH, formatValue, seedControl, widgetKind, widgetZones } from "./widgets";
 
@@ -131,6 +132,10 @@ export function badgesOf(node: NodeRecord, layout: NodeLayout): Badge[] {
   if (layout.placeholder !== undefined) badges.push({ text: "unsupported", color: THEME.error });
   if (node.mode === "bypass") badges.push({ text: "bypassed", color: THEME.bypass });
   if (node.mode === "mute") badges.push({ text: "muted", color: THEME.mutedBadge });
+  // Badges the settings ask for (preferences.ts): the node id, and its pack.
+  if (preferences.badges !== "none") badges.push({ text: `#${node.id}`, color: THEME.mutedBadge });
+  const pack = preferences.badges === "id+pack" ? packOf.get(node.type) : undefined;
+  if (pack !== undefined) badges.push({ text: pack, color: THEME.mutedBadge });
   return badges;
 }
 
@@ -179,7 +184,9 @@ function drawRunBadge(ctx: CanvasRenderingContext2D, layout: NodeLayout, run: No
   const label = run.status === "running" && run.total !== undefined ? `${run.step ?? 0}/${run.total}` : run.status;
   ctx.font = THEME.font;
   ctx.textAlign = "right";
-  ctx.fillStyle = run.status === "failed" ? THEME.error : run.status === "running" ? THEME.running : THEME.muted;
+  // The plan's marks (app/run-state.ts) in the colours of what they foretell: queued work, cache.
+  const planned = run.status === "will run" ? THEME.queued : run.status === "from cache" ? THEME.cached : THEME.muted;
+  ctx.fillStyle = run.status === "failed" ? THEME.error : run.status === "running" ? THEME.running : planned;
   ctx.fillText(label, x + width - 8, y + TITLE_HEIGHT / 2);
   if (run.status === "running" && run.total !== undefined && run.total > 0) {
     ctx.fillStyle = THEME.running;

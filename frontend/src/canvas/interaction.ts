@@ -33,6 +33,7 @@ import type { Renderer } from "./renderer";
 import { pan, rectFromCorners, rectsIntersect, toScreen, toWorld, visibleWorldRect, zoomAt } from "./viewport";
 import { SEED_CONTROLS, SEED_CONTROL_KEY, seedControl, sliderValue, stepNumber, widgetKind, type NumberValue } from "./widgets";
 import type { ActionSlot, WidgetSlot } from "./geometry";
+import { snapPoint } from "./preferences";
 
 export interface SearchFilter {
   readonly socketType: string | undefined;
@@ -284,7 +285,7 @@ export class Interaction {
         const dx = world[0] - gesture.start[0];
         const dy = world[1] - gesture.start[1];
         const positions = new Map<string, Vec2>();
-        for (const [id, [x, y]] of gesture.origins) positions.set(id, [Math.round(x + dx), Math.round(y + dy)]);
+        for (const [id, [x, y]] of gesture.origins) positions.set(id, snapPoint([x + dx, y + dy]));
         moveItems(tab.store, positions, gesture.key);
         return;
       }

@@ -13,7 +13,8 @@
 import type { Change, LinkRecord, NodeRecord, Rect, Store, Vec2 } from "../model";
 import type { RunState } from "../app/run-state";
 import { drawGroup, drawNode, drawReroute } from "./draw-node";
-import { fallbackSlot, inputSlot, linkCurve, nodeLayout, outputSlot, type NodeLayout } from "./geometry";
+import { fallbackSlot, inputSlot, nodeLayout, outputSlot, type NodeLayout } from "./geometry";
+import { preferences, traceLink } from "./preferences";
 import { Minimap } from "./minimap";
 import { SpatialIndex } from "./spatial-index";
 import { THEME, socketColor } from "./theme";
@@ -371,12 +372,8 @@ export class Renderer {
       // An untyped end ("*": an unknown node's edge, a placeholder socket) takes the other's colour.
       ctx.strokeStyle = socketColor(from.type === undefined || from.type === "*" ? to.type : from.type);
       ctx.beginPath();
-      ctx.moveTo(from.at[0], from.at[1]);
-      if (simplified) ctx.lineTo(to.at[0], to.at[1]);
-      else {
-        const [, c1, c2, end] = linkCurve(from.at, to.at);
-        ctx.bezierCurveTo(c1[0], c1[1], c2[0], c2[1], end[0], end[1]);
-      }
+      // Zoomed out every link is a straight line; otherwise the chosen style (preferences.ts).
+      traceLink(ctx, from.at, to.at, simplified ? "straight" : preferences.linkStyle);
       ctx.stroke();
       drawn += 1;
     }
@@ -399,13 +396,11 @@ export class Renderer {
     if (link !== undefined) {
       this.drawCompatible(ctx, link);
       const [from, to] = link.from === "output" ? [link.anchor, link.pointer] : [link.pointer, link.anchor];
-      const [, c1, c2, end] = linkCurve(from, to);
       ctx.strokeStyle = socketColor(link.type);
       ctx.lineWidth = 2.5;
       ctx.setLineDash([6, 4]);
       ctx.beginPath();
-      ctx.moveTo(from[0], from[1]);
-      ctx.bezierCurveTo(c1[0], c1[1], c2[0], c2[1], end[0], end[1]);
+      traceLink(ctx, from, to);
       ctx.stroke();
       ctx.setLineDash([]);
     }
