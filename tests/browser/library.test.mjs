@@ -211,6 +211,23 @@ describe("subgraphs, results and the library", () => {
     assert.deepEqual(page.errors, []);
   });
 
+  test("two fingers pinch to zoom and pan the canvas", async () => {
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Emulation.setTouchEmulationEnabled", { enabled: true, maxTouchPoints: 5 });
+    await hooks(page, () => window.__latentloom.setView({ scale: 1, offset: [0, 0] }));
+    const [left, top] = await canvasOrigin(page);
+    const touch = (type, points) => cdp.send("Input.dispatchTouchEvent", { type, touchPoints: points.map(([x, y], id) => ({ x: left + x, y: top + y, id })) });
+    await touch("touchStart", [[300, 300], [400, 300]]);
+    for (let step = 1; step <= 5; step += 1) await touch("touchMove", [[300 - 10 * step, 300], [400 + 10 * step, 300]]);
+    await touch("touchEnd", []);
+    const view = await hooks(page, () => window.__latentloom.view());
+    // Fingers 100 px apart went to 200 px about the midpoint (350, 300): twice the scale.
+    assert.ok(Math.abs(view.scale - 2) < 1e-6, `scale ${view.scale}`);
+    assert.ok(Math.abs(view.offset[0] + 350) < 1e-6 && Math.abs(view.offset[1] + 300) < 1e-6, `offset ${view.offset}`);
+    await cdp.send("Emulation.setTouchEmulationEnabled", { enabled: false });
+    await cdp.detach();
+  });
+
   test("settings persist on the server and the editor has a favicon", async () => {
     await page.locator("[data-action=settings]").click();
     await page.locator("dialog.settings-dialog[open]").waitFor();

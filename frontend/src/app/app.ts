@@ -47,6 +47,7 @@ import { libraryApi } from "../ui/library-api";
 import { addComponent, componentOf, type Component } from "../model";
 import { alignNodes, distributeNodes, type Alignment, type Axis } from "../model/align";
 import { SettingsDialog } from "../ui/settings";
+import { TouchGestures } from "../canvas/touch";
 import { packLabel } from "../ui/library-nodes";
 import { packOf } from "../canvas/preferences";
 import type { MenuEntry } from "../ui/context-menu";
@@ -145,6 +146,7 @@ export class App implements InteractionHost {
     });
     this.commands = new Commands(this.renderer, (ids) => this.select(ids), (text) => this.toast(text));
     new Interaction(this.renderer, this);
+    new TouchGestures(this.renderer); // pinch-zoom and two-finger pan on touch screens
     this.hintBar = new HintBar(this.keys.bindings);
     canvasHost.append(this.hintBar.element);
     this.queueOnChangeButton.setAttribute("aria-pressed", "false");
