@@ -13,6 +13,13 @@ model weights stay resident, and one node runs at a time. So at node i:
 * host memory   = outputs held so far (LATENT and IMAGE, float32) + the node's host working set;
 * on a CPU the two are one pool and add up.
 
+When the engine manages residency (the budget's `residency_bytes` is set: see
+`engine/residency.py`), weights live at a CPU home and only the models a node's inputs hold
+are on the device while it runs (`graph/placement.py`): device memory at node i is then
+those models, as the memory manager places them (loaded whole, or streamed: their largest
+block), plus the node's working set; host memory counts every model loaded so far, since
+their home copies stay. Without it the numbers above hold unchanged.
+
 The peak over the walk is compared with the budget; so is the job's total work in
 megapixel-steps. A refusal names the node whose inputs set the size of the largest tensor at
 the peak (the one to change), the estimate, and the config key that sets the budget.
@@ -20,16 +27,19 @@ the peak (the one to change), the estimate, and the config key that sets the bud
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from latentloom.graph.cost import Batch, Cost, CostQuery, Estimate, ModelFiles, format_bytes
+from latentloom.graph.placement import ModelWeights, Placement, carried, held, place
 from latentloom.graph.plan import plan
 from latentloom.graph.workflow import Link, Workflow
 from latentloom.node import NodeSpec, SocketType
 from latentloom.registry import Registry
 
 TENSOR_SOCKETS = (SocketType.LATENT, SocketType.IMAGE)
+Carries = dict[tuple[str, str], tuple[ModelWeights, ...]]  # (node, output) -> its models
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,13 @@ class CostBudget:
     device_memory_bytes: int | None  # accelerator memory; None: the device computes in RAM
     work_megapixel_steps: float
     compute_bytes: int = 2  # bytes per number the models compute in (4 on the CPU)
+    # The device budget the memory manager keeps models within, set by the engine when it
+    # manages residency (`residency.manages`); None: every loaded model stays on the device.
+    residency_bytes: int | None = None
+
+    def with_residency(self, residency_bytes: int) -> CostBudget:
+        """This budget for an engine whose memory manager keeps models within `residency_bytes`."""
+        return dataclasses.replace(self, residency_bytes=residency_bytes)
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,7 @@ class JobEstimate:
     estimates: dict[tuple[str, str], Estimate] = field(default_factory=dict)  # (node, output)
     resolved: dict[str, dict[str, Any]] = field(default_factory=dict)  # linked widget values
     memory_left: dict[str, int] = field(default_factory=dict)  # CostQuery.memory_left by node
+    placements: dict[str, Placement] = field(default_factory=dict)  # managed residency only
     device_peak: int = 0
     device_peak_node: str | None = None
     host_peak: int = 0
@@ -88,12 +106,17 @@ def estimate(
     files = files or NoFiles()
     result = JobEstimate()
     targets = [n for n, node in workflow.nodes.items() if _is_output(registry.get(node.type))]
-    weights = held = 0
+    residency = budget.residency_bytes if budget is not None else None
+    carries: Carries = {}
+    weights = outputs_held = 0
     for node_id in plan(workflow, targets):
         spec = registry.get(workflow.nodes[node_id].type)
         if spec is None:
             continue
-        left = _memory_left(budget, one_pool, weights, held)
+        linked = _linked_models(workflow, node_id, spec, carries)
+        models = held(carried_by for _, carried_by in linked)
+        placed = place(models, residency).bytes if residency is not None else None
+        left = _memory_left(budget, one_pool, weights, outputs_held, placed)
         query = _query(workflow, node_id, spec, result, files, compute_bytes, left)
         if left is not None:
             result.memory_left[node_id] = left
@@ -105,10 +128,17 @@ def estimate(
             result.refusals.append(
                 BudgetRefusal(node_id, "over_limit", refusal.input, refusal.message)
             )
+        own = _carry(node_id, spec, linked, cost, carries)
         weights += cost.weights_bytes
-        held += _held_bytes(spec, cost)
-        device = weights + cost.working_bytes
-        host = held + cost.host_working_bytes
+        outputs_held += _held_bytes(spec, cost)
+        host = outputs_held + cost.host_working_bytes
+        if residency is None:
+            device = weights + cost.working_bytes
+        else:
+            # As `Residency.prepare`: the node's working set is left free, the models get the rest.
+            placement = place((*models, *own), max(residency - cost.working_bytes, 0))
+            result.placements[node_id] = placement
+            device, host = placement.bytes + cost.working_bytes, host + weights
         if one_pool:
             device, host = 0, device + host
         if device > result.device_peak:
@@ -149,13 +179,48 @@ def _query(
     return CostQuery(node_id, literals, upstream, files, compute_bytes, memory_left)
 
 
-def _memory_left(budget: CostBudget | None, one_pool: bool, weights: int, held: int) -> int | None:
-    """What a node's working set may take before its pool passes the budget."""
+def _memory_left(
+    budget: CostBudget | None, one_pool: bool, weights: int, held: int, placed: int | None
+) -> int | None:
+    """What a node's working set may take before its pool passes the budget (`placed`: the
+    bytes its models take on the device when residency is managed, else None)."""
     if budget is None:
         return None
     if one_pool or budget.device_memory_bytes is None:
-        return budget.memory_bytes - weights - held
-    return budget.device_memory_bytes - weights
+        return budget.memory_bytes - weights - held - (placed or 0)
+    return budget.device_memory_bytes - (weights if placed is None else placed)
+
+
+def _linked_models(
+    workflow: Workflow, node_id: str, spec: NodeSpec, carries: Carries
+) -> list[tuple[str, tuple[ModelWeights, ...]]]:
+    """(input type, the models its link carries) for each linked input of the node."""
+    found = []
+    for spec_input in spec.inputs:
+        value = workflow.nodes[node_id].inputs.get(spec_input.name)
+        if isinstance(value, Link):
+            found.append((str(spec_input.type), carries.get((value.node, value.output), ())))
+    return found
+
+
+def _carry(
+    node_id: str,
+    spec: NodeSpec,
+    linked: list[tuple[str, tuple[ModelWeights, ...]]],
+    cost: Cost,
+    carries: Carries,
+) -> tuple[ModelWeights, ...]:
+    """Record what each output carries; returns the node's own model when no output hands it
+    on (a pack's node that loads weights and uses them itself: they are on the device here)."""
+    own = None
+    if cost.weights_bytes:
+        own = ModelWeights(node_id, cost.weights_bytes, cost.largest_block_bytes)
+    handed_on = False
+    for output in spec.outputs:
+        models = carried(str(output.type), linked, own)
+        carries[(node_id, output.name)] = models
+        handed_on = handed_on or (own is not None and own in models)
+    return (own,) if own is not None and not handed_on else ()
 
 
 def _cost(spec: NodeSpec, query: CostQuery, result: JobEstimate) -> Cost:
@@ -220,13 +285,14 @@ def over_budget(
             continue
         named, size = _culprit(job, workflow, registry, peak_node)
         where = "" if named == peak_node else f" at node {_label(workflow, registry, peak_node)}"
+        placed = _placed_note(job.placements.get(peak_node), workflow, registry)
         refusals.append(
             BudgetRefusal(
                 named,
                 "over_budget",
                 None,
-                f"{size}needs an estimated {format_bytes(peak)} of {kind}memory{where}; the "
-                f"budget is {format_bytes(limit)} ({key} in the config file)",
+                f"{size}needs an estimated {format_bytes(peak)} of {kind}memory{where}"
+                f"{placed}; the budget is {format_bytes(limit)} ({key} in the config file)",
             )
         )
     if job.work > budget.work_megapixel_steps:
@@ -243,6 +309,15 @@ def over_budget(
             )
         )
     return refusals
+
+
+def _placed_note(placement: Placement | None, workflow: Workflow, registry: Registry) -> str:
+    """Under managed residency: how much of the peak is model weights, and what streams."""
+    if placement is None or not placement.bytes:
+        return ""
+    streamed = ", ".join(_label(workflow, registry, node) for node in placement.streamed)
+    how = f", streaming the model of {streamed}" if streamed else ""
+    return f" ({format_bytes(placement.bytes)} of it model weights{how})"
 
 
 def _culprit(

@@ -90,6 +90,10 @@ class Refusal:
 class Cost:
     outputs: Mapping[str, Estimate] = field(default_factory=dict)
     weights_bytes: int = 0  # model weights this node loads; they stay resident for the run
+    # The largest block of those weights that streaming moves to the device at once, when a
+    # model is bigger than the device budget (`graph/placement.py`); None: not known, a
+    # share of the weights is assumed.
+    largest_block_bytes: int | None = None
     working_bytes: int = 0  # transient memory on the compute device (activations, copies)
     host_working_bytes: int = 0  # transient host memory besides the outputs (joins, 8-bit copies)
     work: float = 0.0  # megapixel-steps: denoising steps x megapixels of the batch
