@@ -55,6 +55,7 @@ from latentloom.models.layout import TEXT_TOWERS, UNET_PREFIX, Component, TextTo
 from latentloom.models.load import overridden
 from latentloom.models.safetensors_file import SafetensorsFile, refuse_pickle_path
 from latentloom.models.schedule import alphas_cumprod
+from latentloom.models.sd3_keys import sd3_transformer_prefix
 from latentloom.models.streaming import ModuleFiller, Transfer, rehearse, stream
 from latentloom.models.weight_dtype import WeightStorage
 
@@ -166,10 +167,15 @@ def load_unet(
     refuse_pickle_path(path)
     with SafetensorsFile(path) as file:
         flux = flux_prefix(file.keys()) is not None
+        sd3 = sd3_transformer_prefix(file.keys()) is not None
     if flux:  # a FLUX.1 transformer (models/flux_model.py)
         from latentloom.models.flux_model import load_flux_unet
 
         return load_flux_unet(path, device=device, dtype=weights or dtype)
+    if sd3:  # an SD 3.x MMDiT (models/sd3_unet_file.py): flow with shift 3, no prediction choice
+        from latentloom.models.sd3_unet_file import load_sd3_unet
+
+        return load_sd3_unet(path, device=device, dtype=weights or dtype)
     with SafetensorsFile(path) as file:
         names, diffusers = _unet_original_names(file.keys(), path)
         shapes = {name: file.shape(key) for name, key in names.items()}

@@ -29,6 +29,15 @@ def is_sd3(keys: Collection[str]) -> bool:
     return SD3_MARKER in keys
 
 
+def sd3_transformer_prefix(keys: Collection[str]) -> str | None:
+    """Where an SD 3.x transformer file's names start (Load Diffusion Model): the checkpoint
+    prefix, none (bare MMDiT names), or None when the file holds no MMDiT."""
+    for prefix in (UNET_PREFIX, ""):
+        if prefix + SD3_MARKER.removeprefix(UNET_PREFIX) in keys:
+            return prefix
+    return None
+
+
 _FIXED = {
     "x_embedder.proj": "pos_embed.proj",
     "t_embedder.mlp.0": "time_text_embed.timestep_embedder.linear_1",

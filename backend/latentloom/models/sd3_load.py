@@ -50,7 +50,7 @@ from latentloom.models.sd3_keys import Sd3KeyMap, is_sd3, vae_names
 from latentloom.models.streaming import ModuleFiller, Transfer, rehearse, stream
 from latentloom.models.weight_dtype import WeightStorage
 
-__all__ = ["assemble_sd3", "clip_encoder", "is_sd3", "load_sd3_file"]
+__all__ = ["assemble_sd3", "clip_encoder", "is_sd3", "load_sd3_file", "sd3_diffusion_model"]
 
 SD3_T5_MIN_LENGTH = 77  # ComfyUI pads SD 3's T5 prompt to 77 tokens (FLUX: 256)
 _CLIP_IGNORED = frozenset({"logit_scale", "text_model.embeddings.position_ids"})
@@ -148,18 +148,13 @@ def _t5_encoder(path: Path, device: torch.device, dtype: torch.dtype) -> T5TextE
     return T5TextEncoder(model=model, tokenizer=t5_tokenizer(), min_length=SD3_T5_MIN_LENGTH)
 
 
-def assemble_sd3(
-    transformer: SD3Transformer2DModel,
-    vae: AutoencoderKL,
-    encoders: tuple[Any, ...],
-    source: str,
-    rule: str,
-) -> Checkpoint:
-    """The handles of a loaded SD 3.x model: flow sampling with shift 3, the MMDiT call; `rule`
-    says which model the shapes match (`sd3_config.describe`), for the node report."""
+def sd3_diffusion_model(
+    transformer: SD3Transformer2DModel, source: str, rule: str
+) -> DiffusionModel:
+    """The MODEL handle of an SD 3.x transformer: flow sampling with shift 3, the MMDiT call."""
     from latentloom.sampling.model_sampling import sd3_sampling
 
-    model = DiffusionModel(
+    return DiffusionModel(
         unet=cast(Any, transformer),  # the field holds any denoising network (handles.py)
         family=SD3,
         prediction_type="epsilon",  # unused: `sampling` decides (rectified flow)
@@ -169,6 +164,18 @@ def assemble_sd3(
         sampling=sd3_sampling(),
         network_call=Sd3Call(transformer),
     )
+
+
+def assemble_sd3(
+    transformer: SD3Transformer2DModel,
+    vae: AutoencoderKL,
+    encoders: tuple[Any, ...],
+    source: str,
+    rule: str,
+) -> Checkpoint:
+    """The handles of a loaded SD 3.x model: flow sampling with shift 3, the MMDiT call; `rule`
+    says which model the shapes match (`sd3_config.describe`), for the node report."""
+    model = sd3_diffusion_model(transformer, source, rule)
     return Checkpoint(
         model=model,
         clip=TextEncoders(family=SD3, encoders=encoders, source=source),
