@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, launchBrowser, openEditor, startServer } from "../../tests/browser/support.mjs";
 import { generateWorkflow } from "../../tests/browser/generate.mjs";
+import { subgraphBench } from "./subgraphs.mjs";
 
 const FRAMES = 240;
 const thousand = generateWorkflow(1000);
@@ -125,6 +126,7 @@ try {
   console.log("heap (after GC)");
   console.log(`  baseline MB             ${fmt(baseline).padStart(8)}`);
   console.log(`  after 10x open/close MB ${fmt(afterTen).padStart(8)}   ratio ${fmt(afterTen / baseline)}   (target ~1.0)`);
+  await subgraphBench(page); // opening a workflow with 20 subgraphs
   if (page.errors.length > 0) console.log(`\npage errors: ${page.errors.join("; ")}`);
 } finally {
   await chrome.close();
