@@ -1,5 +1,6 @@
 """Checkpoint Save round trips: what is saved loads back as the same weights, LoRA patches baked
-in, prediction type kept; what a file cannot carry is refused."""
+in, prediction type kept, an SDXL refiner in its own layout; what a file cannot carry is
+refused."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from latentloom.models.load import load_checkpoint
 from latentloom.models.lora import apply_lora
 from latentloom.models.lora_tiny import make_tiny_lora
 from latentloom.models.patching import applied
+from latentloom.models.refiner import is_refiner_clip, is_refiner_model
 from latentloom.models.safetensors_file import SafetensorsFile
+from latentloom.models.tiny import make_tiny_checkpoint
 from tests.models.conftest import TinyFile
 
 
@@ -98,3 +101,30 @@ def test_parts_of_two_families_are_refused(tmp_path: Path, tiny_file: TinyFile) 
     )
     save_checkpoint(path, sd15.model, skipped, sd15.vae)
     assert path.is_file()
+
+
+def test_a_refiner_saves_in_its_own_layout_and_loads_back_identically(
+    tmp_path: Path, tiny_file: TinyFile
+) -> None:
+    refiner_path = make_tiny_checkpoint("sdxl-refiner", tmp_path / "refiner.safetensors", seed=0)
+    original = load_checkpoint(refiner_path, device="cpu", dtype=None)
+    path = tmp_path / "saved-refiner.safetensors"
+    save_checkpoint(path, original.model, original.clip, original.vae)
+    saved = load_checkpoint(path, device="cpu", dtype=None)
+    assert is_refiner_model(saved.model) and is_refiner_clip(saved.clip)
+    assert_same(saved, original)
+    with SafetensorsFile(path) as file, SafetensorsFile(refiner_path) as source:
+        assert set(file.keys()) == set(source.keys())  # the original refiner's names exactly
+    # A refiner's UNet with the base's CLIP (or the other way round) is no checkpoint.
+    base = load_checkpoint(tiny_file("sdxl"), device="cpu", dtype=None)
+    mixed = tmp_path / "mixed.safetensors"
+    with pytest.raises(CheckpointError) as raised:
+        save_checkpoint(mixed, original.model, base.clip, original.vae)
+    assert str(raised.value) == (
+        f"{mixed}: cannot be saved: the model is an SDXL refiner's but the CLIP is the SDXL "
+        "base's; a refiner checkpoint holds the refiner UNet with bigG alone (connect both "
+        "from the refiner's Load Checkpoint)"
+    )
+    with pytest.raises(CheckpointError, match="the CLIP is an SDXL refiner's but the model"):
+        save_checkpoint(mixed, base.model, original.clip, base.vae)
+    assert not mixed.exists()

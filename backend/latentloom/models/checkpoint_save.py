@@ -9,8 +9,10 @@ handles compute with, and the shared modules are restored afterwards.
 Tensors are written in the UNet's dtype (the engine's: fp32 on the CPU, fp16 on GPUs), so
 reloading on the same machine gives the weights bit for bit. A v-prediction model gets
 ComfyUI's `v_pred` marker and `modelspec.prediction_type` metadata, which detection reads.
-What a file cannot carry is refused rather than saved wrong: parts of different families, and
-an SD 2.x text encoder from a diffusers folder (diffusers drops OpenCLIP's last layer, and a
+An SDXL refiner is written in its own layout (bigG alone as the first embedder, its UNet's
+five time ids read back from `label_emb`'s shape). What a file cannot carry is refused rather
+than saved wrong: parts of different families, a refiner's UNet with the base's CLIP or the
+other way round, and an SD 2.x text encoder from a diffusers folder (diffusers drops OpenCLIP's last layer, and a
 single file is read one layer before its end).
 """
 
@@ -29,8 +31,9 @@ from latentloom.models.errors import CheckpointError
 from latentloom.models.export import write_original_checkpoint
 from latentloom.models.handles import DiffusionModel, TextEncoders, Vae
 from latentloom.models.keymap import KeyMap
-from latentloom.models.layout import TEXT_TOWERS, Component
+from latentloom.models.layout import REFINER_TEXT_TOWERS, TEXT_TOWERS, Component
 from latentloom.models.patching import applied
+from latentloom.models.refiner import is_refiner_clip, is_refiner_model
 from latentloom.models.tiny import V_PRED_MARKER
 
 PREDICTION_METADATA = {"epsilon": "epsilon", "v_prediction": "v"}
@@ -41,6 +44,13 @@ def _refusal(path: Path, model: DiffusionModel, clip: TextEncoders) -> str | Non
         return (
             f"the model is {model.family.display_name} but the CLIP is {clip.family.display_name}"
             "; a checkpoint holds the parts of one family"
+        )
+    if is_refiner_model(model) != is_refiner_clip(clip):
+        parts = ("model", "CLIP") if is_refiner_model(model) else ("CLIP", "model")
+        return (
+            f"the {parts[0]} is an SDXL refiner's but the {parts[1]} is the SDXL base's; a "
+            "refiner checkpoint holds the refiner UNet with bigG alone (connect both from the "
+            "refiner's Load Checkpoint)"
         )
     if clip.family.name == "sd2" and any(getattr(e, "layer", "") == "last" for e in clip.encoders):
         return (
@@ -63,14 +73,16 @@ def save_checkpoint(
     if problem:
         raise CheckpointError(path, f"cannot be saved: {problem}")
     unet = cast(nn.Module, model.unet)
-    towers = TEXT_TOWERS[model.family.name]
+    # A refiner keeps bigG alone, as the first embedder (refiner.py): its own tower table.
+    refiner = is_refiner_model(model)
+    towers = REFINER_TEXT_TOWERS if refiner else TEXT_TOWERS[model.family.name]
     modules: dict[Component, nn.Module] = {"unet": unet, "vae": cast(nn.Module, vae.module)}
     modules.update(
         {tower.component: e.model for tower, e in zip(towers, clip.encoders, strict=True)}
     )
     text_roots = {tower.component: text_root(modules[tower.component]) for tower in towers}
     configs: dict[str, Any] = {"unet": dict(model.unet.config), "vae": dict(vae.module.config)}  # type: ignore[attr-defined]
-    keymap = KeyMap(model.family, configs["unet"], configs["vae"], text_roots)
+    keymap = KeyMap(model.family, configs["unet"], configs["vae"], text_roots, towers)
     dtype = next(unet.parameters()).dtype
     extra = {V_PRED_MARKER: torch.zeros(0)} if model.prediction_type == "v_prediction" else {}
     written = {
