@@ -80,6 +80,37 @@ async function load(page, document, runs = 7) {
   };
 }
 
+/** 83 txt2img graphs sharing one Load Checkpoint: 499 nodes, one connected graph with a hub. */
+function sharedCheckpointGraph(copies = 83) {
+  const nodes = { checkpoint: txt2img.nodes.checkpoint };
+  for (let copy = 0; copy < copies; copy += 1) {
+    for (const [id, node] of Object.entries(txt2img.nodes)) {
+      if (id === "checkpoint") continue;
+      const inputs = Object.fromEntries(Object.entries(node.inputs).map(([name, value]) => [
+        name,
+        typeof value === "object" && value !== null && "node" in value ? { ...value, node: value.node === "checkpoint" ? "checkpoint" : `${value.node}_${copy}` } : value,
+      ]));
+      nodes[`${id}_${copy}`] = { ...node, inputs, ui: { pos: [(copy % 10) * 260, Math.floor(copy / 10) * 200] } };
+    }
+  }
+  return { ...txt2img, nodes };
+}
+
+/** Arrange (the editor's command, one undo step) on an open graph: median of 5, ms. */
+async function arrangeMs(page, document, name) {
+  await page.evaluate(([doc, tabName]) => window.__latentloom.openDocument(doc, tabName), [document, name]);
+  const times = [];
+  for (let run = 0; run < 5; run += 1) {
+    times.push(await page.evaluate(() => {
+      const started = performance.now();
+      window.__latentloom.app.run("arrange");
+      return performance.now() - started;
+    }));
+  }
+  await page.evaluate(() => window.__latentloom.closeActive());
+  return percentile(times, 50);
+}
+
 async function heap(page, cdp) {
   await cdp.send("HeapProfiler.collectGarbage");
   await cdp.send("HeapProfiler.collectGarbage");
@@ -126,6 +157,12 @@ try {
   console.log("heap (after GC)");
   console.log(`  baseline MB             ${fmt(baseline).padStart(8)}`);
   console.log(`  after 10x open/close MB ${fmt(afterTen).padStart(8)}   ratio ${fmt(afterTen / baseline)}   (target ~1.0)`);
+
+  const hub = sharedCheckpointGraph();
+  const smallArrange = await arrangeMs(page, txt2img, "bench arrange txt2img");
+  const bigArrange = await arrangeMs(page, hub, "bench arrange 499");
+  console.log(`\nauto-layout (Arrange, median of 5)   txt2img (7 nodes)   ${Object.keys(hub.nodes).length} nodes   ratio`);
+  console.log(`  ms                                ${fmt(smallArrange).padStart(8)}          ${fmt(bigArrange).padStart(8)}   ${fmt(bigArrange / smallArrange)}`);
   await subgraphBench(page); // opening a workflow with 20 subgraphs
   if (page.errors.length > 0) console.log(`\npage errors: ${page.errors.join("; ")}`);
 } finally {

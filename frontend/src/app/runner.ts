@@ -88,7 +88,10 @@ export class Runner {
       clearTimeout(state.timer);
       state.timer = setTimeout(() => void this.settled(tab), this.debounceMs);
     });
-    void this.refreshPlan(tab);
+    // The first plan waits like an edit does, so a tab opened and closed at once asks nothing.
+    state.timer = setTimeout(() => {
+      if (this.workspace.tabs.includes(tab)) void this.refreshPlan(tab);
+    }, this.debounceMs);
   }
 
   /** An edit has rested: queue again (queue on change) or refresh the plan marks. */
