@@ -21,10 +21,12 @@ from latentloom.engine.context import RunSettings
 from latentloom.engine.executor import Engine
 from latentloom.engine.folders import Folders
 from latentloom.graph.budget import CostBudget, estimate, over_budget
+from latentloom.graph.cost import Batch, Cost, CostQuery
 from latentloom.graph.placement import STREAMED_BLOCK_SHARE, ModelWeights, Placement, place
 from latentloom.graph.validate import validate
-from latentloom.graph.workflow import Workflow
+from latentloom.graph.workflow import Link, Workflow, WorkflowNode
 from latentloom.models.folders import ModelFolders
+from latentloom.node import NodeSpec, Output, SocketType, socket
 from latentloom.registry import Registry, build_registry
 from tests.support import load_example
 
@@ -38,6 +40,10 @@ SIZES = {
     "tiny-clip-l.safetensors": 256 * MIB,
     "tiny-t5xxl.safetensors": 9 * GIB,
     "tiny-flux-ae.safetensors": 160 * MIB,
+    "tiny-sd15.safetensors": 2 * GIB,
+    "tiny-controlnet-sd15.safetensors": 700 * MIB,
+    "tiny-ip-adapter-sd15.safetensors": 40 * MIB,
+    "tiny-clip-vision.safetensors": 600 * MIB,
 }
 # 256x256 latents: a sampler's working set (fp16 UNet activations for the positive and
 # negative prompts, eight latent copies) and VAE Decode's (4 KiB per pixel, one image).
@@ -200,3 +206,63 @@ def test_one_pool_managed_counts_home_copies_and_the_device_copies_together(
     # Both homes, the base on the device, two latents held, the sampler's working set.
     assert (job.host_peak, job.host_peak_node) == (17 * GIB + 2 * LATENT + SAMPLER, "base_steps")
     assert job.memory_left["decode"] == 100 * GIB - 11 * GIB - 3 * LATENT - 5 * GIB
+
+
+@pytest.mark.parametrize(
+    ("example", "held"),
+    [
+        # Control attaches to the conditioning entries: the sampler holds the ControlNet too.
+        (
+            "controlnet_canny.json",
+            {"apply": ("controlnet",), "sampler": ("checkpoint", "controlnet")},
+        ),
+        # The adapter's patches ride on the MODEL; the CLIP vision model only encodes the image.
+        (
+            "ip_adapter.json",
+            {
+                "apply": ("checkpoint", "ipadapter", "clip_vision"),
+                "sampler": ("checkpoint", "ipadapter"),
+            },
+        ),
+    ],
+)
+def test_models_follow_the_links_that_hold_them(
+    registry: Registry, example: str, held: dict[str, tuple[str, ...]]
+) -> None:
+    job = estimate(load_example(example), registry, SizedFiles(), budget=budget(8 * GIB, 8 * GIB))
+    assert {node: job.placements[node].loaded for node in held} == held
+    assert job.placements["positive"].loaded == ("checkpoint",)  # encoding holds the CLIP
+    assert job.placements["decode"].loaded == ("checkpoint",)
+
+
+def test_a_pack_node_that_loads_and_uses_its_weights_holds_them_itself(
+    registry: Registry, base_refiner: Workflow
+) -> None:
+    """Weights no output hands on are on the device while their node runs; a declared
+    largest block is what streams."""
+
+    def loads_and_runs(query: CostQuery) -> Cost:
+        latent = query.batch("latent")
+        assert latent is not None
+        return Cost(outputs={"latent": latent}, weights_bytes=9 * GIB, largest_block_bytes=GIB)
+
+    spec = NodeSpec(
+        id="test.upscaler",
+        display_name="test.upscaler",
+        category="test",
+        inputs=(socket("latent", SocketType.LATENT),),
+        outputs=(Output("latent", SocketType.LATENT),),
+        function=lambda ctx, latent: {"latent": latent},
+        cost=loads_and_runs,
+    )
+    extended = Registry(dict(registry.specs), dict(registry.pack_of))
+    extended.register_pack("test_pack", [spec])
+    workflow = base_refiner.model_copy(deep=True)
+    workflow.nodes["pack"] = WorkflowNode(
+        type=spec.id, inputs={"latent": Link(node="base_steps", output="latent")}
+    )
+    workflow.nodes["refine"].inputs["latent"] = Link(node="pack", output="latent")
+    job = estimate(workflow, extended, SizedFiles(), budget=budget(8 * GIB, 8 * GIB))
+    assert job.estimates[("pack", "latent")] == Batch(256, 256, 1, "latent")
+    assert job.placements["pack"] == Placement(streamed=("pack",), bytes=GIB)
+    assert job.placements["refine"] == Placement(loaded=("refiner",), bytes=5 * GIB)

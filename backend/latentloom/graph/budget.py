@@ -32,14 +32,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latentloom.graph.cost import Batch, Cost, CostQuery, Estimate, ModelFiles, format_bytes
-from latentloom.graph.placement import ModelWeights, Placement, carried, held, place
+from latentloom.graph.placement import Carries, Placement, carry, held, linked_models, place
 from latentloom.graph.plan import plan
 from latentloom.graph.workflow import Link, Workflow
 from latentloom.node import NodeSpec, SocketType
 from latentloom.registry import Registry
 
 TENSOR_SOCKETS = (SocketType.LATENT, SocketType.IMAGE)
-Carries = dict[tuple[str, str], tuple[ModelWeights, ...]]  # (node, output) -> its models
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,7 @@ def estimate(
         spec = registry.get(workflow.nodes[node_id].type)
         if spec is None:
             continue
-        linked = _linked_models(workflow, node_id, spec, carries)
+        linked = linked_models(workflow, node_id, spec, carries)
         models = held(carried_by for _, carried_by in linked)
         placed = place(models, residency).bytes if residency is not None else None
         left = _memory_left(budget, one_pool, weights, outputs_held, placed)
@@ -128,7 +127,7 @@ def estimate(
             result.refusals.append(
                 BudgetRefusal(node_id, "over_limit", refusal.input, refusal.message)
             )
-        own = _carry(node_id, spec, linked, cost, carries)
+        own = carry(node_id, spec, linked, cost, carries)
         weights += cost.weights_bytes
         outputs_held += _held_bytes(spec, cost)
         host = outputs_held + cost.host_working_bytes
@@ -189,38 +188,6 @@ def _memory_left(
     if one_pool or budget.device_memory_bytes is None:
         return budget.memory_bytes - weights - held - (placed or 0)
     return budget.device_memory_bytes - (weights if placed is None else placed)
-
-
-def _linked_models(
-    workflow: Workflow, node_id: str, spec: NodeSpec, carries: Carries
-) -> list[tuple[str, tuple[ModelWeights, ...]]]:
-    """(input type, the models its link carries) for each linked input of the node."""
-    found = []
-    for spec_input in spec.inputs:
-        value = workflow.nodes[node_id].inputs.get(spec_input.name)
-        if isinstance(value, Link):
-            found.append((str(spec_input.type), carries.get((value.node, value.output), ())))
-    return found
-
-
-def _carry(
-    node_id: str,
-    spec: NodeSpec,
-    linked: list[tuple[str, tuple[ModelWeights, ...]]],
-    cost: Cost,
-    carries: Carries,
-) -> tuple[ModelWeights, ...]:
-    """Record what each output carries; returns the node's own model when no output hands it
-    on (a pack's node that loads weights and uses them itself: they are on the device here)."""
-    own = None
-    if cost.weights_bytes:
-        own = ModelWeights(node_id, cost.weights_bytes, cost.largest_block_bytes)
-    handed_on = False
-    for output in spec.outputs:
-        models = carried(str(output.type), linked, own)
-        carries[(node_id, output.name)] = models
-        handed_on = handed_on or (own is not None and own in models)
-    return (own,) if own is not None and not handed_on else ()
 
 
 def _cost(spec: NodeSpec, query: CostQuery, result: JobEstimate) -> Cost:

@@ -108,8 +108,8 @@ class CostQuery:
     files: ModelFiles
     compute_bytes: int = 2  # bytes per number the models compute in: 2 (fp16), 4 on the CPU
     # Bytes of the budget this node's working set may use: the budget of the pool it works in,
-    # less the weights loaded so far (and, where host and device share memory, the outputs
-    # held so far). None when no budget applies. A node with a lower-memory way to run (VAE
+    # less the weights loaded so far, or under managed residency the weights of the models
+    # this node holds (and, where host and device share memory, the outputs held so far). None when no budget applies. A node with a lower-memory way to run (VAE
     # Decode tiles) picks it from this; at run time it reads the same number as
     # `NodeContext.memory_left`.
     memory_left: int | None = None

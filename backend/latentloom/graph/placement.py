@@ -28,7 +28,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from latentloom.node import SocketType
+from latentloom.graph.cost import Cost
+from latentloom.graph.workflow import Link, Workflow
+from latentloom.node import NodeSpec, SocketType
 
 # Outputs of these types hold tensors or settings, never the loader's modules.
 DATA_TYPES = frozenset(
@@ -71,6 +73,9 @@ class ModelWeights:
         if self.largest_block_bytes is not None:
             return min(self.largest_block_bytes, self.bytes)
         return int(self.bytes * STREAMED_BLOCK_SHARE)
+
+
+Carries = dict[tuple[str, str], tuple[ModelWeights, ...]]  # (node, output) -> its models
 
 
 @dataclass(frozen=True)
@@ -121,3 +126,35 @@ def place(models: Iterable[ModelWeights], budget_bytes: int) -> Placement:
             loaded.append(model.node)
             fixed += model.bytes
     return Placement(tuple(loaded), tuple(streamed), fixed + blocks)
+
+
+def linked_models(
+    workflow: Workflow, node_id: str, spec: NodeSpec, carries: Carries
+) -> list[tuple[str, tuple[ModelWeights, ...]]]:
+    """(input type, the models its link carries) for each linked input of the node."""
+    found = []
+    for spec_input in spec.inputs:
+        value = workflow.nodes[node_id].inputs.get(spec_input.name)
+        if isinstance(value, Link):
+            found.append((str(spec_input.type), carries.get((value.node, value.output), ())))
+    return found
+
+
+def carry(
+    node_id: str,
+    spec: NodeSpec,
+    linked: list[tuple[str, tuple[ModelWeights, ...]]],
+    cost: Cost,
+    carries: Carries,
+) -> tuple[ModelWeights, ...]:
+    """Record what each output carries; returns the node's own model when no output hands it
+    on (a pack's node that loads weights and uses them itself: they are on the device here)."""
+    own = None
+    if cost.weights_bytes:
+        own = ModelWeights(node_id, cost.weights_bytes, cost.largest_block_bytes)
+    handed_on = False
+    for output in spec.outputs:
+        models = carried(str(output.type), linked, own)
+        carries[(node_id, output.name)] = models
+        handed_on = handed_on or (own is not None and own in models)
+    return (own,) if own is not None and not handed_on else ()
