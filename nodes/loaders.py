@@ -17,6 +17,7 @@ from latentloom.api import (
     CostQuery,
     DiffusionModel,
     DynamicChoices,
+    FlowSampling,
     NodeContext,
     NodeSpec,
     Output,
@@ -81,6 +82,15 @@ def _unet_cost(query: CostQuery) -> Cost:
     return _stored_cost(query, "unet", "unet")
 
 
+def _sampling_report(model: DiffusionModel) -> dict[str, object]:
+    """How the model samples: epsilon / v_prediction, or flow with its shift (SD 3: 3.0; FLUX:
+    exp(mu), 3.16 for dev at mu 1.15, 1.0 for schnell)."""
+    sampling = model.model_sampling
+    if isinstance(sampling, FlowSampling):
+        return {"prediction": "flow", "shift": round(sampling.shift, 4)}
+    return {"prediction": sampling.kind}
+
+
 def load_checkpoint_node(
     ctx: NodeContext, checkpoint: str, prediction: str, weight_dtype: str = "default"
 ) -> dict[str, object]:
@@ -97,7 +107,7 @@ def load_checkpoint_node(
     # ComfyUI's node outputs).
     detection = {
         "family": model.family.display_name,
-        "prediction": model.model_sampling.kind,  # "flow" for SD 3 / FLUX
+        **_sampling_report(model),
         "reason": model.prediction_rule,
         "inpainting": model.input_channels == INPAINT_INPUT_CHANNELS,
     }
@@ -214,7 +224,7 @@ def load_unet_node(
     )
     detection = {
         "family": model.family.display_name,
-        "prediction": model.model_sampling.kind,  # "flow" for SD 3 / FLUX
+        **_sampling_report(model),
         "reason": model.prediction_rule,
     }
     return {"model": model, "report": {"detection": [detection]}}

@@ -126,7 +126,7 @@ def _graph(split: bool, transformer: str = "sd3-bare.safetensors") -> dict[str, 
             },
             "vae": {
                 "type": "loaders.vae",
-                "inputs": {"vae": "sd3-vae.safetensors", "family": "auto"},
+                "inputs": {"vae": "sd3-vae.safetensors", "family": "sd3"},
             },
         }
         model, clip, vae = link("unet", "model"), link("clip", "clip"), link("vae", "vae")
@@ -175,12 +175,25 @@ def _graph(split: bool, transformer: str = "sd3-bare.safetensors") -> dict[str, 
 
 def test_split_loaders_give_the_checkpoint_s_picture(root: Path, tmp_path: Path) -> None:
     engine = make_engine(root, tmp_path / "output", tmp_path / "input")
-    outputs = {
-        split: engine.run(parse_workflow(_graph(split)), targets=["sampler", "decode"]).outputs
+    loaders = {False: ["checkpoint"], True: ["unet", "vae"]}
+    runs = {
+        split: engine.run(
+            parse_workflow(_graph(split)), targets=["sampler", "decode", *loaders[split]]
+        )
         for split in (False, True)
     }
-    assert torch.equal(
-        outputs[True]["sampler"]["latent"].samples, outputs[False]["sampler"]["latent"].samples
-    )
-    assert torch.equal(outputs[True]["decode"]["image"], outputs[False]["decode"]["image"])
-    assert outputs[True]["sampler"]["latent"].family is SD3
+    outputs = {split: run.outputs for split, run in runs.items()}
+    split, whole = outputs[True], outputs[False]
+    assert torch.equal(split["sampler"]["latent"].samples, whole["sampler"]["latent"].samples)
+    assert torch.equal(split["decode"]["image"], whole["decode"]["image"])
+    assert split["sampler"]["latent"].family is SD3
+    # Load VAE's family sd3 (auto takes a 16-channel VAE for FLUX.1's AE, whose shapes are alike).
+    assert split["vae"]["vae"].family is SD3
+    # Both loaders report the model's sampling: flow with SD 3's shift, not an unused epsilon.
+    for report in (runs[True].reports["unet"], runs[False].reports["checkpoint"]):
+        (detection,) = report["detection"]
+        assert (detection["family"], detection["prediction"], detection["shift"]) == (
+            SD3.display_name,
+            "flow",
+            3.0,
+        )
