@@ -128,3 +128,18 @@ def test_a_refiner_saves_in_its_own_layout_and_loads_back_identically(
     with pytest.raises(CheckpointError, match="the CLIP is an SDXL refiner's but the model"):
         save_checkpoint(mixed, base.model, original.clip, base.vae)
     assert not mixed.exists()
+
+
+def test_an_sd3_model_is_refused_by_name(tmp_path: Path) -> None:
+    sd3 = load_checkpoint(
+        make_tiny_checkpoint("sd3", tmp_path / "sd3.safetensors", seed=0), device="cpu", dtype=None
+    )
+    path = tmp_path / "saved-sd3.safetensors"
+    with pytest.raises(CheckpointError) as raised:
+        save_checkpoint(path, sd3.model, sd3.clip, sd3.vae)
+    assert str(raised.value) == (
+        f"{path}: cannot be saved: saving SD 3.x models is not supported yet (SD 1.x, SD 2.x, "
+        "SDXL and the SDXL refiner are); keep the original file, and apply LoRAs in the graph "
+        "that loads it"
+    )
+    assert not path.exists()

@@ -39,7 +39,18 @@ from latentloom.models.tiny import V_PRED_MARKER
 PREDICTION_METADATA = {"epsilon": "epsilon", "v_prediction": "v"}
 
 
+# The families whose single-file layout the inverse key map writes (keymap.py); SD 3 and FLUX
+# have their own key maps (sd3_keys.py, flux_keys.py), not wired into this writer yet.
+SAVABLE_FAMILIES = ("sd15", "sd2", "sdxl")
+
+
 def _refusal(path: Path, model: DiffusionModel, clip: TextEncoders) -> str | None:
+    if model.family.name not in SAVABLE_FAMILIES:
+        return (
+            f"saving {model.family.display_name} models is not supported yet (SD 1.x, SD 2.x, "
+            "SDXL and the SDXL refiner are); keep the original file, and apply LoRAs in the "
+            "graph that loads it"
+        )
     if clip.family != model.family:
         return (
             f"the model is {model.family.display_name} but the CLIP is {clip.family.display_name}"
