@@ -110,6 +110,9 @@ export class Workspace {
     if (index < 0) return;
     this.tabs.splice(index, 1);
     tab.dispose();
+    // These maps are keyed by tab: a closed tab must not stay reachable through them.
+    this.revisions.delete(tab);
+    this.confirmed.delete(tab);
     // Another tab of this page may still show the same workflow only if it was opened twice,
     // which openSaved prevents; so nothing here follows it any more.
     this.socket.send({ type: "workflow.unwatch", name: tab.name });
