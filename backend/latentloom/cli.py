@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         "'auto' generates one and keeps it in a private file in the data folder",
     )
     serve.add_argument("--device", choices=("cpu", "cuda", "mps"))
+    _add_fast_path_options(serve)
     serve.add_argument("--config", type=Path, help="a TOML file with the same settings")
     serve.add_argument(
         "--ray",
@@ -137,6 +138,23 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--nodes", type=Path, action="append", default=[], help="an extra node pack folder"
     )
+    _add_fast_path_options(parser)
+
+
+def _add_fast_path_options(parser: argparse.ArgumentParser) -> None:
+    # None when absent, so a server's config file decides (flags override it when given).
+    parser.add_argument(
+        "--channels-last",
+        action="store_true",
+        default=None,
+        help="store each loaded UNet channels-last (CUDA only)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="torch.compile each loaded UNet (CUDA only; minutes at first, kernels cached)",
+    )
 
 
 SERVER_SWITCH_INTERVAL_S = 0.001
@@ -188,6 +206,8 @@ def _serve_settings(args: argparse.Namespace) -> Any:
         "ray": args.ray,
         "ray_workers": args.ray_workers,
         "ray_dashboard": args.ray_dashboard,
+        "channels_last": args.channels_last,
+        "compile_unet": args.compile,
     }
     try:
         settings = load_settings(args.config, overrides)
@@ -315,6 +335,7 @@ def _run(args: argparse.Namespace) -> int:
     from latentloom.engine.context import Cancelled, CancelToken
     from latentloom.engine.executor import NodeExecutionError
     from latentloom.engine.setup import make_engine
+    from latentloom.fast_path import FastPathSettings
     from latentloom.graph.validate import WorkflowInvalid
 
     engine = make_engine(
@@ -323,6 +344,9 @@ def _run(args: argparse.Namespace) -> int:
         input_dir=args.input,
         device=args.device,
         node_packs=args.nodes,
+        fast_path=FastPathSettings(
+            channels_last=bool(args.channels_last), compile=bool(args.compile)
+        ),
     )
     cancel = CancelToken()
     signal.signal(signal.SIGINT, lambda *_: cancel.cancel())

@@ -17,6 +17,7 @@ import torch
 from latentloom.engine.events import Preview
 from latentloom.engine.folders import Folders
 from latentloom.engine.residency import HOME, manages
+from latentloom.fast_path import FastPathSettings
 
 
 class Cancelled(Exception):
@@ -51,6 +52,8 @@ class RunSettings:
     # the cost budget's on CUDA / MPS, and no manager on the CPU; set on the CPU, it drives
     # the managed path with "the device" a second copy of the weights (tests).
     device_budget_bytes: int | None = None
+    # Channels-last / compile for each loaded UNet (fast_path.py); off by default.
+    fast_path: FastPathSettings = field(default_factory=FastPathSettings)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from latentloom.engine.events import (
 from latentloom.engine.file_sizes import FolderFiles
 from latentloom.engine.keys import literal_inputs, node_key
 from latentloom.engine.residency import Residency, ResidencyReport
+from latentloom.fast_path import apply_to_new_models
 from latentloom.graph.budget import CostBudget, estimate
 from latentloom.graph.modes import Skipped, apply_modes
 from latentloom.graph.plan import plan
@@ -232,6 +233,9 @@ class _Run:
             if moved is not None:
                 self.result.memory[node_id] = moved
             node_result = _as_result(spec, spec.function(context, **arguments))
+            # A loader's new UNet gets channels-last / compile once, here (fast_path.py).
+            fast_path = context.settings.fast_path
+            apply_to_new_models(node_result.outputs.values(), context.device, fast_path)
         except Cancelled:
             raise
         except Exception as error:

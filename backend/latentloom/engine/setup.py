@@ -18,6 +18,7 @@ from latentloom.engine.cache import OutputCache
 from latentloom.engine.context import RunSettings
 from latentloom.engine.executor import Engine
 from latentloom.engine.folders import Folders
+from latentloom.fast_path import FastPathSettings
 from latentloom.graph.budget import CostBudget
 from latentloom.models.folders import ModelFolders
 from latentloom.registry import build_registry
@@ -77,8 +78,10 @@ def make_engine(
     memory_budget_bytes: int | None = None,
     device_memory_budget_bytes: int | None = None,
     work_budget_megapixel_steps: float | None = None,
+    fast_path: FastPathSettings | None = None,
 ) -> Engine:
-    """`memory_budget` is the output cache's; the `*_budget_*` values set the cost budget."""
+    """`memory_budget` is the output cache's; the `*_budget_*` values set the cost budget;
+    `fast_path` what is done to each loaded UNet (fast_path.py; None: nothing)."""
     from latentloom.models.device import choose_device, choose_dtype
 
     chosen = choose_device(device)
@@ -88,6 +91,7 @@ def make_engine(
         dtype=dtype,
         folders=Folders(ModelFolders.of(model_dirs), Path(input_dir).resolve()),
         output_dir=Path(output_dir).resolve(),
+        fast_path=fast_path or FastPathSettings(),
     )
     budget = memory_budget if memory_budget is not None else default_memory_budget()
     cost_budget = derive_cost_budget(

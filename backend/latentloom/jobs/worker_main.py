@@ -84,6 +84,7 @@ def _build_engine(config: WorkerConfig) -> Engine:
         input_dir=config.input_dir,
         device=config.device,
         node_packs=config.node_packs,
+        fast_path=config.fast_path,
         **config.cost_budget,
     )
     # Before `Ready`: the first job finds diffusers, tokenizers and kernels warm (warmup.py).

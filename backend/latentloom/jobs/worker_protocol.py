@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from latentloom.fast_path import FastPathSettings  # imports no torch
+
 if TYPE_CHECKING:
     import torch
 
@@ -46,6 +48,8 @@ class WorkerConfig:
     previews_per_second: float = 4.0  # the worker sends no more than this many per job
     # RLIMIT_AS for the worker, on top of the address space it holds once warm; None: no limit.
     memory_limit_bytes: int | None = None
+    # Channels-last / compile for each loaded UNet (fast_path.py).
+    fast_path: FastPathSettings = field(default_factory=FastPathSettings)
 
 
 # --- server -> worker ----------------------------------------------------------------------

@@ -127,6 +127,7 @@ class Services:
                 input_dir=settings.input_dir,
                 device=settings.device,
                 node_packs=settings.node_packs,
+                fast_path=settings.fast_path(),
                 **settings.cost_budget(),
             )
             if self.dispatcher is None:
@@ -168,6 +169,7 @@ class Services:
             cost_budget=settings.cost_budget(),
             previews_per_second=settings.previews_per_second,
             memory_limit_bytes=settings.worker_memory_limit_bytes,
+            fast_path=settings.fast_path(),
         )
         return WorkerProcess(self.ledger, config, self.hub.publish, self.hub.publish_preview)
 

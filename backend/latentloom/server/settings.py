@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from latentloom.fast_path import FastPathSettings, compile_cache_dir
 from latentloom.server.machine_addresses import reachable_names
 from latentloom.server.security import is_loopback
 from latentloom.server.tokens import AUTO_TOKEN, check_token
@@ -76,6 +77,12 @@ class ServerSettings(BaseModel):
         None, ge=1, description="Ray worker actors (default: one per GPU in the cluster)"
     )
     ray_dashboard: bool = False  # Ray's dashboard, on 127.0.0.1, for a local instance
+    channels_last: bool = Field(
+        False, description="store each loaded UNet channels-last (CUDA only; fast_path.py)"
+    )
+    compile_unet: bool = Field(
+        False, description="torch.compile each loaded UNet, kernels cached in the data folder"
+    )
 
     @field_validator("token")
     @classmethod
@@ -111,6 +118,14 @@ class ServerSettings(BaseModel):
             "device_memory_budget_bytes": self.device_memory_budget_bytes,
             "work_budget_megapixel_steps": self.work_budget_megapixel_steps,
         }
+
+    def fast_path(self) -> FastPathSettings:
+        """What the engine does to each loaded UNet (CUDA only: fast_path.py)."""
+        return FastPathSettings(
+            channels_last=self.channels_last,
+            compile=self.compile_unet,
+            cache_dir=compile_cache_dir(self.data),
+        )
 
     def cookie_name(self) -> str:
         """The login cookie's name, one per instance: browsers share cookies across ports."""
