@@ -44,7 +44,7 @@ import { ModelsLibrary, droppedModel, loaderFor, type Loader } from "../ui/libra
 import { NodesLibrary } from "../ui/library-nodes";
 import { WorkflowsLibrary } from "../ui/library-workflows";
 import { libraryApi } from "../ui/library-api";
-import { addComponent, componentOf, type Component } from "../model";
+import { addComponent, componentOf, flattenSubgraphs, type Component } from "../model";
 import { alignNodes, distributeNodes, type Alignment, type Axis } from "../model/align";
 import { SettingsDialog } from "../ui/settings";
 import { TouchGestures } from "../canvas/touch";
@@ -714,7 +714,8 @@ export class App implements InteractionHost {
 
   /** Export → ComfyUI: the server converts, the browser downloads, the report is shown. */
   private async exportComfy(tab: DocumentTab, format: ExportFormat): Promise<void> {
-    const result = await exportWorkflow(toWorkflow(tab.store), format);
+    // ComfyUI's formats get the graph that runs: our subgraphs flattened, as the executor sees them.
+    const result = await exportWorkflow(flattenSubgraphs(toWorkflow(tab.store)), format);
     const filename = `${tab.name}.json`;
     this.commands.download(filename, result.document);
     const report = result.report;
