@@ -4,7 +4,7 @@
  */
 
 import { Store, UndoManager, type Catalog } from "../model";
-import { fromWorkflow } from "../model";
+import { defineSubgraphs, fromWorkflow } from "../model";
 import { PatchCollector } from "../sync/workflow-patch";
 import { IDENTITY, type Viewport } from "../canvas/viewport";
 import { RunState } from "./run-state";
@@ -33,6 +33,9 @@ export class DocumentTab {
     this.run = new RunState(onRunChange);
     this.collector = new PatchCollector(this.store, onTouched);
     this.unsubscribe = this.store.listen((change) => {
+      // Subgraph definitions that arrive by sync, undo or redo give their instances sockets.
+      const documentChanged = Object.keys(change.diff.document.added).length + Object.keys(change.diff.document.updated).length > 0;
+      if (documentChanged) defineSubgraphs(this.store.catalog, this.store.document.subgraphs);
       if (this.run.problems.size === 0) return;
       const { node, link } = change.diff;
       const touched = [...Object.keys(node.updated), ...Object.keys(node.removed)];
