@@ -8,18 +8,31 @@ loaded modules, with the same start noise and the same (nearest) timesteps — t
 tests/test_oracle.py. It prints each side's it/s (timed after one warm-up run each), the
 largest latent difference relative to the latent's range, whether our VAE decode (SDXL's
 included, in the dtype of vae_dtype.py) gave only finite pixels, the attention processors
-the UNet runs (SDPA expected), and peak VRAM. Sized to finish within 8 minutes on one card.
+the UNet runs (SDPA expected), and peak VRAM. Then the rectified-flow families
+(bench/gpu_check_flow.py): SD 3.5 medium in the engine's half precision and FLUX.1-dev at bf16
+and at fp8 storage, full-size-shaped random files, 1024², against StableDiffusion3Pipeline /
+FluxPipeline on the same module.
+
+Sized to finish within 8 minutes on one H200-class card (estimated, not yet measured on one):
+writing the files (~38 GB: SD 1.5 2.1, SDXL 6.9, SD 3.5 medium ~5, FLUX 23.8) at ~1 GB/s is
+~40 s, loading them ~60 s, and the sampling runs (a short warm-up plus one timed run per side
+and case, 20 steps) about 2 minutes; FLUX at fp8 upcasts each Linear per call, the slowest
+case. `--families`, `--steps`, `--flow-steps` and `--flow-size` trim it where a card is slower
+or smaller (FLUX needs ~26 GB of VRAM at bf16).
 
 Without CUDA it says so and runs the same plumbing at tiny sizes on the CPU (tiny random
-checkpoints, 64², 3 steps, fp32), then exits 0: tests/test_gpu_check.py runs that dry run.
-Exit status 1 when a check fails (NaN pixels, or latents apart by more than the tolerance).
+checkpoints, 64², 3 steps, fp32; FLUX fp8 stored, fp32 computed), then exits 0:
+tests/test_gpu_check.py runs that dry run. Exit status 1 when a check fails (NaN pixels or
+latents, or latents apart by more than the tolerance).
 
     .venv/bin/python -m bench.gpu_check [--dry-run] [--steps 20] [--keep DIR]
+        [--families sd15,sdxl,sd35,flux,flux-fp8] [--flow-size 1024] [--flow-steps 20]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import tempfile
 import time
@@ -63,6 +76,7 @@ class Outcome:
     finite_pixels: bool
     attention: str
     peak_vram_gib: float | None
+    compute: str | None = None  # the case's compute dtype when not the engine's
 
 
 def write_checkpoints(folder: Path, full_size: bool) -> dict[str, Path]:
@@ -212,6 +226,14 @@ def attention_processors(unet: Any) -> str:
     return ", ".join(names)
 
 
+def relative_difference(ours: torch.Tensor, theirs: torch.Tensor) -> float:
+    """max |ours - theirs| / max |theirs|; infinite when either holds NaN or inf."""
+    if not (torch.isfinite(ours).all() and torch.isfinite(theirs).all()):
+        return float("inf")
+    scale = theirs.abs().max().item() or 1.0
+    return float((ours - theirs).abs().max().item() / scale)
+
+
 def check(case: Case, engine: Any, steps: int) -> Outcome:
     device, dtype = engine.settings.device, engine.settings.dtype
     cuda = device.type == "cuda"
@@ -224,8 +246,7 @@ def check(case: Case, engine: Any, steps: int) -> Outcome:
     attention = attention_processors(pipe.unet)
     run_theirs(pipe, case, steps, SEED + 1)
     theirs_latent, theirs_seconds = run_theirs(pipe, case, steps, SEED)
-    scale = theirs_latent.abs().max().item() or 1.0
-    difference = (ours_latent - theirs_latent).abs().max().item() / scale
+    difference = relative_difference(ours_latent, theirs_latent)
     del pipe
     if cuda:
         torch.cuda.empty_cache()
@@ -240,17 +261,29 @@ def check(case: Case, engine: Any, steps: int) -> Outcome:
     )
 
 
+FAMILIES = ("sd15", "sdxl", "sd35", "flux", "flux-fp8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU")
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=20, help="SD 1.5 / SDXL steps")
+    parser.add_argument("--flow-steps", type=int, default=20, help="SD 3.5 / FLUX steps")
+    parser.add_argument("--flow-size", type=int, default=1024, help="SD 3.5 / FLUX side")
+    parser.add_argument(
+        "--families", default=",".join(FAMILIES), help=f"comma-separated, of {', '.join(FAMILIES)}"
+    )
     parser.add_argument("--keep", type=Path, help="write (or reuse) the checkpoints here")
     args = parser.parse_args(argv)
+    families = args.families.split(",")
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown:
+        parser.error(f"--families: unknown {', '.join(unknown)}; choose from {', '.join(FAMILIES)}")
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # diffusers' numpy 2 use
     cuda = torch.cuda.is_available() and not args.dry_run
     if not cuda:
         print("gpu-check: no CUDA device here; a dry run of the plumbing at tiny sizes on the CPU")
-    steps = args.steps if cuda else 3
+    steps, flow_steps = (args.steps, args.flow_steps) if cuda else (3, 3)
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.keep or Path(scratch)
         started = time.perf_counter()
@@ -264,28 +297,79 @@ def main(argv: list[str] | None = None) -> int:
             input_dir=REPO / "workflows" / "inputs",
             device="cuda" if cuda else "cpu",
         )
+        device, dtype = engine.settings.device, engine.settings.dtype
         cases = [
             Case("sd15", "txt2img.json", 512 if cuda else 64, paths["sd15"]),
             Case("sdxl", "sdxl_txt2img.json", 1024 if cuda else 64, paths["sdxl"]),
         ]
-        outcomes = [check(case, engine, steps) for case in cases]
-    return report(outcomes, engine.settings.device, engine.settings.dtype, steps)
+        outcomes = [check(case, engine, steps) for case in cases if case.family in families]
+        del engine  # its resident models would count in the flow cases' peak VRAM
+        gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
+        flow = flow_outcomes(folder / "flow", families, device, dtype, cuda, args, flow_steps)
+    return report(outcomes, device, dtype, steps) | report_flow(flow, flow_steps)
+
+
+def flow_outcomes(
+    folder: Path,
+    families: list[str],
+    device: torch.device,
+    dtype: torch.dtype,
+    cuda: bool,
+    args: argparse.Namespace,
+    steps: int,
+) -> list[Outcome]:
+    """SD 3.5 medium and FLUX.1-dev at bf16 / fp8 (bench/gpu_check_flow.py)."""
+    from bench.gpu_check_flow import FlowCase, check_flow, write_flow_checkpoints
+
+    wanted = [family for family in families if family in ("sd35", "flux", "flux-fp8")]
+    if not wanted:
+        return []
+    started = time.perf_counter()
+    paths = write_flow_checkpoints(folder, full_size=cuda)
+    print(f"flow checkpoints written in {time.perf_counter() - started:.1f} s")
+    size = args.flow_size if cuda else 64
+    # FLUX computes in bf16 on the card (fp32 on the CPU dry run); SD 3.5 in the engine's dtype.
+    flux_dtype = torch.bfloat16 if cuda else torch.float32
+    cases = {
+        "sd35": (FlowCase("sd35m", "sd3", paths["sd3"], size), dtype),
+        "flux": (FlowCase("flux", "flux", paths["flux"], size), flux_dtype),
+        "flux-fp8": (FlowCase("flux fp8", "flux", paths["flux"], size, "fp8_e4m3fn"), flux_dtype),
+    }
+    return [check_flow(cases[name][0], device, cases[name][1], steps) for name in wanted]
 
 
 def report(outcomes: list[Outcome], device: torch.device, dtype: torch.dtype, steps: int) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"{name}, {str(dtype).removeprefix('torch.')}, euler karras, cfg {CFG}, {steps} steps")
+    return print_rows(outcomes, dtype)
+
+
+def report_flow(outcomes: list[Outcome], steps: int) -> int:
+    if outcomes:
+        print(
+            f"flow families: euler simple, {steps} steps; SD 3.5 cfg 4.5, shift 3; "
+            "FLUX.1-dev cfg 1, guidance 3.5; random prompt embeddings"
+        )
+    failed = print_rows(outcomes, None)
+    print("gpu-check:", "FAILED" if failed else "passed")
+    return failed
+
+
+def print_rows(outcomes: list[Outcome], dtype: torch.dtype | None) -> int:
     failed = False
     for outcome in outcomes:
         case = outcome.case
-        tolerance = TOLERANCE[dtype]
-        apart = outcome.latent_difference > tolerance
+        compute = outcome.compute or str(dtype).removeprefix("torch.")
+        tolerance = TOLERANCE[getattr(torch, compute)]
+        apart = not outcome.latent_difference <= tolerance  # NaN and inf are apart
         failed |= apart or not outcome.finite_pixels
         vram = f"{outcome.peak_vram_gib:.2f} GiB" if outcome.peak_vram_gib is not None else "n/a"
         print(
-            f"  {case.family:<5} {case.size}²  ours {outcome.ours_it_s:7.2f} it/s   "
+            f"  {case.family:<8} {case.size}²  ours {outcome.ours_it_s:7.2f} it/s   "
             f"diffusers {outcome.theirs_it_s:7.2f} it/s   "
-            f"ratio {outcome.ours_it_s / outcome.theirs_it_s:.2f}x"
+            f"ratio {outcome.ours_it_s / outcome.theirs_it_s:.2f}x   {compute}"
         )
         verdict = "OVER" if apart else "ok"
         print(
@@ -294,8 +378,7 @@ def report(outcomes: list[Outcome], device: torch.device, dtype: torch.dtype, st
             f"pixels {'finite' if outcome.finite_pixels else 'NaN/inf: FAILED'}   "
             f"peak VRAM {vram}   attention {outcome.attention}"
         )
-    print("gpu-check:", "FAILED" if failed else "passed")
-    return 1 if failed else 0
+    return int(failed)
 
 
 if __name__ == "__main__":
