@@ -11,7 +11,14 @@ The default transformer is the tiny one the tests use, widened to 256 (4 heads o
 4 double and 8 single blocks so that the network, not Python, dominates; `--full` uses
 FLUX.1's real structure (3072 wide, 19 + 38 blocks: a GPU job). Weights are random.
 
+On the CPU both sides are also timed in process CPU time (all threads): on a shared machine
+other processes stretch wall-clock time by whatever share of the cores they take (2-4x here,
+differently per round), while the CPU time a step costs barely moves, so its ratio is the
+one to read there (with `--threads 1`: idle worker threads spin and bill CPU time when
+they wait for cores); on CUDA the wall-clock ratio is the one that counts.
+
     .venv/bin/python -m bench.flux_step [--size 256] [--steps 4] [--full] [--device cuda]
+                                        [--threads 1]
 """
 
 from __future__ import annotations
@@ -59,7 +66,10 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=256, help="text tokens (T5 padding)")
     parser.add_argument("--full", action="store_true", help="FLUX.1's real structure")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     device = torch.device(args.device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -96,9 +106,10 @@ def main() -> None:
     theirs()
     our_times, their_times = [], []
     for _ in range(args.rounds):  # interleaved, so drift in machine load hits both alike
-        their_times.append(timed(theirs, device) / args.steps)
-        our_times.append(timed(ours, device) / args.steps)
-    ours_s, theirs_s = min(our_times), min(their_times)
+        their_times.append(timed(theirs, device))
+        our_times.append(timed(ours, device))
+    ours_s, theirs_s = (min(wall for wall, _ in t) / args.steps for t in (our_times, their_times))
+    ours_cpu, theirs_cpu = (min(cpu for _, cpu in t) / args.steps for t in (our_times, their_times))
     kind = "FLUX.1 structure" if args.full else "tiny FLUX (256 wide, 4 + 8 blocks)"
     print(
         f"FLUX step, {kind}, {args.size}x{args.size}, {args.tokens} text tokens, cfg 1, "
@@ -107,16 +118,22 @@ def main() -> None:
     print(f"  diffusers transformer forward {theirs_s * 1000:8.2f} ms (baseline)")
     print(f"  our euler step (FluxCall)     {ours_s * 1000:8.2f} ms")
     print(f"  ratio: {ours_s / theirs_s:.3f} (expect <= 1.00)")
+    if device.type == "cpu":
+        print(f"  CPU time per step: {theirs_cpu * 1000:.2f} ms vs ours {ours_cpu * 1000:.2f} ms")
+        print(
+            f"  CPU-time ratio: {ours_cpu / theirs_cpu:.3f} (expect <= 1.00; read this one on a busy machine)"
+        )
 
 
-def timed(action: Any, device: torch.device) -> float:
+def timed(action: Any, device: torch.device) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds of one call of `action`."""
     if device.type == "cuda":
         torch.cuda.synchronize()
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     action()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - started_cpu
 
 
 if __name__ == "__main__":
