@@ -57,7 +57,7 @@ def test_txt2img_as_comfyui_draws_it(registry: Registry) -> None:
         ("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
         ("latent_image", "LATENT"),
     ]  # fmt: skip
-    assert sampler["pos"] == [40, 320] and sampler["mode"] == 0
+    assert sampler["pos"] == list(workflow.nodes["sampler"].ui["pos"]) and sampler["mode"] == 0
     decode = nodes[ids["decode"]]  # ComfyUI lists samples before vae
     assert [i["name"] for i in decode["inputs"]] == ["samples", "vae"]
     assert nodes[ids["positive"]]["title"] == "Positive"

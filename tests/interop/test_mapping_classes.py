@@ -135,6 +135,14 @@ COMFY: dict[str, tuple[str, str]] = {
     ),
     "ControlNetApply": ("conditioning:CONDITIONING control_net:CONTROL_NET image:IMAGE strength", "CONDITIONING"),
     "SetUnionControlNetType": ("control_net:CONTROL_NET type", "CONTROL_NET"),
+    "TripleCLIPLoader": ("clip_name1 clip_name2 clip_name3", "CLIP"),
+    "CLIPTextEncodeSD3": ("clip:CLIP clip_l clip_g t5xxl empty_padding", "CONDITIONING"),
+    "CLIPTextEncodeFlux": ("clip:CLIP clip_l t5xxl guidance", "CONDITIONING"),
+    "FluxGuidance": ("conditioning:CONDITIONING guidance", "CONDITIONING"),
+    "EmptySD3LatentImage": ("width height batch_size", "LATENT"),
+    "ModelSamplingDiscrete": ("model:MODEL sampling zsnr", "MODEL"),
+    "ModelSamplingSD3": ("model:MODEL shift", "MODEL"),
+    "ModelSamplingFlux": ("model:MODEL max_shift base_shift width height", "MODEL"),
     "IPAdapterAdvanced": (  # ComfyUI_IPAdapter_plus's
         "model:MODEL ipadapter:IPADAPTER image:IMAGE weight weight_type combine_embeds start_at end_at "
         "embeds_scaling ?image_negative:IMAGE ?attn_mask:MASK ?clip_vision:CLIP_VISION",

@@ -40,8 +40,9 @@ def test_files_are_small_fp16_and_labelled(
 
 
 def test_unknown_family_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="family 'sd3' is not known; use one of sd15, sd2, sdxl"):
-        make_tiny_checkpoint("sd3", tmp_path / "x.safetensors")  # type: ignore[arg-type]
+    expected = "family 'flux' is not known; use one of sd15, sd2, sdxl, sdxl-refiner, sd3, flux-dev, flux-schnell"
+    with pytest.raises(ValueError, match=expected):
+        make_tiny_checkpoint("flux", tmp_path / "x.safetensors")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("family", ["sd15", "sd2", "sdxl"])

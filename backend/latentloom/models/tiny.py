@@ -210,6 +210,12 @@ def keymap_for(family: FamilyName, modules: Modules) -> KeyMap:
     )
 
 
+# The UNet families written here, and every kind make_tiny_checkpoint writes (FLUX.1 as its
+# transformer file alone, the refiner with SDXL latents).
+UNET_FAMILIES = ("sd15", "sd2", "sdxl")
+TINY_KINDS = (*UNET_FAMILIES, "sdxl-refiner", "sd3", "flux-dev", "flux-schnell")
+
+
 def make_tiny_checkpoint(
     family: FamilyName | Literal["sdxl-refiner", "flux-dev", "flux-schnell"],
     out_path: str | Path,
@@ -247,8 +253,8 @@ def make_tiny_checkpoint(
         from latentloom.models.sd3_tiny import make_tiny_sd3
 
         return make_tiny_sd3(out_path, seed=seed, dtype=dtype)
-    if family not in FAMILIES:
-        raise ValueError(f"family {family!r} is not known; use one of {', '.join(FAMILIES)}")
+    if family not in UNET_FAMILIES:
+        raise ValueError(f"family {family!r} is not known; use one of {', '.join(TINY_KINDS)}")
     modules = tiny_modules(
         family, seed=seed, v_prediction=v_prediction, storage_dtype=dtype, inpaint=inpaint
     )

@@ -109,9 +109,10 @@ describe("UndoManager", () => {
 
   it("merges a drag by its gesture key", () => {
     const { store, undo } = setup();
-    for (let step = 1; step <= 10; step += 1) moveItems(store, new Map([["save", [640 + step, 320]]]), "drag:1");
+    const [x, y] = store.get("node", "save")?.pos ?? [0, 0];
+    for (let step = 1; step <= 10; step += 1) moveItems(store, new Map([["save", [x + step, y]]]), "drag:1");
     undo.undo();
-    expect(store.get("node", "save")?.pos).toEqual([640, 320]);
+    expect(store.get("node", "save")?.pos).toEqual([x, y]);
   });
 
   it("clears redo on a new edit", () => {
