@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import mmap
 import pickle
 import struct
 from pathlib import Path
@@ -76,8 +77,10 @@ def test_converting_read_goes_through_small_slices_and_is_exact(
     stored: torch.dtype,
     wanted: torch.dtype,
 ) -> None:
-    # A 24-byte scratch forces many slices, including a short last one.
+    # A 24-byte scratch forces many slices, including a short last one; without madvise the
+    # conversion cannot go through the memory map, so it takes the slices.
     monkeypatch.setattr(safetensors_file, "SCRATCH_BYTES", 24)
+    monkeypatch.delattr(mmap, "MADV_DONTNEED", raising=False)
     tensor = torch.randn(7, 9, generator=torch.Generator().manual_seed(1)).to(stored)
     path = tmp_path / "one.safetensors"
     save_file({"w": tensor}, path)
@@ -85,6 +88,26 @@ def test_converting_read_goes_through_small_slices_and_is_exact(
         got = file.read("w", dtype=wanted)
     assert got.dtype == wanted
     assert torch.equal(got, tensor.to(wanted))
+
+
+def test_converting_reads_from_the_map_and_spares_a_patched_neighbours_page(
+    tmp_path: Path,
+) -> None:
+    # 3001 fp16 values: "a" ends mid-page, so its last page is also "b"'s first.
+    generator = torch.Generator().manual_seed(2)
+    a = torch.randn(3001, generator=generator).half()
+    b = torch.randn(5000, generator=generator).half()
+    path = tmp_path / "two.safetensors"
+    save_file({"a": a, "b": b}, path)
+    with SafetensorsFile(path) as file:
+        mapped = file.map("a")
+        assert mapped is not None
+        mapped[-1] = 123.0  # patched in place: a private copy of the shared page
+        got = file.read("b", dtype=torch.float32)
+        assert file._scratch is None  # converted from the map, not through the slices
+        assert torch.equal(got, b.float())
+        assert mapped[-1].item() == 123.0  # dropping "b"'s pages kept the shared one
+        assert torch.equal(mapped[:-1], a[:-1])
 
 
 def test_unknown_key_names_the_file(tmp_path: Path) -> None:
