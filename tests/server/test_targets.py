@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,3 +69,19 @@ def test_unknown_targets_are_refused_naming_them(server: str) -> None:
         "code": "unknown_target",
         "message": "targets name nodes the workflow lacks: ['nope']; use ids from its nodes",
     }
+
+
+def test_an_inner_node_of_a_subgraph_is_targeted_by_its_flattened_id(server: str) -> None:
+    # The editor's Run to here inside an open subgraph sends "instance:inner".
+    document = json.loads(
+        (Path(__file__).parents[1] / "fixtures/subgraphs/txt2img_render.json").read_text()
+    )
+    job = queue_and_wait(server, {"workflow": document, "targets": ["render:sampler"]})
+    assert job["status"] == "succeeded"
+    assert sorted(job["nodes"]) == [
+        "checkpoint",
+        "negative",
+        "positive",
+        "render:latent",
+        "render:sampler",
+    ]

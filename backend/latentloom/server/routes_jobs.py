@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from latentloom.graph.document_bounds import DocumentBoundsError, dump_json, load_json
+from latentloom.graph.subgraphs import flatten
 from latentloom.graph.validate import Problem
 from latentloom.graph.workflow import Workflow, WorkflowFormatError, parse_workflow
 from latentloom.jobs.ledger import QueueFull
@@ -97,7 +98,9 @@ async def queue_jobs(
         problems = [Problem(node=None, input=None, code="format", message=str(error))]
         return _invalid(problems)
     problems = await in_heavy_thread(engine.validate, workflow)
-    unknown = [target for target in body.targets or [] if target not in workflow.nodes]
+    # Inner nodes of subgraphs run (and are targeted) by their flattened ids ("render:sampler").
+    known = set(workflow.nodes) | (set(flatten(workflow).nodes) if workflow.subgraphs else set())
+    unknown = [target for target in body.targets or [] if target not in known]
     if unknown:
         message = f"targets name nodes the workflow lacks: {unknown}; use ids from its nodes"
         problems.append(Problem(node=None, input="targets", code="unknown_target", message=message))

@@ -297,9 +297,11 @@ export class App implements InteractionHost {
   }
 
   private runTo(tab: DocumentTab, nodeId: string): void {
+    // Inside an open subgraph the node runs as an inner node of the workflow under it.
+    const open = this.subgraphView.openPath;
     this.subgraphView.closeAll();
     this.hintBar.done();
-    void this.runner.runTo(tab, nodeId);
+    void this.runner.runTo(open?.root ?? tab, nodeId, open?.instances ?? []);
   }
 
   private async renameGroup(tab: DocumentTab, groupId: string): Promise<void> {

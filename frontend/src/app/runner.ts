@@ -12,7 +12,7 @@
 
 import { api, ApiError, imagesIn, type ImageRef } from "../api/client";
 import type { Event, PreviewHeader } from "../api/types";
-import { setWidgetValue, shownNode, stringifyJson, toWorkflow, type Change } from "../model";
+import { flatRunTargets, setWidgetValue, shownNode, shownRunPlan, stringifyJson, subgraphIdOf, toWorkflow, type Change } from "../model";
 import { runToHerePlan } from "./menu-actions";
 import { isSeed, nextSeed, seedControl } from "../canvas/widgets";
 import { sigmaReport } from "../canvas/sigma-plot";
@@ -53,7 +53,10 @@ export class Runner {
     const state = this.watched.get(tab);
     if (state !== undefined) state.signature = signature(workflow);
     // Marked before the request: the job may start, and report, before the response is back.
-    const needed = targets === undefined ? Object.keys(workflow.nodes) : targets.flatMap((target) => runToHerePlan(tab.store, target));
+    // Targets inside subgraphs are flattened ids ("render:sampler"): plan them on the flattened graph.
+    const flatTargets = targets?.some((target) => !tab.store.has("node", target)) === true;
+    const needed =
+      targets === undefined ? Object.keys(workflow.nodes) : flatTargets ? shownRunPlan(workflow, targets) : targets.flatMap((target) => runToHerePlan(tab.store, target));
     tab.run.reset(needed, "queued");
     try {
       const created = await api.queue(workflow, { runs, front, clientId: this.workspace.clientId, ...(targets === undefined ? {} : { targets }) });
@@ -72,9 +75,28 @@ export class Runner {
     }
   }
 
-  /** Run to here: only what `nodeId` needs. */
-  runTo(tab: DocumentTab, nodeId: string): Promise<void> {
-    return this.queue(tab, 1, false, [nodeId]);
+  /**
+   * Run to here: only what `nodeId` needs. `path` holds the instance ids of the subgraphs open
+   * around it (the node is then an inner one); a subgraph node runs the nodes behind its outputs.
+   */
+  runTo(tab: DocumentTab, nodeId: string, path: readonly string[] = []): Promise<void> {
+    const workflow = toWorkflow(tab.store);
+    const type = workflow.nodes[nodeId]?.type;
+    const isInstance = type !== undefined && subgraphIdOf(type) !== undefined;
+    let targets: string[] = [nodeId];
+    if (path.length > 0 || isInstance) {
+      try {
+        targets = flatRunTargets(workflow, nodeId, path);
+      } catch (error) {
+        this.events.toast(error instanceof Error ? error.message : String(error));
+        return Promise.resolve();
+      }
+    }
+    if (targets.length === 0) {
+      this.events.toast(`node "${nodeId}" has nothing to run: a subgraph needs an output to run to`);
+      return Promise.resolve();
+    }
+    return this.queue(tab, 1, false, targets);
   }
 
   /** Starts following a tab's edits (plan marks, queue on change); idempotent. */

@@ -18,6 +18,7 @@ export * from "./store";
 export * from "./subgraph";
 export * from "./subgraph-catalog";
 export * from "./subgraph-edit";
+export * from "./subgraph-run";
 export * from "./undo";
 export * from "./workflow";
 export * from "./workflow-document";

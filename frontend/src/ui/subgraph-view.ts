@@ -15,6 +15,8 @@ interface Level {
   readonly parent: DocumentTab;
   readonly definitionId: string;
   readonly tab: DocumentTab;
+  /** The instance node (in `parent`) this level was opened from. */
+  readonly instanceId?: string;
 }
 
 export interface SubgraphViewHost {
@@ -43,6 +45,13 @@ export class SubgraphView {
     return this.levels.at(-1)?.tab;
   }
 
+  /** The workflow tab under the open levels and the instance ids leading in (run to here). */
+  get openPath(): { root: DocumentTab; instances: string[] } | undefined {
+    const first = this.levels[0];
+    if (first === undefined) return undefined;
+    return { root: first.parent, instances: this.levels.map((level) => level.instanceId ?? level.definitionId) };
+  }
+
   /** Opens the subgraph behind an instance node of `parent`. */
   open(parent: DocumentTab, nodeId: string): void {
     const found = definitionOf(parent.store, nodeId);
@@ -52,7 +61,7 @@ export class SubgraphView {
     }
     const document = definitionDocument(parent.store, found.id);
     const tab = new DocumentTab(found.definition.name, document, this.catalog, () => undefined, () => undefined);
-    this.levels.push({ parent, definitionId: found.id, tab });
+    this.levels.push({ parent, definitionId: found.id, tab, instanceId: nodeId });
     this.render();
     this.host.show(tab);
   }
