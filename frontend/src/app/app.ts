@@ -108,7 +108,10 @@ export class App implements InteractionHost {
       },
     });
     this.workspace = new Workspace(catalog, this.socket, clientId, {
-      onTabsChanged: () => this.renderTabs(),
+      onTabsChanged: () => {
+        this.runner.forgetClosed();
+        this.renderTabs();
+      },
       onActiveChanged: (tab) => {
         this.subgraphView.closeAll();
         this.show(tab);

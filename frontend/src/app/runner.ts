@@ -46,7 +46,21 @@ export class Runner {
   debounceMs = 400;
   /** Counts for tests: plans asked and applied. */
   plansApplied = 0;
-  private readonly watched = new WeakMap<DocumentTab, { timer?: ReturnType<typeof setTimeout>; signature: string; pending: boolean }>();
+  // A Map (not a WeakMap) so closed tabs can be found and their timers cleared (forgetClosed).
+  private readonly watched = new Map<DocumentTab, WatchState>();
+
+  /**
+   * Stops following tabs the workspace has closed: a pending debounce timer would otherwise
+   * keep a closed tab's whole store reachable until it fired.
+   */
+  forgetClosed(): void {
+    for (const [tab, state] of this.watched) {
+      if (this.workspace.tabs.includes(tab)) continue;
+      clearTimeout(state.timer);
+      state.unlisten?.();
+      this.watched.delete(tab);
+    }
+  }
 
   async queue(tab: DocumentTab, runs: number, front = false, targets?: readonly string[]): Promise<void> {
     const workflow = toWorkflow(tab.store);
@@ -102,9 +116,9 @@ export class Runner {
   /** Starts following a tab's edits (plan marks, queue on change); idempotent. */
   watch(tab: DocumentTab): void {
     if (this.watched.has(tab)) return;
-    const state: { timer?: ReturnType<typeof setTimeout>; signature: string; pending: boolean } = { signature: signature(toWorkflow(tab.store)), pending: false };
+    const state: WatchState = { signature: signature(toWorkflow(tab.store)), pending: false };
     this.watched.set(tab, state);
-    tab.store.listen((change: Change) => {
+    state.unlisten = tab.store.listen((change: Change) => {
       // The seeds' own advance after a queue is not an edit (it would re-queue forever).
       if (change.label === SEEDS_LABEL || change.origin === "load") return;
       clearTimeout(state.timer);
@@ -268,6 +282,13 @@ export class Runner {
 }
 
 const SEEDS_LABEL = "Seeds after run";
+
+interface WatchState {
+  timer?: ReturnType<typeof setTimeout>;
+  signature: string;
+  pending: boolean;
+  unlisten?: () => void;
+}
 
 /** What decides a run: each node's type, inputs and mode (not its position or title). */
 function signature(workflow: ReturnType<typeof toWorkflow>): string {
