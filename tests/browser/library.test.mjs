@@ -98,6 +98,11 @@ describe("subgraphs, results and the library", () => {
     const reloaded = await workflow();
     assert.equal(reloaded.version, 3);
     assert.deepEqual(reloaded.subgraphs, made.subgraphs);
+    // The Save Image strip comes back from the job history after the reload, before any run.
+    await page.waitForFunction((name) => {
+      const app = window.__latentloom.app;
+      return app.results.images(app.tab.run, "save")[0]?.filename === name && window.__latentloom.hasPreview("save");
+    }, firstImage.filename, { timeout: 10_000 });
     const [again] = await runAndWait();
     assert.equal(await pixels(again), firstPixels, "the subgraph gives the image its flat form gave");
     const log = await hooks(page, () => window.__latentloom.runLog());

@@ -570,6 +570,8 @@ export class App implements InteractionHost {
     if (tab === undefined) return;
     this.renderer.setScene(tab.store, tab.selection, tab.run);
     this.runner.watch(tab);
+    // After a reload, Save / Preview Image strips come back from the job history (once per tab).
+    if (this.workspace.tabs.includes(tab)) void this.results.restore(tab.run, tab.name, (id) => tab.store.has("node", id)).catch(() => undefined);
     this.watchHints(tab);
     if (!tab.fitted) {
       tab.fitted = true;

@@ -63,7 +63,10 @@ export class Runner {
   }
 
   async queue(tab: DocumentTab, runs: number, front = false, targets?: readonly string[]): Promise<void> {
-    const workflow = toWorkflow(tab.store);
+    const document = toWorkflow(tab.store);
+    // Jobs carry the tab's (saved workflow's) name as their title: the history lists it, and
+    // a reload finds the results of this workflow by it (node-results.ts). Never a result.
+    const workflow = { ...document, meta: { ...document.meta, title: tab.name } };
     const state = this.watched.get(tab);
     if (state !== undefined) state.signature = signature(workflow);
     // Marked before the request: the job may start, and report, before the response is back.

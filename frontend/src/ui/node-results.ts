@@ -4,13 +4,21 @@
  * right) and handed to the node's run state as its preview, which the renderer already
  * draws under the node. The image refs are kept per run state, so a click on the strip
  * can say which image of the batch was hit and open it in the lightbox.
+ *
+ * After a page reload the strips come back from the job history: one request for the
+ * recent succeeded jobs, and per node the newest job of this workflow (jobs carry the tab's
+ * name as `meta.title`, set when queueing) that reported images for it.
  */
 
-import { outputUrl, type ImageRef } from "../api/client";
+import { api, imagesIn, outputUrl, type ImageRef } from "../api/client";
+import type { JobView } from "../api/types";
 import type { RunState } from "../app/run-state";
 import { nodeLayout } from "../canvas/geometry";
 import { PREVIEW_GAP } from "../canvas/draw-node";
-import type { StoreReader, Vec2 } from "../model";
+import { shownNode, type StoreReader, type Vec2 } from "../model";
+
+/** How many recent jobs a restore looks through (one page of the history). */
+const HISTORY_JOBS = 100;
 
 /** Thumbnail height in the strip; the renderer scales the strip to the node's width. */
 const THUMB = 256;
@@ -24,6 +32,22 @@ export class NodeResults {
   private readonly byRun = new WeakMap<RunState, Map<string, readonly ImageRef[]>>();
   /** Counts for tests: strips drawn onto nodes. */
   stripsShown = 0;
+
+  private readonly restored = new WeakSet<RunState>();
+
+  /**
+   * Puts back the strips a reload lost: the newest images each node of the workflow named
+   * `title` reported in the history, for nodes that show none yet (a live result wins).
+   * Asks once per run state; answers how many strips it restored.
+   */
+  async restore(run: RunState, title: string, has: (id: string) => boolean): Promise<number> {
+    if (this.restored.has(run)) return 0;
+    this.restored.add(run);
+    const { jobs } = await api.jobs(["succeeded"], HISTORY_JOBS);
+    const latest = latestImages(jobs, title, has);
+    const shown = await Promise.all([...latest].map(async ([node, images]) => (this.images(run, node).length > 0 ? false : (await this.show(run, node, images), true))));
+    return shown.filter(Boolean).length;
+  }
 
   images(run: RunState, node: string): readonly ImageRef[] {
     return this.byRun.get(run)?.get(node) ?? [];
@@ -85,4 +109,23 @@ async function strip(bitmaps: readonly ImageBitmap[]): Promise<ImageBitmap> {
     bitmap.close();
   });
   return createImageBitmap(canvas);
+}
+
+/**
+ * Per node of the graph (`has`), the images of the newest job titled `title` that reported
+ * some for it. `jobs` come newest first, as the history lists them; an inner node of a
+ * subgraph (`render:save`) shows on its instance.
+ */
+export function latestImages(jobs: readonly JobView[], title: string, has: (id: string) => boolean): Map<string, readonly ImageRef[]> {
+  const latest = new Map<string, readonly ImageRef[]>();
+  for (const job of jobs) {
+    if (job.title !== title || job.status !== "succeeded") continue;
+    for (const [flatId, outputs] of Object.entries(job.outputs)) {
+      const node = shownNode(has, flatId);
+      const images = imagesIn(outputs);
+      if (!has(node) || images.length === 0 || latest.has(node)) continue;
+      latest.set(node, images);
+    }
+  }
+  return latest;
 }
