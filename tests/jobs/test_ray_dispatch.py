@@ -4,13 +4,19 @@ output, cancel reaches the actor, and the events equal the local worker's."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
+
+# Imported before the instance starts, as a user's other libraries might: Ray reads its
+# loopback switch at import, and a local instance must still bind loopback only.
+import ray
 
 from latentloom.engine.events import JobFinished, JobQueued, NodeProgress
 from latentloom.engine.executor import Engine
@@ -18,7 +24,7 @@ from latentloom.jobs.dispatch import Dispatcher, ReportsStatus
 from latentloom.jobs.ledger import JobStatus, Ledger
 from latentloom.jobs.local_worker import LocalWorker
 from latentloom.jobs.queue import JobQueue
-from latentloom.jobs.ray_cluster import RayOptions, connect, disconnect
+from latentloom.jobs.ray_cluster import RayOptions
 from latentloom.jobs.ray_dispatch import RayDispatcher
 from latentloom.jobs.worker_protocol import WorkerConfig
 from tests.jobs.support import Recorder
@@ -58,18 +64,8 @@ class Pool:
 
 
 @pytest.fixture(scope="module")
-def ray_instance() -> Iterator[None]:
-    """One local Ray instance for the whole file: starting one takes seconds."""
-    assert connect(RayOptions(num_cpus=2, num_gpus=2))
-    try:
-        yield
-    finally:
-        disconnect()
-
-
-@pytest.fixture(scope="module")
 def pool(
-    ray_instance: None, tmp_path_factory: pytest.TempPathFactory, models_dir: Path
+    ray_instance: str, tmp_path_factory: pytest.TempPathFactory, models_dir: Path
 ) -> Iterator[Pool]:
     folder = tmp_path_factory.mktemp("ray")
     recorder = Recorder()
@@ -118,9 +114,28 @@ def test_is_a_dispatcher_with_one_worker_per_logical_gpu(pool: Pool) -> None:
     assert [w["name"] for w in workers] == ["ray-0", "ray-1"]
     assert sorted(gpu for w in workers for gpu in w["gpu_ids"]) == ["0", "1"]
     assert {w["device"] for w in workers} == {"cpu"}
-    import ray
-
     assert ray.nodes()[0]["NodeManagerAddress"] == "127.0.0.1"  # a local instance: loopback
+
+
+LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
+
+
+def test_a_local_instance_listens_on_loopback_only(pool: Pool) -> None:
+    """Every socket the Ray processes we started (GCS, raylet, object manager, agents, the
+    worker actors) and this driver listen on is on loopback; checked once the actors run."""
+    processes = [psutil.Process(), *psutil.Process().children(recursive=True)]
+    listening: dict[str, set[str]] = {}
+    for process in processes:
+        try:
+            name, sockets = process.name(), process.net_connections(kind="inet")
+        except psutil.NoSuchProcess:
+            continue
+        for sock in sockets:
+            if sock.status == psutil.CONN_LISTEN or sock.type == socket.SOCK_DGRAM:
+                listening.setdefault(name, set()).add(sock.laddr.ip)
+    assert {"gcs_server", "raylet"} <= listening.keys(), listening
+    assert any(name.startswith("ray::WorkerActor") for name in listening), listening
+    assert set().union(*listening.values()) <= LOOPBACK, listening
 
 
 def test_ten_jobs_over_two_checkpoints_each_worker_loading_each_at_most_once(pool: Pool) -> None:
@@ -182,8 +197,6 @@ def test_a_killed_worker_s_job_runs_again_elsewhere_with_one_output(pool: Pool) 
     job = pool.run(txt2img(60, seed=7))
     pool.recorder.wait_for(lambda e: isinstance(e, NodeProgress) and e.job == job, 120)
     first = next(w for w in pool.dispatcher.status()["workers"] if w["job"] == job)
-    import ray
-
     slot = next(s for s in pool.dispatcher._slots if s.name == first["name"])
     ray.kill(slot.handle, no_restart=True)
     end = pool.recorder.ended(job, timeout=240)

@@ -16,6 +16,7 @@ from typing import Any
 
 LOCAL = "auto"
 NAMESPACE = "latentloom"
+_CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # Ray's; see _keep_on_loopback
 
 
 class RayUnavailable(RuntimeError):
@@ -42,15 +43,15 @@ def connect(options: RayOptions) -> bool:
     """Connect this process to Ray; True when we did (and so disconnect on stop), False when
     it already was (a test session's shared instance)."""
     if options.address == LOCAL:
-        # Ray advertises a network address unless told this is no cluster (its switch for
-        # single-machine use, read when ray is imported); then the node is 127.0.0.1.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        os.environ.setdefault(_CLUSTER_SWITCH, "0")
     try:
         import ray
     except ImportError as error:
         raise RayUnavailable(str(error)) from error
     if ray.is_initialized():
         return False
+    if options.address == LOCAL:
+        _keep_on_loopback()
     common: dict[str, Any] = {"namespace": NAMESPACE, "log_to_driver": False}
     if options.address == LOCAL:
         ray.init(
@@ -65,6 +66,23 @@ def connect(options: RayOptions) -> bool:
     else:
         ray.init(address=options.address, **common)
     return True
+
+
+def _keep_on_loopback() -> None:
+    """Make the node we start 127.0.0.1, so every port Ray opens listens on loopback only.
+
+    Ray 2.60 has one switch for this: with clusters off (`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`)
+    the node address is 127.0.0.1 and GCS, raylet, object manager, workers and agents bind
+    to it; `_node_ip_address="127.0.0.1"` alone is rewritten to the network address. Ray
+    reads the switch once, when it is imported, so if something imported ray before us the
+    setting in the environment (which the processes it starts inherit) came too late for
+    this process: tell the already loaded constant too. A user who set the switch to 1
+    asked for a reachable node and keeps it.
+    """
+    from ray._private import ray_constants
+
+    if os.environ.get(_CLUSTER_SWITCH) == "0":
+        ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def cluster_gpus() -> int:
