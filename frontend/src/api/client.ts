@@ -45,6 +45,8 @@ const enc = encodeURIComponent;
 
 export const api = {
   nodes: () => request<{ nodes: unknown }>("GET", "/api/nodes"),
+  /** The server, engine and worker status (GET /api/system): the Ray workers panel reads `worker`. */
+  system: () => request<unknown>("GET", "/api/system"),
   queue: (workflow: unknown, options: { runs?: number; front?: boolean; clientId?: string; targets?: readonly string[] } = {}) =>
     request<JobsCreated>("POST", "/api/jobs", {
       workflow,

@@ -26,6 +26,7 @@ import { isFirstVisit, missingNote, modelNeeds, openFirstRun } from "./first-run
 import { canvasMenu, groupMenu, linkMenu, nodeMenu, type MenuContext } from "./menus";
 import { Gallery } from "../ui/gallery";
 import { QueuePanel } from "../ui/queue-panel";
+import { WorkersPanel } from "../ui/workers-panel";
 import { SearchBox } from "../ui/search-box";
 import { el, dropdown } from "../ui/dom";
 import { Commands } from "./commands";
@@ -675,7 +676,7 @@ export class App implements InteractionHost {
 
   private sidebar(): HTMLElement {
     const preview = el("section", { className: "panel preview-pane" }, el("header", {}, el("h2", { text: "Preview" })), this.previewImage);
-    return el("aside", { className: "sidebar" }, preview, this.queuePanel.element, this.gallery.element, this.library.element);
+    return el("aside", { className: "sidebar" }, preview, this.queuePanel.element, new WorkersPanel().element, this.gallery.element, this.library.element);
   }
 
   /** Dropping a workflow .json, or a PNG or WebP that carries one, opens it in a new tab. */
