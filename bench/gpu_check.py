@@ -13,15 +13,18 @@ the UNet runs (SDPA expected), and peak VRAM. Then the rectified-flow families
 and at fp8 storage, full-size-shaped random files, 1024², against StableDiffusion3Pipeline /
 FluxPipeline on the same module.
 
-Sized to finish within 8 minutes on one H200-class card (estimated, not yet measured on one):
-writing the files (~38 GB: SD 1.5 2.1, SDXL 6.9, SD 3.5 medium ~5, FLUX 23.8) at ~1 GB/s is
-~40 s, loading them ~60 s, and the sampling runs (a short warm-up plus one timed run per side
-and case, 20 steps) about 2 minutes; FLUX at fp8 upcasts each Linear per call, the slowest
-case. `--families`, `--steps`, `--flow-steps` and `--flow-size` trim it where a card is slower
-or smaller (FLUX needs ~26 GB of VRAM at bf16).
+Sized to finish within 8 minutes on one H200-class card, by estimate (no card has run it yet):
+writing ~38 GB of files (SD 1.5 2.1, SDXL 6.9, SD 3.5 medium ~5, FLUX 23.8; SD's values from
+torch.randn, FLUX's sliced from one random pool, so it is bound by the disk: a 1 GB FLUX-width
+file took 7 s on a busy 2-core machine) takes 1.5-3 minutes, loading them ~1 minute, and the
+sampling (one warm-up and one timed run per side and case, 20 steps; FLUX 1024² at bf16 is
+assumed ~0.3 s a step) about 2-3 minutes; FLUX at fp8 upcasts each Linear per call, the
+slowest case. `--families`, `--steps`, `--flow-steps` and `--flow-size` trim it where a card
+is slower or smaller (FLUX needs ~26 GB of VRAM at bf16), and `--keep DIR` reuses the files.
 
 Without CUDA it says so and runs the same plumbing at tiny sizes on the CPU (tiny random
-checkpoints, 64², 3 steps, fp32; FLUX fp8 stored, fp32 computed), then exits 0:
+checkpoints, 64², 2 steps, fp32; FLUX fp8 stored, fp32 computed; no warm-up runs but the
+first, which loads), then exits 0:
 tests/test_gpu_check.py runs that dry run. Exit status 1 when a check fails (NaN pixels or
 latents, or latents apart by more than the tolerance).
 
@@ -244,7 +247,8 @@ def check(case: Case, engine: Any, steps: int) -> Outcome:
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None
     pipe = pipeline_for(case, device, dtype)
     attention = attention_processors(pipe.unet)
-    run_theirs(pipe, case, steps, SEED + 1)
+    if cuda:  # first kernels; a CPU dry run times nothing worth warming for
+        run_theirs(pipe, case, steps, SEED + 1)
     theirs_latent, theirs_seconds = run_theirs(pipe, case, steps, SEED)
     difference = relative_difference(ours_latent, theirs_latent)
     del pipe
@@ -283,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     cuda = torch.cuda.is_available() and not args.dry_run
     if not cuda:
         print("gpu-check: no CUDA device here; a dry run of the plumbing at tiny sizes on the CPU")
-    steps, flow_steps = (args.steps, args.flow_steps) if cuda else (3, 3)
+    steps, flow_steps = (args.steps, args.flow_steps) if cuda else (2, 2)
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.keep or Path(scratch)
         started = time.perf_counter()

@@ -14,7 +14,7 @@ Random values come from one seeded pool of 2^24 normals, each tensor a slice of 
 writing 24 GB of FLUX is then bound by the disk, not by the random generator.
 
 Without CUDA the same plumbing runs at tiny sizes on the CPU in fp32 (fp8 stored, fp32
-computed), 64², 3 steps: tests/test_gpu_check.py runs it.
+computed), 64², 2 steps, no warm-up runs: tests/test_gpu_check.py runs it.
 """
 
 from __future__ import annotations
@@ -239,12 +239,14 @@ def check_flow(case: FlowCase, device: torch.device, dtype: torch.dtype, steps: 
     model = loaded.model if case.family == "sd3" else loaded
     vae = loaded.vae.module if case.family == "sd3" else None
     embeds = prompts(case, model.unet, full_size=cuda)
-    run_ours(case, model, embeds, min(steps, 2))  # warm: first kernels
+    if cuda:
+        run_ours(case, model, embeds, min(steps, 2))  # warm: first kernels
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     ours, ours_seconds = run_ours(case, model, embeds, steps)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None
-    run_theirs(case, model, vae, embeds, min(steps, 2))
+    if cuda:
+        run_theirs(case, model, vae, embeds, min(steps, 2))
     theirs, theirs_seconds = run_theirs(case, model, vae, embeds, steps)
     outcome = Outcome(
         Case(case.label, case.family, case.size, case.checkpoint),

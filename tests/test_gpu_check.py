@@ -21,7 +21,7 @@ def test_the_dry_run_reports_and_passes(capsys: pytest.CaptureFixture[str]) -> N
     assert gpu_check.main(["--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "no CUDA device here; a dry run" in out
-    assert "CPU, float32, euler karras, cfg 7.0, 3 steps" in out
+    assert "CPU, float32, euler karras, cfg 7.0, 2 steps" in out
     rows = re.findall(
         r"(sd15|sdxl|sd35m|flux|flux fp8) +64²  ours +([\d.]+) it/s +diffusers +([\d.]+) it/s", out
     )
