@@ -4,7 +4,7 @@ plain engine's latent within tolerance, the LoRA and the IP-Adapter still change
 loaded UNet is changed once however many jobs share it; the attention a loaded UNet runs is
 diffusers' SDPA processor.
 
-torch.compile on the CPU builds C++ kernels: the compiled test takes ~20-60 s on a loaded
+torch.compile on the CPU builds C++ kernels: the compiled test takes ~40-100 s on a loaded
 2-core machine, so it is marked slow; the wiring tests beside it run without compiling."""
 
 from __future__ import annotations
@@ -98,6 +98,18 @@ def test_the_settings_reach_the_engine_and_the_worker(tmp_path: Path) -> None:
         model_dirs=[], output_dir=tmp_path, input_dir=tmp_path, fast_path=settings.fast_path()
     )
     assert engine.settings.fast_path.compile
+
+
+def test_the_serve_flags_and_the_config_file_set_them(tmp_path: Path) -> None:
+    from latentloom.cli import _parser, _serve_settings
+
+    config = tmp_path / "latentloom.toml"
+    config.write_text("channels_last = true\n")
+    flags = ["serve", "--data", str(tmp_path), "--config", str(config), "--compile"]
+    settings = _serve_settings(_parser().parse_args(flags))
+    assert (settings.channels_last, settings.compile_unet) == (True, True)
+    plain = _serve_settings(_parser().parse_args(["serve", "--data", str(tmp_path)]))
+    assert (plain.channels_last, plain.compile_unet) == (False, False)
 
 
 def test_off_cuda_nothing_is_changed_unless_forced(models: Path) -> None:
