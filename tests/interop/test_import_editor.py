@@ -316,7 +316,7 @@ def test_node_modes(comfy: int, ours: str | None) -> None:
 
 
 def test_subgraph_is_flattened_with_instance_ids_and_its_widget_value() -> None:
-    result = import_document(fixture("editor_v1_subgraph.json"))
+    result = import_document(fixture("editor_v1_subgraph.json"), subgraphs="flatten")
     nodes = result.workflow["nodes"]
     assert "10" not in nodes
     positive, negative = nodes["10:1"], nodes["10:2"]
@@ -406,7 +406,7 @@ def test_nested_subgraphs_flatten_to_nested_ids() -> None:
     ]
     document["definitions"]["subgraphs"].append(outer)
     node_of(document, 10)["type"] = outer["id"]
-    nodes = import_document(document).workflow["nodes"]
+    nodes = import_document(document, subgraphs="flatten").workflow["nodes"]
     assert nodes["10:7:1"]["inputs"]["text"] == "a red apple on a wooden table"
     assert nodes["10:7:1"]["inputs"]["clip"] == {"node": "4", "output": "clip"}
     assert nodes["3"]["inputs"]["negative"] == {"node": "10:7:2", "output": "conditioning"}
@@ -423,7 +423,7 @@ def test_a_subgraph_that_contains_itself_is_refused() -> None:
 def test_muting_a_subgraph_instance_mutes_its_nodes() -> None:
     document = fixture("editor_v1_subgraph.json")
     node_of(document, 10)["mode"] = 2
-    nodes = import_document(document).workflow["nodes"]
+    nodes = import_document(document, subgraphs="flatten").workflow["nodes"]
     assert nodes["10:1"]["mode"] == "mute" and nodes["10:2"]["mode"] == "mute"
 
 

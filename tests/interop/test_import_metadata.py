@@ -132,7 +132,7 @@ def test_animated_webp_exif_carries_prompt_and_workflow() -> None:
     result = import_file_bytes(data, "ComfyUI_00001_.webp")
     assert result.report.format == "comfy-editor"
     assert result.report.source == "webp EXIF 0x010F 'workflow'"
-    assert "10:1" in result.workflow["nodes"]
+    assert result.workflow["nodes"]["10"]["type"] == "subgraph:a3f4c2d1-7e6b-4a8f-9c1d-2b3e4f5a6b7c"
     only_prompt = animated_webp({0x0110: "prompt:" + fixture_text("api_txt2img.json")})
     result = import_file_bytes(only_prompt)
     assert (result.report.format, result.report.source) == (

@@ -19,7 +19,7 @@ as our editor stores them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from latentloom.interop.comfy.convert import (
     ImportResult,
@@ -36,6 +36,7 @@ from latentloom.interop.comfy.convert import (
 )
 from latentloom.interop.comfy.mapping import MODES_FROM_COMFY, NOTES, PRIMITIVE, REROUTE
 from latentloom.interop.comfy.report import ComfyFormatError, ImportReport
+from latentloom.interop.comfy.subgraph_fold import FoldError, fold_subgraphs
 from latentloom.interop.comfy.subgraphs import FlatNode, flatten
 from latentloom.interop.comfy.widgets import WidgetCountError, control_mode, read_widgets
 from latentloom.registry import Registry
@@ -46,9 +47,17 @@ NATIVE_REROUTE = "reroute_{}"  # our id for a native reroute (node ids are numbe
 
 
 def import_editor_workflow(
-    workflow: dict[str, Any], registry: Registry | None = None, *, source: str = ""
+    workflow: dict[str, Any],
+    registry: Registry | None = None,
+    *,
+    source: str = "",
+    subgraphs: Literal["keep", "flatten"] = "keep",
 ) -> ImportResult:
-    """Our workflow for a ComfyUI editor file; unsupported classes become placeholders."""
+    """Our workflow for a ComfyUI editor file; unsupported classes become placeholders.
+
+    ComfyUI subgraphs become our version-3 subgraphs (`subgraph_fold.py`), or with
+    `subgraphs="flatten"` (and wherever folding cannot express one) namespaced inner nodes.
+    """
     registry = registry or default_registry()
     _check_version(workflow.get("version"))
     extra = {} if workflow.get("extra") is None else workflow["extra"]
@@ -60,19 +69,33 @@ def import_editor_workflow(
     raws = reader.read(flat.nodes)
     nodes, routes = build_nodes(raws, registry, report, reader.reroutes)
     groups = [_group(g, i) for i, g in enumerate(_list(workflow.get("groups"), "groups"))]
+    flattened_notes: list[str] = []
     for index, group in enumerate(flat.groups, start=len(groups)):
         groups.append({"id": f"group_{index + 1}", **group})
         instance = group["subgraph"]["instance"]
-        report.notes.append(
+        flattened_notes.append(
             f'subgraph "{group["title"]}" (node "{instance}") was flattened: its nodes have ids '
             f'"{instance}:<inner id>" and a group frames them'
         )
+    report.notes.extend(flattened_notes)
     meta: dict[str, Any] = {}
     if routes:
         meta["reroutes"] = routes
     if "ds" in extra:
         meta["view"] = _view(extra["ds"])
-    return ImportResult(document(nodes, groups, meta), report)
+    result = document(nodes, groups, meta)
+    if subgraphs == "keep" and flat.instances:
+        try:
+            folded = fold_subgraphs(result, flat, registry)
+        except FoldError as error:
+            report.notes.append(f"subgraphs were flattened: {error}")
+        else:
+            report.notes[:] = [note for note in report.notes if note not in flattened_notes]
+            for instance in flat.instances:
+                name = instance.definition.get("name") or instance.definition.get("id")
+                report.notes.append(f'subgraph "{name}" (node "{instance.id}") kept as a subgraph')
+            return ImportResult(folded, report)
+    return ImportResult(result, report)
 
 
 def _check_version(version: Any) -> None:

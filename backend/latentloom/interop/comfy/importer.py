@@ -11,7 +11,7 @@ naming where; nothing is half-imported.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from latentloom.graph.workflow import SCHEMA_ID, WorkflowFormatError, parse_workflow
 from latentloom.interop.comfy.api_format import import_api_prompt, looks_like_api_prompt
@@ -25,9 +25,13 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def import_document(
-    document: Any, registry: Registry | None = None, *, source: str = ""
+    document: Any,
+    registry: Registry | None = None,
+    *,
+    source: str = "",
+    subgraphs: Literal["keep", "flatten"] = "keep",
 ) -> ImportResult:
-    """Our workflow from any of the JSON shapes we read."""
+    """Our workflow from any of the JSON shapes we read (ComfyUI subgraphs kept or flattened)."""
     if isinstance(document, dict) and document.get("schema") == SCHEMA_ID:
         try:
             workflow = parse_workflow(document)
@@ -37,7 +41,7 @@ def import_document(
     if _looks_like_editor(document):
         from latentloom.interop.comfy.editor_format import import_editor_workflow
 
-        return import_editor_workflow(document, registry, source=source)
+        return import_editor_workflow(document, registry, source=source, subgraphs=subgraphs)
     if looks_like_api_prompt(document):
         return import_api_prompt(document, registry, source=source)
     raise ComfyFormatError("", _neither(document))

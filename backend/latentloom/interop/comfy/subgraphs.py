@@ -55,12 +55,27 @@ class FlatNode:
     promoted: dict[str, LiteralValue] = field(default_factory=dict)  # values from an instance
     native_reroutes: dict[str, int] = field(default_factory=dict)  # input -> reroute id
     mode_override: int | None = None  # an instance's mode, inherited by its inner nodes
+    # ComfyUI input name -> the slot of the subgraph input feeding it (for subgraph_fold.py)
+    from_inputs: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Instance:
+    """A subgraph instance as flattening met it, so subgraph_fold.py can fold it back."""
+
+    id: str  # flattened: "10" or "10:3"
+    definition: dict[str, Any]  # the ComfyUI definition
+    data: dict[str, Any]  # the instance node as the file wrote it
+    where: str
+    from_inputs: dict[int, int]  # own input slot -> slot of the enclosing subgraph's input
+    outputs: dict[int, Source]  # output slot -> what feeds it inside (flat ids, unresolved)
 
 
 @dataclass
 class Flattened:
     nodes: list[FlatNode] = field(default_factory=list)
     groups: list[dict[str, Any]] = field(default_factory=list)  # one per subgraph instance
+    instances: list[Instance] = field(default_factory=list)  # in reading order, outer first
 
 
 Source = RawLink | LiteralValue | None  # what feeds a subgraph input
@@ -268,6 +283,8 @@ class _Level:
             if link is None:
                 continue
             source = self.source(link)
+            if link.origin == str(INPUT_NODE):
+                flat.from_inputs[name] = link.origin_slot
             if isinstance(source, RawLink):
                 flat.links[name] = source
                 if link.parent_reroute is not None and not self.prefix:
@@ -284,6 +301,8 @@ class _Level:
         definition, definition_where = self.definitions[node["type"]]
         instance_id = self.prefix + str(node["id"])
         sources = self._instance_inputs(node, where, links)
+        record = Instance(instance_id, definition, node, where, self._from_inputs(node, links), {})
+        self.flat.instances.append(record)
         mode = node.get("mode") if node.get("mode") not in (None, 0) else self.mode
         inner = _Level(
             self.flat,
@@ -297,6 +316,7 @@ class _Level:
         first = len(self.flat.nodes)
         inner_links = parse_links(definition.get("links"), f"{definition_where}.links", {})
         inner.read(definition.get("nodes"), inner_links)
+        record.outputs = dict(inner.outputs)
         for slot, source in inner.outputs.items():
             self.aliases[(instance_id, slot)] = source
         self.aliases.update(inner.aliases)
@@ -322,6 +342,16 @@ class _Level:
                 widget_index += 1
             sources.append(self.source(link) if link is not None else value)
         return sources
+
+    def _from_inputs(self, node: dict[str, Any], links: dict[int, EditorLink]) -> dict[int, int]:
+        """Which of the instance's inputs the enclosing subgraph's inputs feed (slot -> slot)."""
+        found: dict[int, int] = {}
+        for index, entry in enumerate(node.get("inputs") or []):
+            link_id = entry.get("link") if isinstance(entry, dict) else None
+            link = links.get(link_id) if isinstance(link_id, int) else None
+            if link is not None and link.origin == str(INPUT_NODE):
+                found[index] = link.origin_slot
+        return found
 
     def _place(
         self, node: dict[str, Any], definition: dict[str, Any], inner: list[FlatNode]
