@@ -30,6 +30,8 @@ BENCHMARKS = [
     "bench.tiled_vae",
     "bench.flux_step",
     "bench.sd35_load",  # writes a ~5 GB file and needs ~11 GB of memory
+    "bench.big_weights",
+    "bench.ray_workers",
 ]
 
 if __name__ == "__main__":

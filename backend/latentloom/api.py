@@ -249,6 +249,22 @@ def encode_prompt(
     return encode(clip, text, chosen, embeddings=embeddings)
 
 
+def encode_prompt_pair(
+    clip: TextEncoders,
+    text_g: str,
+    text_l: str,
+    weighting: Literal["a1111", "comfy"] = "a1111",
+    *,
+    embeddings: Folders | None = None,
+) -> Conditioning:
+    """SDXL base: `text_g` through OpenCLIP bigG and `text_l` through CLIP-L, one entry (the
+    shorter padded with the empty prompt, as ComfyUI's CLIPTextEncodeSDXL)."""
+    from latentloom.text.encode_sdxl import encode_prompt_pair as encode
+
+    chosen: Weighting = weighting
+    return encode(clip, text_g, text_l, chosen, embeddings=embeddings)
+
+
 def encode_sd3(
     clip: TextEncoders,
     *,
@@ -285,22 +301,6 @@ def encode_flux(
     return encode(
         clip, clip_l=clip_l, t5xxl=t5xxl, guidance=guidance, weighting=chosen, embeddings=embeddings
     )
-
-
-def encode_prompt_pair(
-    clip: TextEncoders,
-    text_g: str,
-    text_l: str,
-    weighting: Literal["a1111", "comfy"] = "a1111",
-    *,
-    embeddings: Folders | None = None,
-) -> Conditioning:
-    """SDXL base: `text_g` through OpenCLIP bigG and `text_l` through CLIP-L, one entry (the
-    shorter padded with the empty prompt, as ComfyUI's CLIPTextEncodeSDXL)."""
-    from latentloom.text.encode_sdxl import encode_prompt_pair as encode
-
-    chosen: Weighting = weighting
-    return encode(clip, text_g, text_l, chosen, embeddings=embeddings)
 
 
 def load_vae(
@@ -455,6 +455,7 @@ __all__ = [
     "INPUTS",
     "INPUT_LATENTS",
     "INPUT_POSES",
+    "IPADAPTER_COMBINE_EMBEDS",
     "LATENT_FILE_SUFFIX",
     "LINE_ART_STYLES",
     "LINE_COLOURS",
@@ -474,7 +475,6 @@ __all__ = [
     "SDXL",
     "UNION_CHOICES",
     "UNION_TYPES",
-    "IPADAPTER_COMBINE_EMBEDS",
     "UPSCALE_METHODS",
     "UPSCALE_OVERLAP",
     "UPSCALE_TILE",

@@ -12,8 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-# Only light imports here: `latentloom serve` must open its socket before torch loads.
 from latentloom.engine.events import NodeCached, NodeFailed, NodeFinished, NodeProgress, NodeStarted
+
+# Only light imports here: `latentloom serve` must open its socket before torch loads.
+from latentloom.models.tiny_kinds import TINY_KINDS
 
 EXIT_INVALID = 2
 EXIT_FAILED = 1
@@ -52,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     nodes.set_defaults(handler=_nodes)
 
     tiny = commands.add_parser("make-tiny-checkpoint", help="write a tiny random-weight checkpoint")
-    tiny.add_argument("--family", choices=("sd15", "sd2", "sdxl"), default="sd15")
+    tiny.add_argument("--family", choices=TINY_KINDS, default="sd15")
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument("--v-prediction", action="store_true")
     tiny.add_argument("out", type=Path)

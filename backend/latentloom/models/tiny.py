@@ -44,6 +44,7 @@ from latentloom.models.layout import (
     TextComponent,
     TextTower,
 )
+from latentloom.models.tiny_kinds import TINY_KINDS, UNET_FAMILIES
 
 # Unbound: mypy does not see diffusers' models as nn.Modules.
 ModuleT = TypeVar("ModuleT")
@@ -208,12 +209,6 @@ def keymap_for(family: FamilyName, modules: Modules) -> KeyMap:
         modules.config_of("vae"),
         modules.text_roots(),
     )
-
-
-# The UNet families written here, and every kind make_tiny_checkpoint writes (FLUX.1 as its
-# transformer file alone, the refiner with SDXL latents).
-UNET_FAMILIES = ("sd15", "sd2", "sdxl")
-TINY_KINDS = (*UNET_FAMILIES, "sdxl-refiner", "sd3", "flux-dev", "flux-schnell")
 
 
 def make_tiny_checkpoint(
