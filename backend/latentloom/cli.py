@@ -12,9 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from latentloom.engine.events import NodeCached, NodeFailed, NodeFinished, NodeProgress, NodeStarted
-
 # Only light imports here: `latentloom serve` must open its socket before torch loads.
+from latentloom.engine.events import NodeCached, NodeFailed, NodeFinished, NodeProgress, NodeStarted
 from latentloom.models.tiny_kinds import TINY_KINDS
 
 EXIT_INVALID = 2
