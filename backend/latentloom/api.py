@@ -70,7 +70,6 @@ from latentloom.models.clip_vision import ClipVision, ClipVisionOutput
 from latentloom.models.control_lora import ControlLoraSource
 from latentloom.models.controlnet_source import AdapterSource, ControlModel, ControlNetSource
 from latentloom.models.controlnet_union import UNION_CHOICES, UNION_TYPES
-from latentloom.models.ip_adapter_patch import COMBINE_EMBEDS as IPADAPTER_COMBINE_EMBEDS
 from latentloom.models.family import FAMILIES, SD2, SD3, SD15, SDXL, Family
 from latentloom.models.handles import (
     Checkpoint,
@@ -88,6 +87,7 @@ from latentloom.models.handles import (
     WeightPatch,
 )
 from latentloom.models.ip_adapter import IpAdapter
+from latentloom.models.ip_adapter_patch import COMBINE_EMBEDS as IPADAPTER_COMBINE_EMBEDS
 from latentloom.models.upscale_model import UpscaleModel
 from latentloom.models.weight_dtype import (
     WEIGHT_DTYPES,

@@ -237,7 +237,5 @@ def load_diffusers_folder(
                 for component, config in text_configs.items()
             ),
         )
-        fill_modules(
-            modules, _transfers(files, modules), folder, device, dtype, vae_dtype, weights
-        )
+        fill_modules(modules, _transfers(files, modules), folder, device, dtype, vae_dtype, weights)
     return assemble(modules, detection, towers, folder, schedule)
