@@ -74,7 +74,8 @@ def test_without_our_chunk_the_png_opens_through_comfyuis_chunks(
     assert from_editor is not None
     assert set(from_editor["nodes"]) == {ids[n] for n in txt2img.nodes}
     sampler = from_editor["nodes"][ids["sampler"]]
-    assert sampler["type"] == "sampling.ksampler" and sampler["ui"]["pos"] == [40, 320]
+    assert sampler["type"] == "sampling.ksampler"
+    assert sampler["ui"]["pos"] == list(txt2img.nodes["sampler"].ui["pos"])
     assert sampler["inputs"]["latent"] == {"node": ids["latent"], "output": "latent"}
     assert sampler["inputs"]["seed"] == 42 and sampler["inputs"]["steps"] == 2
 
@@ -82,12 +83,16 @@ def test_without_our_chunk_the_png_opens_through_comfyuis_chunks(
     from_prompt = read_png_workflow(tmp_path / "api.png")
     assert from_prompt is not None
     assert executable(from_prompt) == executable(json.loads(png_text(path)["latentloom"])) | {
-        # What ComfyUI's API prompt cannot say: Empty Latent's model; prompt weighting and
-        # prediction detection are its own.
+        # What ComfyUI's API prompt cannot say: Empty Latent's model; prompt weighting,
+        # prediction detection and the weight dtype are its own.
         "latent": ("latent.empty", {"width": 256, "height": 256, "batch": 1}),
         "checkpoint": (
             "loaders.checkpoint",
-            {**txt2img.to_json()["nodes"]["checkpoint"]["inputs"], "prediction": "auto"},
+            {
+                **txt2img.to_json()["nodes"]["checkpoint"]["inputs"],
+                "prediction": "auto",
+                "weight_dtype": "default",
+            },
         ),
         **{
             name: (

@@ -36,7 +36,11 @@ def test_api_prompt_imports_with_comfy_ids_and_our_names() -> None:
     assert sampler["inputs"]["seed"] == 156680208700286
     assert sampler["inputs"]["latent"] == {"node": "5", "output": "latent"}
     assert sampler["inputs"]["positive"] == {"node": "6", "output": "conditioning"}
-    assert nodes["4"]["inputs"] == {"checkpoint": "tiny-sd15.safetensors", "prediction": "auto"}
+    assert nodes["4"]["inputs"] == {
+        "checkpoint": "tiny-sd15.safetensors",
+        "prediction": "auto",
+        "weight_dtype": "default",
+    }
     assert nodes["5"]["inputs"] == {"width": 64, "height": 64, "batch": 1}
     assert nodes["8"]["inputs"]["vae"] == {"node": "4", "output": "vae"}
     assert nodes["6"]["inputs"]["weighting"] == "comfy"

@@ -39,6 +39,7 @@ def test_without_o_the_workflow_goes_to_stdout(tmp_path: Path) -> None:
     assert json.loads(done.stdout)["nodes"]["4"]["inputs"] == {
         "checkpoint": "tiny-sd15.safetensors",
         "prediction": "auto",
+        "weight_dtype": "default",
     }
 
 
