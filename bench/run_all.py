@@ -24,6 +24,7 @@ BENCHMARKS = [
     "bench.comfy_import",
     "bench.comfy_api_overhead",
     "bench.comfy_side_by_side",  # prints how to set ComfyUI up unless LATENTLOOM_COMFY_* are set
+    "bench.comfy_first_image",  # the same: cold process -> first image against ComfyUI's server
     "bench.worker_process",
     "bench.model_listing",
     "bench.controlnet_step",
