@@ -26,7 +26,7 @@ one up and exits 0. Its server also needs `requests alembic SQLAlchemy` and the
 bench/comfy_side_by_side goes on its path (SD 1.5 never calls it).
 
     .venv/bin/python -m bench.comfy_first_image --comfy-python VENV/bin/python \\
-        --comfy-root COMFYUI_DIR --checkpoint SD15_FILE [--rounds 3] [--threads 2]
+        --comfy-root COMFYUI_DIR --checkpoint SD15_FILE [--rounds 3] [--threads 2] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -265,6 +265,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--comfy-arg", action="append", help="a ComfyUI flag (default: --cpu)")
     parser.add_argument("--checkpoint", type=Path, help="a full-size SD 1.5 file to reuse")
+    parser.add_argument("--keep", type=Path, help="work in this new folder and keep its logs")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch threads, every process")
     parser.add_argument("--steps", type=int, default=4)
@@ -284,7 +285,7 @@ def main() -> None:
         "ours (CLI run)": [],
     }
     with tempfile.TemporaryDirectory(prefix="comfy-first-image-") as scratch:
-        work = Path(scratch)
+        work = args.keep or Path(scratch)
         workflow_file = prepare(args, work, prompt)
         args.comfy_env = comfy_environment(args, work)
         for round_ in range(args.rounds):
