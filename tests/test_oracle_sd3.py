@@ -31,9 +31,14 @@ POSITIVE, NEGATIVE = "a photo of a cat", "blurry"
 
 def run_graph(engine: Engine) -> torch.Tensor:
     workflow = load_example("sd35_txt2img.json")
+    # The example gives each of CLIP-L, CLIP-G and T5 its own prompt: the same text in all three
+    # is what the pipeline's single prompt means.
     settings: list[tuple[str, str, str | int | float]] = [
-        ("positive", "text", POSITIVE),
-        ("negative", "text", NEGATIVE),
+        *(
+            (node, encoder, text)
+            for node, text in (("positive", POSITIVE), ("negative", NEGATIVE))
+            for encoder in ("clip_l", "clip_g", "t5xxl")
+        ),
         ("sampler", "sampler", "euler"),
         ("sampler", "scheduler", "simple"),
         ("sampler", "steps", STEPS),
