@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,3 +78,25 @@ def test_plan_refuses_what_a_queue_would_refuse(server: str) -> None:
     unknown = httpx.post(f"{server}/api/plan", json={"workflow": txt2img(1), "targets": ["x"]})
     assert unknown.status_code == 422
     assert unknown.json()["problems"][0]["code"] == "unknown_target"
+
+
+class _Worker:
+    """What KnownKeys reads of the services: the worker's status, as /api/system shows it."""
+
+    def __init__(self) -> None:
+        self.status: dict[str, Any] = {"restarts": 0, "pid": None}
+
+    def worker_status(self) -> dict[str, Any]:
+        return self.status
+
+
+def test_a_worker_getting_its_first_process_is_not_a_restart() -> None:
+    from latentloom.server.routes_plan import KnownKeys
+
+    worker, known = _Worker(), KnownKeys()
+    start = known._epoch(worker)  # type: ignore[arg-type]
+    worker.status = {"restarts": 0, "pid": 4242}  # the child came up after the first ask
+    assert known._epoch(worker) == start  # type: ignore[arg-type]
+    time.sleep(0.01)
+    worker.status = {"restarts": 1, "pid": 4343}  # a new child: the old cache is gone
+    assert known._epoch(worker) > start  # type: ignore[arg-type]

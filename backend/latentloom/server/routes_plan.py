@@ -93,9 +93,13 @@ class KnownKeys:
         status = state.worker_status() or {}
         restarts = (status.get("restarts"), status.get("pid"))
         with self._lock:
-            if self._restarts is not None and restarts != self._restarts:
+            # A worker that had no process yet when first asked (still starting) and has one now
+            # has not restarted: only a different process after a known one empties the cache.
+            before = self._restarts
+            if before is not None and before[1] is not None and restarts != before:
                 self._since = time.time()
-            self._restarts = restarts
+            if restarts[1] is not None or before is None:
+                self._restarts = restarts
             return self._since
 
     def collect(self, state: Services, engine: Engine) -> set[str]:
