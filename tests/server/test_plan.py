@@ -62,6 +62,14 @@ def test_plan_follows_the_cache_and_what_a_change_costs(server: str) -> None:
     assert (reseeded["run"], reseeded["cached"]) == (3, 4)
 
 
+def test_a_job_run_before_the_first_plan_still_counts(models_dir: Path, tmp_path: Path) -> None:
+    """The editor queues before its first plan request when the user is quick: what that job
+    ran is still cached when the plan is first asked, however late."""
+    with running_server(models_dir, tmp_path / "data") as fresh_server:
+        run(fresh_server, txt2img(5))
+        assert plan(fresh_server, txt2img(5))["cached"] == 7
+
+
 def test_plan_to_a_target(server: str) -> None:
     to_sampler = plan(server, txt2img(9), targets=["sampler"])
     assert to_sampler["nodes"]["decode"] == "unneeded"
@@ -83,20 +91,34 @@ def test_plan_refuses_what_a_queue_would_refuse(server: str) -> None:
 class _Worker:
     """What KnownKeys reads of the services: the worker's status, as /api/system shows it."""
 
-    def __init__(self) -> None:
-        self.status: dict[str, Any] = {"restarts": 0, "pid": None}
+    def __init__(self, status: dict[str, Any]) -> None:
+        self.status = status
 
     def worker_status(self) -> dict[str, Any]:
         return self.status
 
 
-def test_a_worker_getting_its_first_process_is_not_a_restart() -> None:
+def test_jobs_count_from_the_current_worker_process_start() -> None:
     from latentloom.server.routes_plan import KnownKeys
 
-    worker, known = _Worker(), KnownKeys()
-    start = known._epoch(worker)  # type: ignore[arg-type]
-    worker.status = {"restarts": 0, "pid": 4242}  # the child came up after the first ask
-    assert known._epoch(worker) == start  # type: ignore[arg-type]
+    known = KnownKeys()
+    starting = _Worker({"restarts": 0, "pid": None, "started_at": None})
+    before = time.time()
+    assert known._epoch(starting) >= before  # type: ignore[arg-type]  # no job ran in it yet
+    up = _Worker({"restarts": 0, "pid": 4242, "started_at": 1000.0})
+    assert known._epoch(up) == 1000.0  # type: ignore[arg-type]  # however late the first ask
+    again = _Worker({"restarts": 1, "pid": 4343, "started_at": 2000.0})
+    assert known._epoch(again) == 2000.0  # type: ignore[arg-type]  # a new child: old cache gone
+
+
+def test_a_pool_without_a_start_time_counts_from_the_server_start_until_a_restart() -> None:
+    from latentloom.server.routes_plan import KnownKeys
+
+    known = KnownKeys()
+    pool = _Worker({"restarts": 0})
+    start = known._epoch(pool)  # type: ignore[arg-type]
+    assert start <= time.time()
     time.sleep(0.01)
-    worker.status = {"restarts": 1, "pid": 4343}  # a new child: the old cache is gone
-    assert known._epoch(worker) > start  # type: ignore[arg-type]
+    assert known._epoch(pool) == start  # type: ignore[arg-type]
+    pool.status = {"restarts": 1}
+    assert known._epoch(pool) > start  # type: ignore[arg-type]

@@ -98,6 +98,7 @@ class WorkerProcess:
         self._ready: Ready | None = None
         self._error: str | None = None  # the engine cannot start: jobs fail with this
         self._started = 0  # worker processes started so far
+        self._started_at: float | None = None  # wall clock when the current process spawned
         self._start_failures = 0
         self._last_exit: str | None = None
         self._cache_used_bytes = 0
@@ -157,6 +158,7 @@ class WorkerProcess:
                 "ready": ready is not None,
                 "state": self._state(),
                 "restarts": max(self._started - 1, 0),
+                "started_at": self._started_at if process is not None else None,
                 "running": self._current[0] if self._current is not None else None,
                 "error": self._error,
                 "last_exit": self._last_exit,
@@ -304,6 +306,7 @@ class WorkerProcess:
         with self._lock:
             self._process, self._connection, self._ready = process, ours, None
             self._started += 1
+            self._started_at = time.time()
         message = self._await_ready(ours, process, begun)
         if isinstance(message, Ready):
             with self._lock:

@@ -32,6 +32,7 @@ from latentloom.server.body_limit import BodyLimit
 from latentloom.server.docs import docs_routes
 from latentloom.server.headers import SecurityHeaders
 from latentloom.server.login import login_routes
+from latentloom.server.routes_plan import KnownKeys
 from latentloom.server.security import HostOriginGuard
 from latentloom.server.services import EngineUnavailable, Services
 from latentloom.server.settings import ServerSettings
@@ -71,6 +72,7 @@ def create_app(
         # Event ids (and workflow revisions) continue above every id of earlier runs.
         services.hub.begin_epoch(services.ledger.begin_event_epoch())
         app.state.services = services
+        app.state.known_keys = KnownKeys()  # what POST /api/plan counts as cached
         services.warm_up_in_background()
         try:
             yield

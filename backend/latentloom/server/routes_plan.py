@@ -86,20 +86,22 @@ class KnownKeys:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._memo: OrderedDict[str, frozenset[str]] = OrderedDict()
-        self._since = time.time()  # a server start is a fresh worker and an empty cache
+        self._since = time.time()  # made at server start: a fresh engine and an empty cache
         self._restarts: Any = None
 
     def _epoch(self, state: Services) -> float:
+        """Since when finished jobs count: the current worker process's start where the
+        dispatcher reports one, else the server's start, moved on whenever the restart count
+        of workers that report only that (a Ray pool) changes."""
         status = state.worker_status() or {}
-        restarts = (status.get("restarts"), status.get("pid"))
+        if "started_at" in status:
+            started = status["started_at"]
+            return float(started) if started is not None else time.time()
+        restarts = status.get("restarts")
         with self._lock:
-            # A worker that had no process yet when first asked (still starting) and has one now
-            # has not restarted: only a different process after a known one empties the cache.
-            before = self._restarts
-            if before is not None and before[1] is not None and restarts != before:
+            if self._restarts is not None and restarts != self._restarts:
                 self._since = time.time()
-            if restarts[1] is not None or before is None:
-                self._restarts = restarts
+            self._restarts = restarts
             return self._since
 
     def collect(self, state: Services, engine: Engine) -> set[str]:
@@ -135,10 +137,7 @@ class KnownKeys:
 
 
 def known_keys(request: Request) -> KnownKeys:
-    app = request.app
-    if not hasattr(app.state, "known_keys"):
-        app.state.known_keys = KnownKeys()
-    return app.state.known_keys  # type: ignore[no-any-return]
+    return request.app.state.known_keys  # type: ignore[no-any-return]
 
 
 def _invalid(problems: list[Problem]) -> JSONResponse:
