@@ -26,7 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from latentloom.jobs.dispatch import ReportsStatus
 from latentloom.jobs.ledger import Ledger
+from latentloom.jobs.worker_protocol import WorkerConfig
+from latentloom.jobs.worker_spawn import SpawnedWorker
 from latentloom.server.demo_models import DEMO_CHECKPOINT, ensure_demo_models
+from latentloom.server.early_worker import worker_config
 from latentloom.server.fresh_enough import FreshEnough
 from latentloom.server.hub import EventHub
 from latentloom.server.job_pages import PageBuilder
@@ -70,6 +73,8 @@ class Services:
     # warms itself (jobs/worker_main.py).
     warm_up_steps: list[tuple[str, WarmupStep]] | None = None
     warmup: Warmup | None = None
+    # A worker child `latentloom serve` spawned before the web stack loaded (early_worker.py).
+    early_worker: SpawnedWorker | None = None
 
     def __post_init__(self) -> None:
         ledger = self.ledger
@@ -157,28 +162,29 @@ class Services:
 
     def _worker_process(self, model_dirs: list[Path]) -> WorkerProcess:
         from latentloom.jobs.worker_process import WorkerProcess
-        from latentloom.jobs.worker_protocol import WorkerConfig
 
-        settings = self.settings
-        config = WorkerConfig(
-            model_dirs=tuple(model_dirs),
-            output_dir=settings.output_dir,
-            input_dir=settings.input_dir,
-            device=settings.device,
-            node_packs=tuple(settings.node_packs),
-            cost_budget=settings.cost_budget(),
-            previews_per_second=settings.previews_per_second,
-            memory_limit_bytes=settings.worker_memory_limit_bytes,
-            fast_path=settings.fast_path(),
+        config = worker_config(self.settings, model_dirs)
+        first = self._adopt_early_worker(config)
+        return WorkerProcess(
+            self.ledger, config, self.hub.publish, self.hub.publish_preview, first_worker=first
         )
-        return WorkerProcess(self.ledger, config, self.hub.publish, self.hub.publish_preview)
+
+    def _adopt_early_worker(self, config: WorkerConfig) -> SpawnedWorker | None:
+        """The early child when it was started as this server would start it now; else ended
+        (the model folders changed in between: it would serve the old ones)."""
+        early, self.early_worker = self.early_worker, None
+        if early is None or early.config == config:
+            return early
+        log.warning("the worker spawned at start-up saw other model folders; starting another")
+        early.end()
+        return None
 
     def _ray_dispatcher(self, model_dirs: list[Path]) -> Dispatcher:
         from latentloom.jobs.ray_cluster import RayOptions
         from latentloom.jobs.ray_dispatch import RayDispatcher
 
         settings = self.settings
-        config = self._worker_process(model_dirs).config  # what a child would get (not started)
+        config = worker_config(settings, model_dirs)
         options = RayOptions(settings.ray or "auto", settings.ray_workers, settings.ray_dashboard)
         return RayDispatcher(
             self.ledger, config, self.hub.publish, self.hub.publish_preview, options
@@ -227,5 +233,8 @@ class Services:
 
     def close(self) -> None:
         self.job_pages.close()
+        if self.early_worker is not None:  # never adopted: the engine failed to start first
+            self.early_worker.end()
+            self.early_worker = None
         if self.dispatcher is not None:
             self.dispatcher.stop(timeout=10)
