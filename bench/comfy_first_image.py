@@ -12,6 +12,10 @@ turn, and the rounds are interleaved, median of --rounds:
                   GET /api/system until it answers;
   our CLI         `latentloom run` of the same graph as a fresh process (spawn -> exit).
 
+With --cold-disk the checkpoint is dropped from the page cache before every process spawns
+(posix_fadvise DONTNEED: no root needed), as after a reboot: each side then reads it from
+the disk, ComfyUI once its job loads it, ours while its worker imports (read-ahead).
+
 The moment a server answers, the same body goes to both: POST /prompt with one ComfyUI API
 prompt (ours serves ComfyUI's route and imports the prompt as an ordinary job). "Image" is
 the moment a PNG appears in that server's output folder, polled from this process (a stat
@@ -26,7 +30,8 @@ one up and exits 0. Its server also needs `requests alembic SQLAlchemy` and the
 bench/comfy_side_by_side goes on its path (SD 1.5 never calls it).
 
     .venv/bin/python -m bench.comfy_first_image --comfy-python VENV/bin/python \\
-        --comfy-root COMFYUI_DIR --checkpoint SD15_FILE [--rounds 3] [--threads 2] [--keep DIR]
+        --comfy-root COMFYUI_DIR --checkpoint SD15_FILE [--rounds 3] [--threads 2] [--keep DIR] \\
+        [--cold-disk]
 """
 
 from __future__ import annotations
@@ -231,6 +236,16 @@ def prepare(args: argparse.Namespace, work: Path, prompt: dict[str, Any]) -> Pat
     return workflow_file
 
 
+def drop_from_page_cache(path: Path) -> None:
+    """Forget the file's cached pages, so the next reader reads the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(descriptor)
+
+
 def report(args: argparse.Namespace, runs: dict[str, list[Timing]]) -> None:
     def mid(name: str, field: str) -> float:
         return median([getattr(timing, field) for timing in runs[name]])
@@ -239,6 +254,7 @@ def report(args: argparse.Namespace, runs: dict[str, list[Timing]]) -> None:
         f"\ncold process -> first image: full-size SD 1.5 (random weights), txt2img "
         f"{args.size}², {args.steps} steps, euler/normal, cfg 7, CPU, {args.threads} threads; "
         f"median of {args.rounds} interleaved rounds (ComfyUI flags: {' '.join(args.comfy_arg)})"
+        f"{'; checkpoint dropped from the page cache before each spawn' if args.cold_disk else ''}"
     )
     print(f"{'':24} {'spawn->socket':>14} {'socket->image':>14} {'spawn->image':>13}  rounds")
     for name in runs:
@@ -270,6 +286,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads, every process")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument(
+        "--cold-disk", action="store_true", help="read the checkpoint from disk in every process"
+    )
     args = parser.parse_args()
     if not args.comfy_python:
         print(SETUP.replace("bench.comfy_side_by_side", "bench.comfy_first_image"))
@@ -288,9 +307,18 @@ def main() -> None:
         work = args.keep or Path(scratch)
         workflow_file = prepare(args, work, prompt)
         args.comfy_env = comfy_environment(args, work)
+        checkpoint = work / "models" / "checkpoints" / CHECKPOINT
+
+        def cold() -> None:
+            if args.cold_disk:
+                drop_from_page_cache(checkpoint)
+
         for round_ in range(args.rounds):
+            cold()
             runs["ComfyUI (server)"].append(comfy_server(args, work, round_, prompt))
+            cold()
             runs["ours (server)"].append(our_server(args, work, round_, prompt))
+            cold()
             runs["ours (CLI run)"].append(our_cli(args, work, round_, workflow_file))
             done = {name: f"{timings[-1].image:.2f} s" for name, timings in runs.items()}
             print(f"round {round_ + 1}: {done}", flush=True)

@@ -340,6 +340,7 @@ def _run(args: argparse.Namespace) -> int:
     warmup.wait("engine")
     from latentloom.engine.context import Cancelled, CancelToken
     from latentloom.engine.executor import NodeExecutionError
+    from latentloom.engine.read_ahead import ReadAhead, model_files
     from latentloom.engine.setup import make_engine
     from latentloom.fast_path import FastPathSettings
     from latentloom.graph.validate import WorkflowInvalid
@@ -354,6 +355,8 @@ def _run(args: argparse.Namespace) -> int:
             channels_last=bool(args.channels_last), compile=bool(args.compile)
         ),
     )
+    # The checkpoint comes off a cold disk while diffusers imports (engine/read_ahead.py).
+    ReadAhead().start(lambda: model_files(workflow, engine.registry, engine.settings.folders))
     cancel = CancelToken()
     signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     progress = _ProgressPrinter()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from latentloom.engine.read_ahead import ReadAhead
 from latentloom.jobs.dispatch import ReportsStatus
 from latentloom.jobs.ledger import Ledger
 from latentloom.jobs.worker_protocol import WorkerConfig
@@ -75,6 +76,7 @@ class Services:
     warmup: Warmup | None = None
     # A worker child `latentloom serve` spawned before the web stack loaded (early_worker.py).
     early_worker: SpawnedWorker | None = None
+    read_ahead: ReadAhead = field(default_factory=ReadAhead)
 
     def __post_init__(self) -> None:
         ledger = self.ledger
@@ -152,13 +154,33 @@ class Services:
                     self.ledger, warm_engine, self.hub.publish, self.hub.publish_preview
                 )
                 self.dispatcher.start()
-            self.queue = JobQueue(self.ledger, self.dispatcher, self.hub.publish)
+            self.queue = JobQueue(
+                self.ledger, self.dispatcher, self.hub.publish, on_queued=self._read_ahead
+            )
             log.info("the engine is ready (%s)", self.engine.settings.device)
         except Exception as error:  # reported by /api/system and every route that needs the engine
             self.startup_error = f"{type(error).__name__}: {error}"
             log.exception("the engine failed to start")
         finally:
             self.ready.set()
+
+    def _read_ahead(self, workflow: dict[str, Any]) -> None:
+        """While the worker starts, a queued job's model files go into the page cache (a
+        cold disk then overlaps the worker's imports); a warm worker reads them itself."""
+        status = self.worker_status()
+        if self.engine is None or (status is not None and status.get("ready")):
+            return
+        if self.warmup is not None and self.warmup.done():
+            return
+        engine = self.engine
+
+        def files() -> list[Path]:
+            from latentloom.engine.read_ahead import model_files
+            from latentloom.graph.workflow import parse_workflow
+
+            return model_files(parse_workflow(workflow), engine.registry, engine.settings.folders)
+
+        self.read_ahead.start(files)
 
     def _worker_process(self, model_dirs: list[Path]) -> WorkerProcess:
         from latentloom.jobs.worker_process import WorkerProcess
