@@ -31,7 +31,7 @@ def test_the_files_a_workflow_names_resolve_as_the_loaders_resolve_them(
 
 def test_each_file_is_read_whole_and_once(tmp_path: Path) -> None:
     first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
-    first.write_bytes(b"x" * 20_000_000)  # more than one chunk
+    first.write_bytes(b"x" * 20_000_000)  # many chunks
     second.write_bytes(b"y" * 10)
     assert read_into_page_cache([first, second, tmp_path / "gone"]) == 20_000_010
     ahead = ReadAhead()

@@ -26,7 +26,7 @@ from latentloom.node import DynamicChoices
 from latentloom.registry import Registry
 
 log = logging.getLogger(__name__)
-CHUNK_BYTES = 8 * 2**20
+CHUNK_BYTES = 2**20  # the one buffer is all the memory a read-ahead holds (the server's RSS)
 WEIGHT_SUFFIXES = (".safetensors",)
 
 

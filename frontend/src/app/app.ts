@@ -9,13 +9,12 @@ import { ApiError, api, outputUrl } from "../api/client";
 import { EventSocket } from "../api/socket";
 import { Interaction, type InteractionHost, type SearchFilter } from "../canvas/interaction";
 import { Renderer } from "../canvas/renderer";
-import { imageInputOf, inputSlot, outputSlot, type ActionSlot } from "../canvas/geometry";
-import { toScreen, type Viewport } from "../canvas/viewport";
+import { imageInputOf, type ActionSlot } from "../canvas/geometry";
+import type { Viewport } from "../canvas/viewport";
 import { WidgetEditor } from "../canvas/widget-editor";
 import type { WidgetSlot } from "../canvas/geometry";
-import { describeExport, describeImport, exportWorkflow, importFile, type ExportFormat } from "../api/interop";
-import { isOwnDocument, ownDocumentFromPng } from "../files/png-text";
-import { createNode, parseCatalog, parseJson, placeholderOf, removeItems, setTitle, toWorkflow, type Catalog, type Vec2 } from "../model";
+import { describeExport, exportWorkflow, type ExportFormat } from "../api/interop";
+import { createNode, parseCatalog, placeholderOf, removeItems, setTitle, toWorkflow, type Catalog, type Vec2 } from "../model";
 import { ContextMenu } from "../ui/context-menu";
 import { askConfirm, askText } from "../ui/dialog";
 import { HintBar } from "../ui/hint-bar";
@@ -35,6 +34,8 @@ import { exampleWorkflows } from "./examples";
 import { KeyBindings, type Action } from "./keys";
 import { Runner } from "./runner";
 import { Workspace, message } from "./workspace";
+import { PageGeometry } from "./page-geometry";
+import { FILE_TYPES, openFile } from "./file-open";
 import { KeysDialog } from "../ui/keys-dialog";
 import { ImageActions } from "./image-actions";
 import { SubgraphView } from "../ui/subgraph-view";
@@ -58,6 +59,8 @@ const KEYS_STORAGE = "latentloom.keys";
 
 export class App implements InteractionHost {
   readonly renderer: Renderer;
+  /** Client coordinates of what the canvas shows, for tests that click and drag. */
+  readonly geometry: PageGeometry;
   readonly workspace: Workspace;
   readonly runner: Runner;
   readonly keys: KeyBindings;
@@ -88,6 +91,7 @@ export class App implements InteractionHost {
   constructor(root: HTMLElement, readonly catalog: Catalog) {
     const canvasHost = el("div", { className: "canvas-host" });
     this.renderer = new Renderer(canvasHost);
+    this.geometry = new PageGeometry(this.renderer, () => this.tab?.store);
     this.widgetEditor = new WidgetEditor(canvasHost, (input) => (input.choices_from === "inputs" ? this.imageActions.uploaded : []));
     this.search = new SearchBox(canvasHost);
     this.nodeMenu = new ContextMenu(canvasHost);
@@ -681,43 +685,21 @@ export class App implements InteractionHost {
 
   /** Dropping a workflow .json, or a PNG or WebP that carries one, opens it in a new tab. */
   private listenForDrops(host: HTMLElement): void {
+    const open = (file: File) => void openFile(file, this.workspace, this);
     host.addEventListener("dragover", (event) => event.preventDefault());
     host.addEventListener("drop", (event) => {
       event.preventDefault();
       const file = event.dataTransfer?.files[0];
-      if (file !== undefined) void this.openFile(file);
+      if (file !== undefined) open(file);
     });
     this.filePicker.type = "file";
-    this.filePicker.accept = ".json,.png,.webp,application/json,image/png,image/webp";
+    this.filePicker.accept = FILE_TYPES;
     this.filePicker.hidden = true;
     this.filePicker.addEventListener("change", () => {
       const file = this.filePicker.files?.[0];
       this.filePicker.value = "";
-      if (file !== undefined) void this.openFile(file);
+      if (file !== undefined) open(file);
     });
-  }
-
-  /**
-   * Our own documents (a Latentloom JSON, a PNG with our chunk) open here as before; anything
-   * else (ComfyUI JSON of either format, ComfyUI PNGs and WebPs) goes to the server's
-   * importer, which owns every foreign format, and its report becomes a notice.
-   */
-  async openFile(file: File): Promise<void> {
-    const name = file.name.replace(/\.(json|png|webp)$/i, "") || "Imported";
-    try {
-      const bytes = new Uint8Array(await file.arrayBuffer());
-      const own = ownDocument(bytes, file);
-      if (own !== undefined) {
-        await this.workspace.create(own, name);
-        return;
-      }
-      const result = await importFile(bytes, file.name);
-      await this.workspace.create(result.workflow, name);
-      const report = result.report;
-      this.notice(describeImport(report), report.unsupported.length > 0 ? "warning" : "info");
-    } catch (error) {
-      this.toast(`cannot open ${file.name}: ${message(error)}`);
-    }
   }
 
   /** Export → ComfyUI: the server converts, the browser downloads, the report is shown. */
@@ -733,83 +715,9 @@ export class App implements InteractionHost {
 
   // ---- test and benchmark hooks -----------------------------------------------------------
 
-  /** Where a socket is on the page (client coordinates), for tests that drag between sockets. */
-  socketPosition(nodeId: string, name: string, side: "input" | "output"): Vec2 | undefined {
-    const node = this.tab?.store.get("node", nodeId);
-    if (node === undefined) return undefined;
-    const layout = this.renderer.layoutOf(node);
-    const slot = side === "input" ? inputSlot(layout, name) : outputSlot(layout, name);
-    return slot === undefined ? undefined : this.toClient(slot.at);
-  }
-
-  widgetPosition(nodeId: string, name: string): Vec2 | undefined {
-    const node = this.tab?.store.get("node", nodeId);
-    if (node === undefined) return undefined;
-    const widget = this.renderer.layoutOf(node).widgets.find((candidate) => candidate.input.name === name);
-    if (widget === undefined) return undefined;
-    const [x, y, width, height] = widget.rect;
-    return this.toClient([x + width / 2, y + height / 2]);
-  }
-
-  /** The middle of a node's button (Load Image's "upload" or "edit-mask"), client coordinates. */
-  actionPosition(nodeId: string, id: string): Vec2 | undefined {
-    const node = this.tab?.store.get("node", nodeId);
-    if (node === undefined) return undefined;
-    const action = this.renderer.layoutOf(node).actions?.find((candidate) => candidate.id === id);
-    if (action === undefined) return undefined;
-    const [x, y, width, height] = action.rect;
-    return this.toClient([x + width / 2, y + height / 2]);
-  }
-
-  /** Where a SIGMAS output's plot is on the page: [left, top, width, height], client coordinates. */
-  plotRect(nodeId: string, output: string): [number, number, number, number] | undefined {
-    const node = this.tab?.store.get("node", nodeId);
-    if (node === undefined) return undefined;
-    const plot = this.renderer.layoutOf(node).plots?.find((candidate) => candidate.output === output);
-    if (plot === undefined) return undefined;
-    const [x, y, width, height] = plot.rect;
-    const [left, top] = this.toClient([x, y]);
-    const scale = this.renderer.view.scale;
-    return [left, top, width * scale, height * scale];
-  }
-
-  nodeTitlePosition(nodeId: string): Vec2 | undefined {
-    const node = this.tab?.store.get("node", nodeId);
-    if (node === undefined) return undefined;
-    const [x, y] = this.renderer.layoutOf(node).rect;
-    return this.toClient([x + 60, y + 13]);
-  }
-
-  nodeRect(nodeId: string): [number, number, number, number] | undefined {
-    const node = this.tab?.store.get("node", nodeId);
-    if (node === undefined) return undefined;
-    const [x, y, width, height] = this.renderer.layoutOf(node).rect;
-    const [left, top] = this.toClient([x, y]);
-    const scale = this.renderer.view.scale;
-    return [left, top, width * scale, height * scale];
-  }
-
-  private toClient(world: Vec2): Vec2 {
-    const box = this.renderer.element.getBoundingClientRect();
-    const [x, y] = toScreen(this.renderer.view, world);
-    return [box.left + x, box.top + y];
-  }
-
   workflow(): unknown {
     const tab = this.tab;
     return tab === undefined ? undefined : toWorkflow(tab.store);
-  }
-}
-
-/** The file's document if it is one of ours, parsed locally; undefined sends it to the server. */
-function ownDocument(bytes: Uint8Array, file: File): unknown {
-  if (/\.png$/i.test(file.name) || file.type === "image/png") return ownDocumentFromPng(bytes);
-  if (!/\.json$/i.test(file.name) && file.type !== "application/json") return undefined;
-  try {
-    const document: unknown = parseJson(new TextDecoder().decode(bytes));
-    return isOwnDocument(document) ? document : undefined;
-  } catch {
-    return undefined; // the importer names where the JSON breaks
   }
 }
 

@@ -79,11 +79,11 @@ export function installTestHooks(app: App): void {
     runLog: () => [...app.runner.log],
     nodeIds: () => [...(active()?.store.list("node") ?? [])].map((node) => node.id),
     workflow: () => app.workflow(),
-    socketPosition: (node, name, side) => app.socketPosition(node, name, side),
-    widgetPosition: (node, name) => app.widgetPosition(node, name),
-    nodeTitlePosition: (node) => app.nodeTitlePosition(node),
-    actionPosition: (node, action) => app.actionPosition(node, action),
-    plotRect: (node, output) => app.plotRect(node, output),
+    socketPosition: (node, name, side) => app.geometry.socketPosition(node, name, side),
+    widgetPosition: (node, name) => app.geometry.widgetPosition(node, name),
+    nodeTitlePosition: (node) => app.geometry.nodeTitlePosition(node),
+    actionPosition: (node, action) => app.geometry.actionPosition(node, action),
+    plotRect: (node, output) => app.geometry.plotRect(node, output),
     sigmas: (node) => {
       const series = active()?.run.sigmas.get(node);
       return series === undefined ? undefined : Object.fromEntries([...series].map(([name, values]) => [name, [...values]]));
@@ -94,7 +94,7 @@ export function installTestHooks(app: App): void {
       const mask = painter.mask;
       return { width: mask.width, height: mask.height, painted: mask.data.reduce((count, value) => count + (value > 0 ? 1 : 0), 0) };
     },
-    nodeRect: (node) => app.nodeRect(node),
+    nodeRect: (node) => app.geometry.nodeRect(node),
     pixelAt: ([x, y]) => {
       const canvas = document.querySelector<HTMLCanvasElement>("canvas.layer-static");
       const context = canvas?.getContext("2d");
