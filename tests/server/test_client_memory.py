@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,15 @@ class StalledClient:
         self.sock.sendall(b"".join(self.protocol.data_to_send()))
 
 
+def sampler_running(job_url: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if httpx.get(job_url, timeout=10).json()["nodes"].get("sampler") == "started":
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{job_url}: the sampler did not start in {timeout} s")
+
+
 def test_a_client_that_stops_reading_is_dropped_and_memory_stays_bounded(
     server: tuple[str, int],
 ) -> None:
@@ -103,12 +113,15 @@ def test_a_client_that_stops_reading_is_dropped_and_memory_stays_bounded(
     async def main() -> tuple[int, int, int | None, str]:
         stalled = StalledClient(url + "?jobs=all")
         stalled.send_text(json.dumps({"type": "workflow.watch", "name": "big notes"}))
-        await asyncio.sleep(0.5)
-        before = rss_bytes(pid)
         busy = await asyncio.to_thread(
             httpx.post, f"{base}/api/jobs", json={"workflow": example}, timeout=60
         )
         assert busy.status_code == 201
+        # The baseline is the server with that job sampling (whether the worker was still
+        # starting when it was queued or not): what grows from here is the clients' share.
+        job = f"{base}/api/jobs/{busy.json()['jobs'][0]['id']}"
+        await asyncio.to_thread(sampler_running, job)
+        before = rss_bytes(pid)
         peak = before
         async with websockets.connect(url, max_size=None) as editor:
             json.loads(await editor.recv())
