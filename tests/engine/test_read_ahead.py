@@ -1,4 +1,4 @@
-"""Reading a queued job's model files ahead, while the worker starts (engine/read_ahead.py)."""
+"""Reading a workflow's model files ahead while the engine stack imports (engine/read_ahead.py)."""
 
 from __future__ import annotations
 

@@ -14,14 +14,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.server.api_server import free_port, wait_until_ready
+from tests.server.api_server import free_port, poll, wait_until_ready
 from tests.support import load_example
 
 
@@ -34,17 +32,6 @@ def start_server(
         *("--ray", ray_address, "--ray-workers", "1"),
     ]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def poll(url: str, check: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = httpx.get(url, timeout=10).json()
-        if check(value):
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} never satisfied the check within {timeout} s; last: {value}")
 
 
 def submit(base: str, steps: int, seed: int) -> str:

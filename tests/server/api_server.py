@@ -47,3 +47,15 @@ def wait_until_ready(base_url: str, token: str | None = None, timeout: float = 6
                 raise RuntimeError(system["startup_error"])
         time.sleep(0.05)
     raise TimeoutError(f"{base_url} did not become ready in {timeout} s")
+
+
+def poll(url: str, check: Any, timeout: float = 120.0) -> Any:
+    """GET `url` (JSON) until `check` accepts it; that value, or TimeoutError with the last."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = httpx.get(url, timeout=10).json()
+        if check(value):
+            return value
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} never satisfied the check within {timeout} s; last: {value}")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from websockets.uri import parse_uri
 
 from latentloom.server.hub import CLIENT_BYTE_LIMIT
 from latentloom.server.routes_ws import BINARY_REASON, OVERFLOW_CLOSE_CODE, overflow_reason
-from tests.server.api_server import free_port, wait_until_ready
+from tests.server.api_server import free_port, poll, wait_until_ready
 from tests.server.test_restart import start_server
 from tests.support import load_example
 
@@ -93,15 +92,6 @@ class StalledClient:
         self.sock.sendall(b"".join(self.protocol.data_to_send()))
 
 
-def sampler_running(job_url: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if httpx.get(job_url, timeout=10).json()["nodes"].get("sampler") == "started":
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{job_url}: the sampler did not start in {timeout} s")
-
-
 def test_a_client_that_stops_reading_is_dropped_and_memory_stays_bounded(
     server: tuple[str, int],
 ) -> None:
@@ -120,7 +110,7 @@ def test_a_client_that_stops_reading_is_dropped_and_memory_stays_bounded(
         # The baseline is the server with that job sampling (whether the worker was still
         # starting when it was queued or not): what grows from here is the clients' share.
         job = f"{base}/api/jobs/{busy.json()['jobs'][0]['id']}"
-        await asyncio.to_thread(sampler_running, job)
+        await asyncio.to_thread(poll, job, lambda view: view["nodes"].get("sampler") == "started")
         before = rss_bytes(pid)
         peak = before
         async with websockets.connect(url, max_size=None) as editor:

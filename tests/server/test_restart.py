@@ -7,13 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-from tests.server.api_server import free_port, wait_until_ready
+from tests.server.api_server import free_port, poll, wait_until_ready
 from tests.support import load_example
 
 
@@ -33,16 +31,6 @@ def start_server(models_dir: Path, data_dir: Path, port: int) -> subprocess.Pope
         "cpu",
     ]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def poll(url: str, check: Any, timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = httpx.get(url, timeout=10).json()
-        if check(value):
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} never satisfied the check; last: {value}")
 
 
 def test_sigkill_mid_job_then_restart_completes_every_job_once(
