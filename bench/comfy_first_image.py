@@ -14,7 +14,7 @@ turn, and the rounds are interleaved, median of --rounds:
 
 With --cold-disk the checkpoint is dropped from the page cache before every process spawns
 (posix_fadvise DONTNEED: no root needed), as after a reboot: each side then reads it from
-the disk: ComfyUI and our server once the job loads it, our CLI while it imports (read-ahead).
+the disk, ComfyUI once its job loads it, ours while its worker imports (read-ahead).
 
 The moment a server answers, the same body goes to both: POST /prompt with one ComfyUI API
 prompt (ours serves ComfyUI's route and imports the prompt as an ordinary job). "Image" is

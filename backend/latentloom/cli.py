@@ -164,20 +164,25 @@ SERVER_SWITCH_INTERVAL_S = 0.001
 def _serve(args: argparse.Namespace) -> int:
     import logging
 
-    import uvicorn
-
-    from latentloom.server.app import create_app
+    from latentloom.server.early_worker import spawn_early
 
     settings = _serve_settings(args)
     if settings is None:
         return EXIT_INVALID
+    # The worker child imports torch and warms up while this process imports the web stack.
+    early_worker = spawn_early(settings)
+
+    import uvicorn
+
+    from latentloom.server.app import create_app
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # Request threads (parsing, validating, SQLite rows) hold the GIL in turns; the default
     # 5 ms turn makes the event loop wait a turn per waiting thread, several times per request.
     sys.setswitchinterval(SERVER_SWITCH_INTERVAL_S)
     # The sans-I/O websockets protocol: uvicorn's legacy one is deprecated.
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, early_worker=early_worker),
         host=settings.host,
         port=settings.port,
         log_level="warning",
@@ -319,7 +324,7 @@ def _run(args: argparse.Namespace) -> int:
     from latentloom.graph.workflow import WorkflowFormatError, load_workflow_file
     from latentloom.warmup import Warmup, cli_steps
 
-    # As in the server's worker child (jobs/worker_process.py CHILD_ENVIRONMENT): OpenMP
+    # As in the server's worker child (jobs/worker_spawn.py CHILD_ENVIRONMENT): OpenMP
     # threads that sleep while they wait, set before torch loads; a user's own choice stands.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # torch, diffusers and transformers import on a thread meanwhile; this thread imports

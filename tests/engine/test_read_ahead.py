@@ -6,6 +6,8 @@ from pathlib import Path
 
 from latentloom.engine.executor import Engine
 from latentloom.engine.read_ahead import ReadAhead, model_files, read_into_page_cache
+from latentloom.jobs.ledger import Ledger
+from latentloom.jobs.queue import JobQueue
 from tests.support import load_example
 
 
@@ -36,3 +38,16 @@ def test_each_file_is_read_whole_and_once(tmp_path: Path) -> None:
     assert ahead.read(lambda: [first]) == 20_000_000
     assert ahead.read(lambda: [first, second]) == 10  # the first file was read already
     assert ahead.read(lambda: 1 / 0) == 0  # a workflow it cannot read: nothing, no error
+
+
+def test_the_queue_hands_each_submitted_workflow_on(tmp_path: Path) -> None:
+    class Idle:
+        def wake(self) -> None:
+            pass
+
+    seen: list[dict[str, object]] = []
+    workflow = load_example("txt2img.json").to_json()
+    with Ledger(tmp_path / "jobs.sqlite") as ledger:
+        queue = JobQueue(ledger, Idle(), lambda event: None, on_queued=seen.append)  # type: ignore[arg-type]
+        queue.submit(workflow, runs=3)
+    assert seen == [workflow]

@@ -419,3 +419,60 @@ def test_a_worker_does_not_outlive_a_killed_server(models_dir: Path, tmp_path: P
         server.kill()
         server.wait(timeout=30)
     assert not list((tmp_path / "data" / "output").glob("*.png"))
+
+
+# --- a child spawned before the dispatcher (latentloom serve's early spawn) ------------------
+
+
+def test_a_child_spawned_earlier_is_taken_over_not_doubled(ledger: Ledger, tmp_path: Path) -> None:
+    from latentloom.jobs.worker_spawn import spawn_worker
+
+    recorder = Recorder()
+    config = worker_config(tmp_path)
+    early = spawn_worker(config)
+    worker = WorkerProcess(
+        ledger, config, recorder.publish, recorder.publish_preview, first_worker=early
+    )
+    worker.start()
+    try:
+        job = ledger.add(sum_of(4, 5))
+        worker.wake()
+        end = recorder.ended(job.id, timeout=120)
+        status = worker.status()
+    finally:
+        worker.stop(timeout=30)
+    assert isinstance(end, JobFinished) and end.outputs == {"out": {"values": [9]}}
+    assert status["pid"] == early.process.pid and status["restarts"] == 0
+    assert status["started_at"] == early.started_at
+
+
+def test_an_early_child_started_otherwise_is_refused(ledger: Ledger, tmp_path: Path) -> None:
+    from latentloom.jobs.worker_spawn import spawn_worker
+
+    early = spawn_worker(worker_config(tmp_path))
+    try:
+        with pytest.raises(ValueError, match="another configuration"):
+            WorkerProcess(
+                ledger,
+                worker_config(tmp_path, device="cpu", node_packs=()),
+                Recorder().publish,
+                Recorder().publish_preview,
+                first_worker=early,
+            )
+    finally:
+        early.end()
+
+
+def test_stopped_before_it_took_the_early_child_over_ends_it(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    from latentloom.jobs.worker_spawn import spawn_worker
+
+    config = worker_config(tmp_path)
+    early = spawn_worker(config)
+    recorder = Recorder()
+    worker = WorkerProcess(
+        ledger, config, recorder.publish, recorder.publish_preview, first_worker=early
+    )
+    worker.stop(timeout=30)  # never started
+    assert process_gone(early.process.pid)

@@ -1,10 +1,10 @@
 """Read a workflow's model files into the page cache while the engine stack still imports.
 
 The first image after a reboot reads its checkpoint from a cold disk: 2 GB took 4.2 s here,
-and `latentloom run` only starts reading once its ~3 s of diffusers and transformers imports
-are done. Read ahead on a thread once the workflow is validated, the same bytes are in
-memory by the time Load Checkpoint maps the file, so the disk and the imports overlap
-instead of adding up.
+and the engine only starts reading once its ~3-4.5 s of imports are done. Read ahead on a
+thread (the server's the moment a job is queued while its worker starts; `latentloom run`'s
+once the workflow is validated), the same bytes are in memory by the time Load Checkpoint
+maps the file, so the disk and the imports overlap instead of adding up.
 
 Which files: every literal input whose choices are a model folder's files (`DynamicChoices`),
 resolved exactly as the loader resolves it (confined to its folder); a diffusers folder
@@ -27,7 +27,7 @@ from latentloom.node import DynamicChoices
 from latentloom.registry import Registry
 
 log = logging.getLogger(__name__)
-CHUNK_BYTES = 2**20  # the one buffer is all the memory a read-ahead holds
+CHUNK_BYTES = 2**20  # the one buffer is all the memory a read-ahead holds (the server's RSS)
 WEIGHT_SUFFIXES = (".safetensors",)
 
 

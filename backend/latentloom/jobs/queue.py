@@ -13,6 +13,7 @@ transaction, so two submitters racing for the last place cannot both get it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from latentloom.engine.events import JobCancelled, JobQueued
@@ -29,9 +30,13 @@ class JobQueue:
         publish: EventPublisher,
         *,
         max_queue: int | None = None,
+        on_queued: Callable[[dict[str, Any]], object] | None = None,
     ) -> None:
+        """`on_queued` sees each submitted workflow once (the server reads its model files
+        ahead while the worker starts: engine/read_ahead.py); it must not block."""
         self.ledger, self.dispatcher, self._publish = ledger, dispatcher, publish
         self.max_queue = max_queue  # the default limit of submit and retry; None: unbounded
+        self._on_queued = on_queued
 
     def submit(
         self,
@@ -63,6 +68,8 @@ class JobQueue:
             document_text=document_text,
         )
         self._announce(records)
+        if self._on_queued is not None:
+            self._on_queued(workflow)
         return records
 
     def retry(self, job_id: str, *, max_queue: int | None = None) -> JobSummary:

@@ -89,7 +89,7 @@ class WorkerActor:
     def __init__(self, config: WorkerConfig) -> None:
         import time
 
-        from latentloom.jobs.worker_process import CHILD_ENVIRONMENT
+        from latentloom.jobs.worker_spawn import CHILD_ENVIRONMENT
 
         started = time.monotonic()
         for name, value in CHILD_ENVIRONMENT.items():  # before torch loads, as for the child

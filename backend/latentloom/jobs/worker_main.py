@@ -9,11 +9,11 @@ Two threads share the pipe's two directions. A job thread runs one job at a time
 `run_job` and sends its events, throttled previews and outcome. The main thread reads
 requests as they arrive, so a `CancelJob` sets the running job's token at once and the
 sampler stops at its next step. The worker's OpenMP threads wait passively
-(`OMP_WAIT_POLICY`, set by `WorkerProcess` when the user has not): see `CHILD_ENVIRONMENT`. When the server's end of the pipe closes without a
-`Shutdown` (the server was killed), nobody is left to report to: the reader ends the
-process at once, and the server's ledger re-queues the job when it starts again. SIGINT is
-ignored: a Ctrl+C in the terminal reaches the whole process group, and the server decides
-when its worker stops.
+(`OMP_WAIT_POLICY`, set by `spawn_worker` when the user has not: see `CHILD_ENVIRONMENT`).
+When the server's end of the pipe closes without a `Shutdown` (the server was killed),
+nobody is left to report to: the reader ends the process at once, and the server's ledger
+re-queues the job when it starts again. SIGINT is ignored: a Ctrl+C in the terminal reaches
+the whole process group, and the server decides when its worker stops.
 """
 
 from __future__ import annotations

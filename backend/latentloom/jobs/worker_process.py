@@ -25,12 +25,8 @@ tells the worker to exit; a worker that does not stop within the timeout is kill
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
@@ -57,6 +53,7 @@ from latentloom.jobs.worker_protocol import (
     decode_latent,
     describe_exit,
 )
+from latentloom.jobs.worker_spawn import SpawnedWorker, spawn_worker
 
 if TYPE_CHECKING:
     from latentloom.engine.context import CancelToken
@@ -65,10 +62,6 @@ logger = logging.getLogger(__name__)
 _EVENTS: TypeAdapter[Any] = TypeAdapter(Event)
 LIVENESS_SECONDS = 0.5  # how often an idle supervisor checks that its worker still lives
 MAX_START_FAILURES = 3  # a worker dying this many times in a row while starting is given up
-# OpenMP threads that wait passively: spinning ones (the default when a process has one
-# team) hold a core while they wait, and on a busy machine a tiny job ran 40x slower so.
-CHILD_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
-_ENVIRONMENT_LOCK = threading.Lock()
 
 
 class WorkerProcess:
@@ -81,8 +74,14 @@ class WorkerProcess:
         *,
         poll_seconds: float = 2.0,
         start_timeout: float = 600.0,
+        first_worker: SpawnedWorker | None = None,
     ) -> None:
+        """`first_worker`: a child spawned earlier with this `config`, adopted as the first
+        worker instead of spawning one (`server/early_worker.py`)."""
+        if first_worker is not None and first_worker.config != config:
+            raise ValueError("the first worker was spawned with another configuration")
         self.ledger, self.config = ledger, config
+        self._first_worker = first_worker
         self._publish, self._publish_preview = publish, publish_preview
         self._poll_seconds, self._start_timeout = poll_seconds, start_timeout
         self._wakeup = threading.Event()
@@ -122,6 +121,9 @@ class WorkerProcess:
             self._stopping.set()
             if self._current is not None:
                 self._current[1].cancel()
+            unadopted, self._first_worker = self._first_worker, None
+        if unadopted is not None:  # stopped before its supervisor took it over
+            unadopted.end()
         self._send(Shutdown())
         self._wakeup.set()
         if self._thread is None:
@@ -289,24 +291,14 @@ class WorkerProcess:
     # --- the child process ---------------------------------------------------------------
 
     def _start_worker(self) -> None:
-        from latentloom.jobs import worker_main
-
-        context = multiprocessing.get_context("spawn")  # never fork a process holding torch
-        ours, theirs = context.Pipe(duplex=True)
-        process = context.Process(
-            target=worker_main.serve,
-            args=(theirs, self.config),
-            name="latentloom-worker",
-            daemon=True,
-        )
-        begun = time.monotonic()
-        with _child_environment():
-            process.start()
-        theirs.close()  # the child holds its end; ours then reads EOF the moment it dies
+        with self._lock:
+            first, self._first_worker = self._first_worker, None
+        spawned = first or spawn_worker(self.config)
+        process, ours, begun = spawned.process, spawned.connection, spawned.begun
         with self._lock:
             self._process, self._connection, self._ready = process, ours, None
             self._started += 1
-            self._started_at = time.time()
+            self._started_at = spawned.started_at
         message = self._await_ready(ours, process, begun)
         if isinstance(message, Ready):
             with self._lock:
@@ -403,19 +395,6 @@ class WorkerProcess:
             if self._connection is not None:
                 self._connection.close()
             self._connection = None
-
-
-@contextmanager
-def _child_environment() -> Iterator[None]:
-    """`CHILD_ENVIRONMENT` in os.environ while a worker spawns (it inherits it), unless set."""
-    with _ENVIRONMENT_LOCK:
-        added = {k: v for k, v in CHILD_ENVIRONMENT.items() if k not in os.environ}
-        os.environ.update(added)
-        try:
-            yield
-        finally:
-            for name in added:
-                os.environ.pop(name, None)
 
 
 def _preview(message: PreviewOut) -> Any:

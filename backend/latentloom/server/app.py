@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 import latentloom
 from latentloom.interop.comfy import routes_http as comfy_http
+from latentloom.jobs.worker_spawn import SpawnedWorker
 from latentloom.server import (
     routes_catalog,
     routes_files,
@@ -61,14 +62,18 @@ EDITOR_MISSING = """<!doctype html><meta charset="utf-8"><title>Latentloom</titl
 
 
 def create_app(
-    settings: ServerSettings, *, warm_up_steps: list[tuple[str, WarmupStep]] | None = None
+    settings: ServerSettings,
+    *,
+    warm_up_steps: list[tuple[str, WarmupStep]] | None = None,
+    early_worker: SpawnedWorker | None = None,
 ) -> FastAPI:
-    """`warm_up_steps` replace the thread worker's engine-stack warm-up (tests gate it)."""
+    """`warm_up_steps` replace the thread worker's engine-stack warm-up (tests gate it);
+    `early_worker` is a worker child already spawned for these settings (early_worker.py)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services.open(settings, asyncio.get_running_loop())
-        services.warm_up_steps = warm_up_steps
+        services.warm_up_steps, services.early_worker = warm_up_steps, early_worker
         # Event ids (and workflow revisions) continue above every id of earlier runs.
         services.hub.begin_epoch(services.ledger.begin_event_epoch())
         app.state.services = services

@@ -24,9 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from latentloom.engine.read_ahead import ReadAhead
 from latentloom.jobs.dispatch import ReportsStatus
 from latentloom.jobs.ledger import Ledger
+from latentloom.jobs.worker_protocol import WorkerConfig
+from latentloom.jobs.worker_spawn import SpawnedWorker
 from latentloom.server.demo_models import DEMO_CHECKPOINT, ensure_demo_models
+from latentloom.server.early_worker import worker_config
 from latentloom.server.fresh_enough import FreshEnough
 from latentloom.server.hub import EventHub
 from latentloom.server.job_pages import PageBuilder
@@ -70,6 +74,9 @@ class Services:
     # warms itself (jobs/worker_main.py).
     warm_up_steps: list[tuple[str, WarmupStep]] | None = None
     warmup: Warmup | None = None
+    # A worker child `latentloom serve` spawned before the web stack loaded (early_worker.py).
+    early_worker: SpawnedWorker | None = None
+    read_ahead: ReadAhead = field(default_factory=ReadAhead)
 
     def __post_init__(self) -> None:
         ledger = self.ledger
@@ -147,7 +154,9 @@ class Services:
                     self.ledger, warm_engine, self.hub.publish, self.hub.publish_preview
                 )
                 self.dispatcher.start()
-            self.queue = JobQueue(self.ledger, self.dispatcher, self.hub.publish)
+            self.queue = JobQueue(
+                self.ledger, self.dispatcher, self.hub.publish, on_queued=self._read_ahead
+            )
             log.info("the engine is ready (%s)", self.engine.settings.device)
         except Exception as error:  # reported by /api/system and every route that needs the engine
             self.startup_error = f"{type(error).__name__}: {error}"
@@ -155,30 +164,49 @@ class Services:
         finally:
             self.ready.set()
 
+    def _read_ahead(self, workflow: dict[str, Any]) -> None:
+        """While the worker starts, a queued job's model files go into the page cache (a
+        cold disk then overlaps the worker's imports); a warm worker reads them itself."""
+        status = self.worker_status()
+        if self.engine is None or (status is not None and status.get("ready")):
+            return
+        if self.warmup is not None and self.warmup.done():
+            return
+        engine = self.engine
+
+        def files() -> list[Path]:
+            from latentloom.engine.read_ahead import model_files
+            from latentloom.graph.workflow import parse_workflow
+
+            return model_files(parse_workflow(workflow), engine.registry, engine.settings.folders)
+
+        self.read_ahead.start(files)
+
     def _worker_process(self, model_dirs: list[Path]) -> WorkerProcess:
         from latentloom.jobs.worker_process import WorkerProcess
-        from latentloom.jobs.worker_protocol import WorkerConfig
 
-        settings = self.settings
-        config = WorkerConfig(
-            model_dirs=tuple(model_dirs),
-            output_dir=settings.output_dir,
-            input_dir=settings.input_dir,
-            device=settings.device,
-            node_packs=tuple(settings.node_packs),
-            cost_budget=settings.cost_budget(),
-            previews_per_second=settings.previews_per_second,
-            memory_limit_bytes=settings.worker_memory_limit_bytes,
-            fast_path=settings.fast_path(),
+        config = worker_config(self.settings, model_dirs)
+        first = self._adopt_early_worker(config)
+        return WorkerProcess(
+            self.ledger, config, self.hub.publish, self.hub.publish_preview, first_worker=first
         )
-        return WorkerProcess(self.ledger, config, self.hub.publish, self.hub.publish_preview)
+
+    def _adopt_early_worker(self, config: WorkerConfig) -> SpawnedWorker | None:
+        """The early child when it was started as this server would start it now; else ended
+        (the model folders changed in between: it would serve the old ones)."""
+        early, self.early_worker = self.early_worker, None
+        if early is None or early.config == config:
+            return early
+        log.warning("the worker spawned at start-up saw other model folders; starting another")
+        early.end()
+        return None
 
     def _ray_dispatcher(self, model_dirs: list[Path]) -> Dispatcher:
         from latentloom.jobs.ray_cluster import RayOptions
         from latentloom.jobs.ray_dispatch import RayDispatcher
 
         settings = self.settings
-        config = self._worker_process(model_dirs).config  # what a child would get (not started)
+        config = worker_config(settings, model_dirs)
         options = RayOptions(settings.ray or "auto", settings.ray_workers, settings.ray_dashboard)
         return RayDispatcher(
             self.ledger, config, self.hub.publish, self.hub.publish_preview, options
@@ -227,5 +255,8 @@ class Services:
 
     def close(self) -> None:
         self.job_pages.close()
+        if self.early_worker is not None:  # never adopted: the engine failed to start first
+            self.early_worker.end()
+            self.early_worker = None
         if self.dispatcher is not None:
             self.dispatcher.stop(timeout=10)
