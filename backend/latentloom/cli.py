@@ -340,7 +340,7 @@ def _run(args: argparse.Namespace) -> int:
     warmup.wait("engine")
     from latentloom.engine.context import Cancelled, CancelToken
     from latentloom.engine.executor import NodeExecutionError
-    from latentloom.engine.read_ahead import ReadAhead, model_files
+    from latentloom.engine.read_ahead import ReadAhead
     from latentloom.engine.setup import make_engine
     from latentloom.fast_path import FastPathSettings
     from latentloom.graph.validate import WorkflowInvalid
@@ -355,8 +355,9 @@ def _run(args: argparse.Namespace) -> int:
             channels_last=bool(args.channels_last), compile=bool(args.compile)
         ),
     )
-    # The checkpoint comes off a cold disk while diffusers imports (engine/read_ahead.py).
-    ReadAhead().start(lambda: model_files(workflow, engine.registry, engine.settings.folders))
+    # While diffusers imports, the checkpoint's tensors convert (models/weight_prefetch.py)
+    # and the other model files come off a cold disk (engine/read_ahead.py).
+    ReadAhead().start(lambda: _prefetch_checkpoints(workflow, engine))
     cancel = CancelToken()
     signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     progress = _ProgressPrinter()
@@ -387,6 +388,19 @@ def _run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _prefetch_checkpoints(workflow: Any, engine: Any) -> list[Path]:
+    """Start converting the checkpoints `workflow` loads; the other model files it names."""
+    from latentloom.engine.read_ahead import model_files
+    from latentloom.models import weight_prefetch
+
+    dtype = engine.settings.dtype
+    files = model_files(workflow, engine.registry, engine.settings.folders)
+    converting, others = weight_prefetch.split_convertible(files, dtype)
+    for path in converting:
+        weight_prefetch.start(path, dtype)
+    return others
 
 
 def _print_outputs(reports: dict[str, Any], output_dir: Path) -> None:

@@ -42,12 +42,15 @@ ENGINE_STACK_MODULES: tuple[str, ...] = (
     "latentloom.interop.comfy.exporter",  # Save Image embeds the ComfyUI export
 )
 
-# What building an engine and validating a workflow import: the CLI waits for these first.
+# What building an engine, validating a workflow and reading ahead import: the CLI waits for
+# these first.
 ENGINE_MODULES: tuple[str, ...] = (
     "torch",
     "latentloom.models.device",
     "latentloom.engine.setup",
     "latentloom.graph.validate",
+    "latentloom.engine.read_ahead",
+    "latentloom.models.weight_prefetch",  # converts the checkpoint while the rest imports
 )
 
 WarmupStep = Callable[[], object]

@@ -57,7 +57,8 @@ change to the API layer:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
@@ -86,6 +87,12 @@ class Dispatcher(Protocol):
 
     def running(self) -> set[str]:
         """Ids of the jobs running here right now."""
+
+
+@runtime_checkable
+class PrefetchesCheckpoints(Protocol):
+    def prefetch(self, paths: Sequence[Path]) -> None:
+        """A queued job loads these checkpoints: a starting worker may convert them early."""
 
 
 @runtime_checkable

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from latentloom.models import weight_prefetch
 from latentloom.models.build import Modules, TextModel, empty_modules
 from latentloom.models.configs import derive_configs
 from latentloom.models.detect import Detection, detect
@@ -100,7 +101,8 @@ def load_checkpoint(
             for key in file
             if (target := keymap.to_diffusers(key)) is not None
         ]
-        fill_modules(modules, transfers, source, device, dtype, vae_dtype, weights)
+        with weight_prefetch.claimed(file):  # tensors converted while the stack imported
+            fill_modules(modules, transfers, source, device, dtype, vae_dtype, weights)
     return assemble(modules, detection, towers, source)
 
 

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -188,6 +188,12 @@ def _layout_problems(entries: list[TensorEntry], data_start: int, file_size: int
     return problems
 
 
+class PrefetchedTensors(Protocol):
+    """Tensors of this file already converted on another thread (`weight_prefetch.py`)."""
+
+    def take(self, key: str, dtype: torch.dtype) -> torch.Tensor | None: ...
+
+
 class SafetensorsFile:
     """An open, validated safetensors file; use as a context manager or call `close()`."""
 
@@ -195,6 +201,7 @@ class SafetensorsFile:
         self.path = Path(path)
         refuse_pickle_path(self.path)
         self._raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 -- closed by close()
+        self.prefetched: PrefetchedTensors | None = None  # consulted first by `read`
         self._scratch: torch.Tensor | None = None  # reused by every converting read
         self._mapping: mmap.mmap | None = None  # created by the first `map`
         try:
@@ -318,6 +325,9 @@ class SafetensorsFile:
     def data_bytes(self) -> int:
         return sum(entry.end - entry.begin for entry in self._entries.values())
 
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
     # --- reading -------------------------------------------------------------------------
 
     def read(
@@ -332,11 +342,14 @@ class SafetensorsFile:
         the memory map, whose pages are then dropped (`_convert_mapped`), or where that cannot
         apply pass through a small reusable scratch buffer, converted slice by slice; either
         way converting fp16 to fp32 never holds the fp16 copy of a whole tensor next to its
-        fp32 result.
+        fp32 result. A tensor `prefetched` already holds in that dtype is taken from it instead.
         """
         if sys.byteorder != "little":
             raise NotImplementedError("safetensors data is little-endian; this host is not")
         entry = self._entry(key)
+        ready = self.prefetched.take(key, dtype or entry.dtype) if self.prefetched else None
+        if ready is not None:
+            return ready if device is None else ready.to(device)
         result = torch.empty(entry.shape, dtype=dtype or entry.dtype)
         if result.dtype == entry.dtype:
             self._fill(entry, entry.begin, _bytes_of(result))
