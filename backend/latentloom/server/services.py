@@ -53,6 +53,24 @@ class EngineUnavailable(RuntimeError):
     """The engine failed to start; the message says why."""
 
 
+def files_to_read_ahead(
+    workflow: dict[str, Any], engine: Engine, dispatcher: Dispatcher | None
+) -> list[Path]:
+    """The model files of `workflow` to read into the page cache, once the checkpoints a
+    starting worker can convert (weight_prefetch.py) have been handed to it."""
+    from latentloom.engine.read_ahead import model_files
+    from latentloom.graph.workflow import parse_workflow
+    from latentloom.models import weight_prefetch
+
+    found = model_files(parse_workflow(workflow), engine.registry, engine.settings.folders)
+    if not isinstance(dispatcher, PrefetchesCheckpoints):
+        return found
+    converting, others = weight_prefetch.split_convertible(found, engine.settings.dtype)
+    if converting:
+        dispatcher.prefetch(converting)
+    return others
+
+
 @dataclass
 class Services:
     settings: ServerSettings
@@ -177,21 +195,7 @@ class Services:
         if self.warmup is not None and self.warmup.done():
             return
         engine, dispatcher = self.engine, self.dispatcher
-
-        def files() -> list[Path]:
-            from latentloom.engine.read_ahead import model_files
-            from latentloom.graph.workflow import parse_workflow
-            from latentloom.models import weight_prefetch
-
-            found = model_files(parse_workflow(workflow), engine.registry, engine.settings.folders)
-            if not isinstance(dispatcher, PrefetchesCheckpoints):
-                return found
-            converting, others = weight_prefetch.split_convertible(found, engine.settings.dtype)
-            if converting:
-                dispatcher.prefetch(converting)
-            return others
-
-        self.read_ahead.start(files)
+        self.read_ahead.start(lambda: files_to_read_ahead(workflow, engine, dispatcher))
 
     def _worker_process(self, model_dirs: list[Path]) -> WorkerProcess:
         from latentloom.jobs.worker_process import WorkerProcess
