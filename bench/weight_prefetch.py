@@ -11,8 +11,8 @@ loaded, each in a fresh process, interleaved rounds, median:
 
 Prints both, the ratio prefetch / sequential, each side's peak RSS over the loaded weights
 (a prefetch hands its tensors over, so it must not grow), and how many tensors the load took
-converted. The gain needs a core the imports leave idle: in `latentloom serve` on a 2-core
-machine the server process's own start-up takes it, and there the two come out even.
+converted. The gain needs a core the imports leave idle, as `latentloom run` has (the server's
+worker child does not prefetch: models/weight_prefetch.py says why).
 
     .venv/bin/python -m bench.weight_prefetch [--keep FILE] [--rounds 3]
 """

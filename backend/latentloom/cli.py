@@ -340,10 +340,11 @@ def _run(args: argparse.Namespace) -> int:
     warmup.wait("engine")
     from latentloom.engine.context import Cancelled, CancelToken
     from latentloom.engine.executor import NodeExecutionError
-    from latentloom.engine.read_ahead import ReadAhead
+    from latentloom.engine.read_ahead import ReadAhead, model_files
     from latentloom.engine.setup import make_engine
     from latentloom.fast_path import FastPathSettings
     from latentloom.graph.validate import WorkflowInvalid
+    from latentloom.models import weight_prefetch
 
     engine = make_engine(
         model_dirs=args.models or [Path("models")],
@@ -355,9 +356,15 @@ def _run(args: argparse.Namespace) -> int:
             channels_last=bool(args.channels_last), compile=bool(args.compile)
         ),
     )
-    # While diffusers imports, the checkpoint's tensors convert (models/weight_prefetch.py)
-    # and the other model files come off a cold disk (engine/read_ahead.py).
-    ReadAhead().start(lambda: _prefetch_checkpoints(workflow, engine))
+    # While diffusers imports, the other model files come off a cold disk (read_ahead.py) and
+    # the checkpoints of a valid workflow convert (models/weight_prefetch.py).
+    dtype = engine.settings.dtype
+    files = model_files(workflow, engine.registry, engine.settings.folders)
+    checkpoints, others = weight_prefetch.split_convertible(files, dtype)
+    ReadAhead().start(lambda: others)
+    if not engine.validate(workflow):
+        for path in checkpoints:
+            weight_prefetch.start(path, dtype)
     cancel = CancelToken()
     signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     progress = _ProgressPrinter()
@@ -381,6 +388,7 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_CANCELLED
     finally:
         progress.close()
+        weight_prefetch.stop_all()  # no conversion may run on while the interpreter exits
     _print_outputs(result.reports, engine.settings.output_dir)
     print(
         f"done in {result.seconds:.2f} s: {len(result.executed)} nodes executed, "
@@ -388,19 +396,6 @@ def _run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
-
-
-def _prefetch_checkpoints(workflow: Any, engine: Any) -> list[Path]:
-    """Start converting the checkpoints `workflow` loads; the other model files it names."""
-    from latentloom.engine.read_ahead import model_files
-    from latentloom.models import weight_prefetch
-
-    dtype = engine.settings.dtype
-    files = model_files(workflow, engine.registry, engine.settings.folders)
-    converting, others = weight_prefetch.split_convertible(files, dtype)
-    for path in converting:
-        weight_prefetch.start(path, dtype)
-    return others
 
 
 def _print_outputs(reports: dict[str, Any], output_dir: Path) -> None:

@@ -44,10 +44,10 @@ def test_the_worker_sends_its_engines_residency_with_each_outcome(
     )
     engine = Engine(build_registry(entry_point_packs=False), settings, OutputCache(2**30))
     sent = Sent()
-    worker = _Worker(cast(Any, sent), previews_per_second=1.0)
+    worker = _Worker(cast(Any, sent), engine, previews_per_second=1.0)
     workflow = load_example("txt2img.json").with_input("sampler", "steps", 1)
     workflow = workflow.with_input("latent", "width", 64).with_input("latent", "height", 64)
-    worker._run(engine, RunJob("job-1", workflow.to_json()))
+    worker._run(RunJob("job-1", workflow.to_json()))
     outcome = sent.messages[-1]
     assert isinstance(outcome, Outcome) and outcome.status == "succeeded"
     memory = outcome.device_memory

@@ -141,3 +141,14 @@ def test_only_the_tensors_the_checkpoint_loader_reads_are_converted(tmp_path: Pa
         [sd3, sdxl, tmp_path / "no"], torch.float32
     )
     assert (converting, others) == ([sdxl], [sd3, tmp_path / "no"])
+
+
+def test_stop_all_ends_every_conversion_claimed_or_not(sd15: Path, tmp_path: Path) -> None:
+    other = make_tiny_checkpoint("sd15", tmp_path / "other.safetensors", seed=7)
+    first = weight_prefetch.start(sd15, torch.float32)
+    second = weight_prefetch.start(other, torch.float32)
+    assert first is not None and second is not None
+    weight_prefetch.stop_all()
+    for prefetch in (first, second):
+        assert prefetch.wait_converted(0) and prefetch.held_bytes() == 0
+    assert weight_prefetch.pending(sd15) is None and weight_prefetch.pending(other) is None

@@ -57,8 +57,7 @@ change to the API layer:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
@@ -87,12 +86,6 @@ class Dispatcher(Protocol):
 
     def running(self) -> set[str]:
         """Ids of the jobs running here right now."""
-
-
-@runtime_checkable
-class PrefetchesCheckpoints(Protocol):
-    def prefetch(self, paths: Sequence[Path]) -> None:
-        """A queued job loads these checkpoints: a starting worker may convert them early."""
 
 
 @runtime_checkable

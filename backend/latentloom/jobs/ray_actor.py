@@ -96,11 +96,12 @@ class WorkerActor:
             os.environ.setdefault(name, value)
         self._staging = Path(tempfile.mkdtemp(prefix="latentloom-ray-outputs-"))
         config = dataclasses.replace(config, output_dir=self._staging)
-        self._engine = worker_main._build_engine(config, prefetch=None)
+        self._engine = worker_main._build_engine(config)
         self._connection = _QueueConnection()
         # The worker child's own loop object, so a job runs through the very same code.
         self._worker = worker_main._Worker(
             self._connection,  # type: ignore[arg-type]
+            self._engine,
             config.previews_per_second,
         )
         self._run_lock = threading.Lock()  # one job at a time, as in the child process
@@ -123,10 +124,7 @@ class WorkerActor:
     def run(self, request: RunJob, attempt: int) -> Iterator[Any]:
         with self._run_lock:
             thread = threading.Thread(
-                target=self._worker._run,
-                args=(self._engine, request),
-                name="latentloom-ray-job",
-                daemon=True,
+                target=self._worker._run, args=(request,), name="latentloom-ray-job", daemon=True
             )
             thread.start()
             while True:

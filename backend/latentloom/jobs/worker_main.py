@@ -5,13 +5,10 @@
 unsafe). It warms up first — imports, node registry, engine — and says `Ready`; the
 engine's output cache then keeps models resident from one job to the next.
 
-Two threads share the pipe's two directions. A reader thread takes requests from the start,
-warm-up included: jobs queue up, a `CancelJob` sets the running job's token at once (the
-sampler stops at its next step), and a `Prefetch` starts converting a queued job's
-checkpoint beside the warm-up's imports once the engine's dtype is known (not under a memory
-limit: converted weights would count as the warm size the limit is measured from). The main
-thread then runs one job at a time through `run_job` and sends its events, throttled
-previews and outcome. The worker's OpenMP threads wait passively
+Two threads share the pipe's two directions. A job thread runs one job at a time through
+`run_job` and sends its events, throttled previews and outcome. The main thread reads
+requests as they arrive, so a `CancelJob` sets the running job's token at once and the
+sampler stops at its next step. The worker's OpenMP threads wait passively
 (`OMP_WAIT_POLICY`, set by `spawn_worker` when the user has not: see `CHILD_ENVIRONMENT`).
 When the server's end of the pipe closes without a `Shutdown` (the server was killed),
 nobody is left to report to: the reader ends the process at once, and the server's ledger
@@ -29,9 +26,7 @@ import resource
 import signal
 import threading
 import time
-from collections.abc import Sequence
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -41,7 +36,6 @@ from latentloom.jobs.worker_protocol import (
     CancelJob,
     EventOut,
     FromWorker,
-    Prefetch,
     PreviewOut,
     Ready,
     RunJob,
@@ -52,8 +46,6 @@ from latentloom.jobs.worker_protocol import (
 )
 
 if TYPE_CHECKING:
-    import torch
-
     from latentloom.engine.context import CancelToken
     from latentloom.engine.events import Preview
     from latentloom.engine.executor import Engine
@@ -64,11 +56,8 @@ logger = logging.getLogger(__name__)
 def serve(connection: Connection, config: WorkerConfig) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     started = time.monotonic()
-    worker = _Worker(connection, config.previews_per_second)
-    prefetch = _EarlyPrefetch() if config.memory_limit_bytes is None else None
-    worker.start_reading(prefetch)
     try:
-        engine = _build_engine(config, prefetch)
+        engine = _build_engine(config)
     except Exception as error:
         logger.exception("the engine could not start in the worker process")
         connection.send(StartupFailed(f"{type(error).__name__}: {error}"))
@@ -76,15 +65,16 @@ def serve(connection: Connection, config: WorkerConfig) -> None:
         return
     if config.memory_limit_bytes is not None:
         _limit_address_space(config.memory_limit_bytes)
+    worker = _Worker(connection, engine, config.previews_per_second)
     names = {spec.id: spec.display_name for spec in engine.registry}
     settings = engine.settings
     dtype = str(settings.dtype).removeprefix("torch.")
     seconds = time.monotonic() - started
     worker.send(Ready(os.getpid(), str(settings.device), dtype, seconds, names))
-    worker.run_jobs(engine)
+    worker.serve()
 
 
-def _build_engine(config: WorkerConfig, prefetch: _EarlyPrefetch | None) -> Engine:
+def _build_engine(config: WorkerConfig) -> Engine:
     from latentloom.engine.setup import make_engine
     from latentloom.warmup import warm_up_engine_stack
 
@@ -97,8 +87,6 @@ def _build_engine(config: WorkerConfig, prefetch: _EarlyPrefetch | None) -> Engi
         fast_path=config.fast_path,
         **config.cost_budget,
     )
-    if prefetch is not None:
-        prefetch.open(engine.settings.dtype)
     # Before `Ready`: the first job finds diffusers, tokenizers and kernels warm (warmup.py).
     warm_up_engine_stack(engine.settings.device, engine.settings.dtype)
     return engine
@@ -115,43 +103,9 @@ def _limit_address_space(extra_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-class _EarlyPrefetch:
-    """Checkpoints named by `Prefetch` requests: converted once the engine's dtype is known
-    (models/weight_prefetch.py); requests that come earlier wait for it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._dtype: torch.dtype | None = None
-        self._waiting: list[str] = []
-
-    def request(self, paths: tuple[str, ...]) -> None:
-        """On the reader thread: imports nothing (`open` did, on the main thread)."""
-        with self._lock:
-            if self._dtype is None:
-                self._waiting += paths
-                return
-            dtype = self._dtype
-        _start_prefetches(paths, dtype)
-
-    def open(self, dtype: torch.dtype) -> None:
-        from latentloom.models import weight_prefetch  # noqa: F401 -- before another thread needs it
-
-        with self._lock:
-            self._dtype = dtype
-            waiting, self._waiting = self._waiting, []
-        _start_prefetches(waiting, dtype)
-
-
-def _start_prefetches(paths: Sequence[str], dtype: torch.dtype) -> None:
-    from latentloom.models import weight_prefetch
-
-    for path in paths:
-        weight_prefetch.start(Path(path), dtype)
-
-
 class _Worker:
-    def __init__(self, connection: Connection, previews_per_second: float) -> None:
-        self._connection = connection
+    def __init__(self, connection: Connection, engine: Engine, previews_per_second: float) -> None:
+        self._connection, self._engine = connection, engine
         self._preview_interval = 1.0 / previews_per_second
         self._jobs: queue.SimpleQueue[RunJob | None] = queue.SimpleQueue()
         self._send_lock = threading.Lock()
@@ -164,20 +118,19 @@ class _Worker:
         with self._send_lock:
             self._connection.send(message)
 
-    def start_reading(self, prefetch: _EarlyPrefetch | None) -> None:
-        reader = threading.Thread(
-            target=self._read, args=(prefetch,), name="latentloom-worker-reader", daemon=True
-        )
-        reader.start()
-
-    def run_jobs(self, engine: Engine) -> None:
-        """Until `Shutdown`: run the queued jobs one at a time."""
-        while (request := self._jobs.get()) is not None:
-            self._run(engine, request)
+    def serve(self) -> None:
+        jobs = threading.Thread(target=self._run_jobs, name="latentloom-worker-jobs", daemon=True)
+        jobs.start()
+        self._read()
+        jobs.join()
         self._connection.close()
 
-    def _read(self, prefetch: _EarlyPrefetch | None) -> None:
-        """Until `Shutdown`: queue jobs, cancel them the moment a cancel arrives, prefetch."""
+    def _run_jobs(self) -> None:
+        while (request := self._jobs.get()) is not None:
+            self._run(request)
+
+    def _read(self) -> None:
+        """Until `Shutdown`: queue jobs, and cancel them the moment a cancel arrives."""
         while True:
             try:
                 message = self._connection.recv()
@@ -187,9 +140,6 @@ class _Worker:
                 self._jobs.put(message)
             elif isinstance(message, CancelJob):
                 self._cancel(message.job_id)
-            elif isinstance(message, Prefetch):
-                if prefetch is not None:
-                    prefetch.request(message.paths)
             elif isinstance(message, Shutdown):
                 self._cancel(None)
                 self._jobs.put(None)
@@ -203,9 +153,8 @@ class _Worker:
             elif job_id is not None:
                 self._cancelled.add(job_id)
 
-    def _run(self, engine: Engine, request: RunJob) -> None:
+    def _run(self, request: RunJob) -> None:
         from latentloom.engine.context import CancelToken
-        from latentloom.models import weight_prefetch
 
         token = CancelToken()
         with self._lock:
@@ -230,7 +179,7 @@ class _Worker:
 
         try:
             outcome = run_job(
-                engine,
+                self._engine,
                 job_id,
                 request.workflow,
                 on_event=on_event,
@@ -240,11 +189,10 @@ class _Worker:
         finally:
             with self._lock:
                 self._current = None
-            weight_prefetch.drop_all()  # what the job did not load is no one's now
         self.send(
             dataclasses.replace(
                 outcome,
-                cache_used_bytes=engine.cache.used_bytes,
-                device_memory=engine.residency.status(),
+                cache_used_bytes=self._engine.cache.used_bytes,
+                device_memory=self._engine.residency.status(),
             )
         )

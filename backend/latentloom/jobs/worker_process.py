@@ -27,10 +27,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, TypeAdapter
@@ -45,7 +43,6 @@ from latentloom.jobs.worker_protocol import (
     EventOut,
     FromWorker,
     Outcome,
-    Prefetch,
     PreviewOut,
     Ready,
     RunJob,
@@ -140,11 +137,6 @@ class WorkerProcess:
 
     def wake(self) -> None:
         self._wakeup.set()
-
-    def prefetch(self, paths: Sequence[Path]) -> None:
-        """A queued job loads these checkpoints: a worker still warming up converts them
-        meanwhile (worker_main.py). Nothing to send before the child exists."""
-        self._send(Prefetch(tuple(str(path) for path in paths)))
 
     def cancel(self, job_id: str) -> bool:
         with self._lock:

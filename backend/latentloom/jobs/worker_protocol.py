@@ -7,9 +7,6 @@ today, a Ray actor's method calls and streaming generator later — they are the
     server -> worker   RunJob(job_id, workflow)     run this document (the ledger's JSON)
                        CancelJob(job_id)            set that run's cancel token
                        Shutdown()                   cancel what runs, then exit
-                       Prefetch(paths)              a queued job loads these checkpoints:
-                                                    convert them while warming up (may come
-                                                    before Ready)
     worker -> server   Ready(pid, device, ...)      warm: imports done, registry and engine built
                        StartupFailed(error)         the engine could not be built; the worker exits
                        EventOut(job_id, json)       one `engine.events` model, as JSON
@@ -74,11 +71,6 @@ class Shutdown:
     pass
 
 
-@dataclass(frozen=True)
-class Prefetch:
-    paths: tuple[str, ...]  # resolved checkpoint files (models/weight_prefetch.py)
-
-
 # --- worker -> server ----------------------------------------------------------------------
 
 
@@ -124,7 +116,7 @@ class Outcome:
     device_memory: dict[str, Any] | None = None
 
 
-ToWorker = RunJob | CancelJob | Shutdown | Prefetch
+ToWorker = RunJob | CancelJob | Shutdown
 FromWorker = Ready | StartupFailed | EventOut | PreviewOut | Outcome
 
 

@@ -1,11 +1,16 @@
 """Convert a checkpoint's weights on a thread before its load, while the engine stack imports.
 
-A cold first job waits ~3 s for diffusers and transformers to import before Load Checkpoint
-can build its modules, and the load then spends ~1.2 s converting the file's fp16 tensors to
-the compute dtype. The conversion needs only torch and the file: started the moment the job's
-checkpoint is known (the worker child while it warms up, `latentloom run` once the workflow is
-validated), it runs beside the imports, and the load takes the converted tensors instead of
-converting them (measured: `bench.first_image`).
+A cold `latentloom run` waits ~3 s for diffusers and transformers to import before Load
+Checkpoint can build its modules, and the load then spends ~1.2 s converting the file's fp16
+tensors to the compute dtype. The conversion needs only torch and the file: started once the
+workflow is validated (cli.py), it runs on a core the imports leave idle, and the load takes
+the converted tensors instead of converting them (`bench.weight_prefetch`: 0.86x the time of
+a cold load, at the same peak memory).
+
+The server's worker child does not use it: on the 2-core machine we measure on, the server
+process's own start-up already takes the core the child's imports leave, and converting
+there beside them made a cold-disk first image ~1.5 s later (the server reads the files into
+the page cache instead: engine/read_ahead.py).
 
 - `start(path, dtype)` converts, in file order, every floating tensor of an SD 1.x / 2.x / SDXL
   checkpoint under a prefix the checkpoint loader reads (EMA copies and training state are
@@ -17,7 +22,7 @@ converting them (measured: `bench.first_image`).
   goes to the load that runs, not to guesses.
 - Memory: each converted tensor exists once, handed over, never copied. What no load claims
   within `UNCLAIMED_SECONDS` of its conversion ending is dropped, as is everything at
-  `drop_all()` (the worker calls it after each job).
+  `drop_all()`.
 
 Imports only what `SafetensorsFile` does: it must run while another thread imports diffusers.
 """
@@ -27,6 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -178,6 +184,7 @@ class Prefetch:
 
 _lock = threading.Lock()
 _pending: dict[FileIdentity, Prefetch] = {}
+_started: weakref.WeakSet[Prefetch] = weakref.WeakSet()  # claimed or not, while they live
 
 
 def start(path: Path, dtype: torch.dtype) -> Prefetch | None:
@@ -199,6 +206,7 @@ def start(path: Path, dtype: torch.dtype) -> Prefetch | None:
         if existing is not None:
             existing.stop()
         prefetch = _pending[identity] = Prefetch(path, dtype, identity, keys)
+        _started.add(prefetch)
     return prefetch.start()
 
 
@@ -246,6 +254,17 @@ def pending(path: Path) -> Prefetch | None:
         return None
     with _lock:
         return _pending.get(identity)
+
+
+def stop_all(timeout: float = 10.0) -> None:
+    """End every prefetch, claimed or not, and wait until none converts: a process about to
+    exit must not leave a thread inside a torch operation."""
+    drop_all()
+    with _lock:
+        started = list(_started)
+    for prefetch in started:
+        prefetch.stop()
+        prefetch.wait_converted(timeout)
 
 
 def drop_all() -> None:

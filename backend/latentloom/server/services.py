@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from latentloom.engine.read_ahead import ReadAhead
-from latentloom.jobs.dispatch import PrefetchesCheckpoints, ReportsStatus
+from latentloom.jobs.dispatch import ReportsStatus
 from latentloom.jobs.ledger import Ledger
 from latentloom.jobs.worker_protocol import WorkerConfig
 from latentloom.jobs.worker_spawn import SpawnedWorker
@@ -51,24 +51,6 @@ QUEUE_COUNTS_MAX_AGE_S = 0.25
 
 class EngineUnavailable(RuntimeError):
     """The engine failed to start; the message says why."""
-
-
-def files_to_read_ahead(
-    workflow: dict[str, Any], engine: Engine, dispatcher: Dispatcher | None
-) -> list[Path]:
-    """The model files of `workflow` to read into the page cache, once the checkpoints a
-    starting worker can convert (weight_prefetch.py) have been handed to it."""
-    from latentloom.engine.read_ahead import model_files
-    from latentloom.graph.workflow import parse_workflow
-    from latentloom.models import weight_prefetch
-
-    found = model_files(parse_workflow(workflow), engine.registry, engine.settings.folders)
-    if not isinstance(dispatcher, PrefetchesCheckpoints):
-        return found
-    converting, others = weight_prefetch.split_convertible(found, engine.settings.dtype)
-    if converting:
-        dispatcher.prefetch(converting)
-    return others
 
 
 @dataclass
@@ -172,9 +154,6 @@ class Services:
                     self.ledger, warm_engine, self.hub.publish, self.hub.publish_preview
                 )
                 self.dispatcher.start()
-            # Imported before a read-ahead thread needs it (two threads importing one module race).
-            import latentloom.models.weight_prefetch  # noqa: F401
-
             self.queue = JobQueue(
                 self.ledger, self.dispatcher, self.hub.publish, on_queued=self._read_ahead
             )
@@ -186,16 +165,22 @@ class Services:
             self.ready.set()
 
     def _read_ahead(self, workflow: dict[str, Any]) -> None:
-        """While the worker starts, a queued job's checkpoints are converted by that worker
-        (weight_prefetch.py) and its other model files go into the page cache, so a cold disk
-        and the conversion overlap the worker's imports; a warm worker reads them itself."""
+        """While the worker starts, a queued job's model files go into the page cache (a
+        cold disk then overlaps the worker's imports); a warm worker reads them itself."""
         status = self.worker_status()
         if self.engine is None or (status is not None and status.get("ready")):
             return
         if self.warmup is not None and self.warmup.done():
             return
-        engine, dispatcher = self.engine, self.dispatcher
-        self.read_ahead.start(lambda: files_to_read_ahead(workflow, engine, dispatcher))
+        engine = self.engine
+
+        def files() -> list[Path]:
+            from latentloom.engine.read_ahead import model_files
+            from latentloom.graph.workflow import parse_workflow
+
+            return model_files(parse_workflow(workflow), engine.registry, engine.settings.folders)
+
+        self.read_ahead.start(files)
 
     def _worker_process(self, model_dirs: list[Path]) -> WorkerProcess:
         from latentloom.jobs.worker_process import WorkerProcess
