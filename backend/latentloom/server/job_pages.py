@@ -7,7 +7,9 @@ the event loop (which answers everyone else) waits its turn at every step of eve
 So pages are built by a child process that opens the ledger file itself (SQLite's WAL mode
 lets it read what the server committed, without locks); the server only forwards bytes.
 If the child cannot be used (it died, or processes can't be started), a page is built in a
-thread as before: slower for the others, never an error.
+thread as before: slower for the others, never an error. The child ends itself when the server
+is gone: a server killed with SIGKILL never shuts its pool down, and the pool's worker would
+otherwise wait on its call queue for good (dozens piled up on a test machine, ~38 MB each).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,6 +30,7 @@ from latentloom.server.api_models import JobList, job_view
 from latentloom.server.offload import in_ledger_thread
 
 log = logging.getLogger(__name__)
+PARENT_CHECK_SECONDS = 1.0  # how often the page process checks that the server still lives
 
 
 def job_list_json(ledger: Ledger, statuses: Iterable[str] | None, limit: int, offset: int) -> bytes:
@@ -48,6 +53,18 @@ def _page_in_child(path: Path, statuses: tuple[str, ...] | None, limit: int, off
 
 def _ready() -> None:
     """Nothing: the import of this module in the child is the work."""
+
+
+def _exit_with(server_pid: int) -> None:
+    """In the child, at its start: a thread that ends the process once its parent is gone
+    (the child is then re-parented, so its parent pid changes)."""
+
+    def watch() -> None:
+        while os.getppid() == server_pid:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="latentloom-pages-parent", daemon=True).start()
 
 
 class PageBuilder:
@@ -95,7 +112,12 @@ class PageBuilder:
             if self._pool is None:
                 try:
                     context = multiprocessing.get_context("spawn")
-                    self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+                    self._pool = ProcessPoolExecutor(
+                        max_workers=1,
+                        mp_context=context,
+                        initializer=_exit_with,
+                        initargs=(os.getpid(),),
+                    )
                 except OSError as error:  # no processes (a sandbox): pages in a thread
                     log.warning("job pages: cannot start a page process (%s)", error)
                     return None
