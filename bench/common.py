@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import resource
 import statistics
 import time
@@ -14,6 +15,24 @@ from latentloom.models.tiny import make_tiny_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "workflows"
+
+
+def add_full_size_options(parser: argparse.ArgumentParser) -> None:
+    """`--keep FILE` (the full-size SD 1.5 checkpoint, written once and reused) and `--rounds`."""
+    parser.add_argument(
+        "--keep", type=Path, help="write (or reuse) the checkpoint here instead of a temp dir"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
+
+
+def full_size_sd15(keep: Path | None, scratch: str) -> Path:
+    """`keep`, or a file in `scratch`: a random-weight fp16 SD 1.5 checkpoint (~2.1 GB)."""
+    path = keep or Path(scratch) / "sd15-random.safetensors"
+    if not path.exists():
+        from latentloom.models.tiny import make_sd15_checkpoint
+
+        make_sd15_checkpoint(path)
+    return path
 
 
 def tiny_models(root: Path) -> Path:

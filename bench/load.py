@@ -27,6 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.common import add_full_size_options, full_size_sd15
+
 # Resident memory now (not the peak so far, which import-time transients can inflate).
 CURRENT_RSS = "int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize()"
 
@@ -77,17 +79,10 @@ def growth_ratio(runs: list[dict[str, float]]) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument(
-        "--keep", type=Path, help="write (or reuse) the checkpoint here instead of a temp dir"
-    )
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
+    add_full_size_options(parser)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
-        path = args.keep or Path(scratch) / "sd15-random.safetensors"
-        if not path.exists():
-            from latentloom.models.tiny import make_sd15_checkpoint
-
-            make_sd15_checkpoint(path)
+        path = full_size_sd15(args.keep, scratch)
         load_before = os.getloadavg()[0]
         measure(SAFETENSORS, path)  # warm the page cache so neither side pays for the disk
         ours, baseline = [], []

@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from bench.common import add_full_size_options, full_size_sd15
 
 COLD_LOAD = """
 import time
@@ -50,11 +53,15 @@ print(json.dumps({"seconds": seconds, "weights": weights, "peak": peak, "handed"
 
 
 def measure(path: Path, mode: str) -> dict[str, float]:
+    # As `latentloom run` sets it before torch loads (cli.py): OpenMP threads that sleep while
+    # they wait rather than spin against the importing thread.
+    env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}
     done = subprocess.run(
         [sys.executable, "-c", COLD_LOAD, str(path), mode],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -62,18 +69,11 @@ def measure(path: Path, mode: str) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument(
-        "--keep", type=Path, help="write (or reuse) the checkpoint here instead of a temp dir"
-    )
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
+    add_full_size_options(parser)
     args = parser.parse_args(argv)
     runs: dict[str, list[dict[str, float]]] = {"sequential": [], "prefetch": []}
     with tempfile.TemporaryDirectory() as scratch:
-        path = args.keep or Path(scratch) / "sd15-random.safetensors"
-        if not path.exists():
-            from latentloom.models.tiny import make_sd15_checkpoint
-
-            make_sd15_checkpoint(path)
+        path = full_size_sd15(args.keep, scratch)
         measure(path, "sequential")  # warms the page cache and the bytecode caches
         for _ in range(args.rounds):
             for mode, results in runs.items():

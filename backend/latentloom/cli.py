@@ -356,15 +356,13 @@ def _run(args: argparse.Namespace) -> int:
             channels_last=bool(args.channels_last), compile=bool(args.compile)
         ),
     )
-    # While diffusers imports, the other model files come off a cold disk (read_ahead.py) and
-    # the checkpoints of a valid workflow convert (models/weight_prefetch.py).
-    dtype = engine.settings.dtype
-    files = model_files(workflow, engine.registry, engine.settings.folders)
-    checkpoints, others = weight_prefetch.split_convertible(files, dtype)
-    ReadAhead().start(lambda: others)
+    # While diffusers imports, a valid workflow's checkpoints convert (models/weight_prefetch.py)
+    # and its other model files come off a cold disk (engine/read_ahead.py).
     if not engine.validate(workflow):
-        for path in checkpoints:
-            weight_prefetch.start(path, dtype)
+        dtype = engine.settings.dtype
+        files = model_files(workflow, engine.registry, engine.settings.folders)
+        others = [path for path in files if weight_prefetch.start(path, dtype) is None]
+        ReadAhead().start(lambda: others)
     cancel = CancelToken()
     signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     progress = _ProgressPrinter()

@@ -2,9 +2,10 @@
 
 The first image after a reboot reads its checkpoint from a cold disk: 2 GB took 4.2 s here,
 and the engine only starts reading once its ~3-4.5 s of imports are done. Read ahead on a
-thread (the server's the moment a job is queued while its worker starts; `latentloom run`'s
-once the workflow is validated), the same bytes are in memory by the time Load Checkpoint
-maps the file, so the disk and the imports overlap instead of adding up.
+thread (by the server the moment a job is queued while its worker starts; by `latentloom run`
+once the workflow is validated, for the files it does not convert ahead), the same bytes are
+in memory by the time Load Checkpoint maps the file, so the disk and the imports overlap
+instead of adding up.
 
 Which files: every literal input whose choices are a model folder's files (`DynamicChoices`),
 resolved exactly as the loader resolves it (confined to its folder); a diffusers folder

@@ -4,8 +4,8 @@ A cold `latentloom run` waits ~3 s for diffusers and transformers to import befo
 Checkpoint can build its modules, and the load then spends ~1.2 s converting the file's fp16
 tensors to the compute dtype. The conversion needs only torch and the file: started once the
 workflow is validated (cli.py), it runs on a core the imports leave idle, and the load takes
-the converted tensors instead of converting them (`bench.weight_prefetch`: 0.86x the time of
-a cold load, at the same peak memory).
+the converted tensors instead of converting them (`bench.weight_prefetch`: 0.86-0.91x the time
+of a cold load, at the same peak memory).
 
 The server's worker child does not use it: on the 2-core machine we measure on, the server
 process's own start-up already takes the core the child's imports leave, and converting
@@ -33,7 +33,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,20 +208,6 @@ def start(path: Path, dtype: torch.dtype) -> Prefetch | None:
         prefetch = _pending[identity] = Prefetch(path, dtype, identity, keys)
         _started.add(prefetch)
     return prefetch.start()
-
-
-def split_convertible(paths: Iterable[Path], dtype: torch.dtype) -> tuple[list[Path], list[Path]]:
-    """(the files a prefetch would convert for a load in `dtype`, the others)."""
-    converting: list[Path] = []
-    others: list[Path] = []
-    for path in paths:
-        try:
-            with SafetensorsFile(path) as file:
-                convert = bool(convertible_keys(file, dtype))
-        except (OSError, CheckpointError):
-            convert = False
-        (converting if convert else others).append(path)
-    return converting, others
 
 
 @contextmanager
