@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from latentloom.models.layout import SD15_TEXT, SDXL_TEXT_G
 from latentloom.text.tokenizer import (
     MAX_LENGTH,
     OPEN_CLIP_PAD_TOKEN,
@@ -7,6 +8,7 @@ from latentloom.text.tokenizer import (
     bytes_to_unicode,
     clip_tokenizer,
 )
+from latentloom.warmup import build_tokenizers
 
 
 def test_known_prompt_ids() -> None:
@@ -40,6 +42,13 @@ def test_open_clip_pads_with_exclamation_mark() -> None:
 def test_tokenizers_are_cached_per_pad_token() -> None:
     assert clip_tokenizer() is clip_tokenizer()
     assert clip_tokenizer(OPEN_CLIP_PAD_TOKEN) is not clip_tokenizer()
+
+
+def test_the_warm_up_builds_the_tokenizers_that_loads_use() -> None:
+    # Loads pass each tower's pad token explicitly; the warm-up's default must be the same one.
+    build_tokenizers()
+    assert clip_tokenizer() is clip_tokenizer(SD15_TEXT.pad_token)
+    assert clip_tokenizer(OPEN_CLIP_PAD_TOKEN) is clip_tokenizer(SDXL_TEXT_G.pad_token)
 
 
 def test_normalises_case_and_whitespace_and_round_trips_unicode() -> None:

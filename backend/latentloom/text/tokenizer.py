@@ -66,12 +66,18 @@ def _vocab_and_merges() -> tuple[dict[str, int], tuple[tuple[str, str], ...]]:
     return vocab, merges
 
 
-@lru_cache(maxsize=4)
 def clip_tokenizer(pad_token: str = END_TOKEN) -> CLIPTokenizer:
     """The CLIP tokenizer; pass `pad_token="!"` for OpenCLIP encoders (SD 2.x, SDXL's second).
 
     Cached: callers share one instance per pad token, so treat it as read-only.
     """
+    # Keyed on the pad token alone: a cache on this function would key `clip_tokenizer()` and
+    # `clip_tokenizer(END_TOKEN)` apart, and the warm-up would build a tokenizer no load uses.
+    return _tokenizer_for(pad_token)
+
+
+@lru_cache(maxsize=4)
+def _tokenizer_for(pad_token: str) -> CLIPTokenizer:
     vocab, merges = _vocab_and_merges()
     return CLIPTokenizer(
         vocab=dict(vocab),
