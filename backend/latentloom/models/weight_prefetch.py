@@ -22,7 +22,7 @@ the page cache instead: engine/read_ahead.py).
   goes to the load that runs, not to guesses.
 - Memory: each converted tensor exists once, handed over, never copied. What no load claims
   within `UNCLAIMED_SECONDS` of its conversion ending is dropped, as is everything at
-  `drop_all()`.
+  `stop_all()`.
 
 Imports only what `SafetensorsFile` does: it must run while another thread imports diffusers.
 """
@@ -232,31 +232,12 @@ def claimed(file: SafetensorsFile) -> Iterator[Prefetch | None]:
         mine.stop()
 
 
-def pending(path: Path) -> Prefetch | None:
-    """The prefetch of the file at `path` that no load has claimed yet, if any."""
-    try:
-        identity = FileIdentity.of(path.stat())
-    except OSError:
-        return None
-    with _lock:
-        return _pending.get(identity)
-
-
 def stop_all(timeout: float = 10.0) -> None:
-    """End every prefetch, claimed or not, and wait until none converts: a process about to
-    exit must not leave a thread inside a torch operation."""
-    drop_all()
+    """End every prefetch, claimed or not, drop what no load took, and wait until none
+    converts: a process about to exit must not leave a thread inside a torch operation."""
     with _lock:
+        _pending.clear()
         started = list(_started)
     for prefetch in started:
         prefetch.stop()
         prefetch.wait_converted(timeout)
-
-
-def drop_all() -> None:
-    """End every prefetch no load has claimed (a job ended: its files were loaded or not)."""
-    with _lock:
-        pending = list(_pending.values())
-        _pending.clear()
-    for prefetch in pending:
-        prefetch.stop()
